@@ -1,0 +1,140 @@
+"""Evaluation outputs: scores.csv, pearson.json and a Table 2-shaped table.md.
+
+Every function takes a mapping system -> results, so one run can report several
+systems side by side like the paper's Table 2 (rows = systems, columns = songs + Mix).
+Files are written atomically (temporary file in the same folder, then os.replace), so
+an interrupted run never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from typing import Iterable, Mapping
+
+from asa_jax.evaluation import pearson as pearson_lib
+
+SCORES_COLUMNS = ("system", "song_id", "performance_id", "predicted", "human")
+MIX_COLUMN = "Mix"
+UNDEFINED = "-"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+  """Writes `data` to `path` via a temporary file + os.replace (creates parents)."""
+  path = os.fspath(path)
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+  """UTF-8 text version of `atomic_write_bytes`."""
+  atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def scores_csv_text(scores_by_system: Mapping[str, Iterable]) -> str:
+  """CSV text with columns system, song_id, performance_id, predicted, human.
+
+  Args:
+    scores_by_system: system -> performance scores, each unpacking as (song_id,
+      performance_id, predicted, human); human None is written as an empty cell.
+
+  Returns:
+    The CSV text (header + one row per performance; floats in full precision).
+  """
+  buf = io.StringIO()
+  writer = csv.writer(buf, lineterminator="\n")
+  writer.writerow(SCORES_COLUMNS)
+  for system, scores in scores_by_system.items():
+    for song_id, performance_id, predicted, human in scores:
+      writer.writerow([system, song_id, performance_id, repr(float(predicted)),
+                       "" if human is None else repr(float(human))])
+  return buf.getvalue()
+
+
+def write_scores_csv(path: str | os.PathLike,
+                     scores_by_system: Mapping[str, Iterable]) -> None:
+  """Writes `scores_csv_text(scores_by_system)` atomically to `path`."""
+  atomic_write_text(path, scores_csv_text(scores_by_system))
+
+
+def pearson_json(correlations_by_system: Mapping[str, Mapping]) -> dict:
+  """The pearson.json document.
+
+  Args:
+    correlations_by_system: system -> `pearson.correlate(...)` result.
+
+  Returns:
+    {"<system>": {"per_song": {"<song_id>": {"r": float|None, "n": int}},
+                  "mix": {"r": float|None, "n": int}}}
+  """
+  return {
+      system: {
+          "per_song": {song: corr.to_json()
+                       for song, corr in result["per_song"].items()},
+          "mix": result[pearson_lib.MIX].to_json(),
+      }
+      for system, result in correlations_by_system.items()
+  }
+
+
+def write_pearson_json(path: str | os.PathLike,
+                       correlations_by_system: Mapping[str, Mapping]) -> None:
+  """Writes `pearson_json(...)` atomically to `path` (null for undefined r)."""
+  atomic_write_text(path, json.dumps(pearson_json(correlations_by_system),
+                                     indent=2, allow_nan=False) + "\n")
+
+
+def _cell(corr) -> str:
+  return UNDEFINED if corr is None or corr.r is None else f"{corr.r:.3f}"
+
+
+def format_table(correlations_by_system: Mapping[str, Mapping],
+                 references: Mapping[str, str] | None = None) -> str:
+  """Markdown table shaped like the paper's Table 2.
+
+  Args:
+    correlations_by_system: system -> `pearson.correlate(...)` result.
+    references: system -> "Reference Used" label (e.g. "Original Track"); missing
+      systems get "None".
+
+  Returns:
+    Markdown: header `| System | Reference Used | <songs...> | Mix |`, one row per
+    system (input order), r with 3 decimals, '-' where r is undefined or the system
+    has no performance of that song. Songs are the union over systems, natural order.
+  """
+  references = references or {}
+  songs = sorted({song for result in correlations_by_system.values()
+                  for song in result["per_song"]}, key=pearson_lib.natural_key)
+  header = ["System", "Reference Used", *songs, MIX_COLUMN]
+  lines = ["| " + " | ".join(header) + " |",
+           "|" + "|".join(["---", "---"] + ["---:"] * (len(songs) + 1)) + "|"]
+  for system, result in correlations_by_system.items():
+    cells = [system, references.get(system, "None")]
+    cells += [_cell(result["per_song"].get(song)) for song in songs]
+    cells.append(_cell(result[pearson_lib.MIX]))
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def write_table_md(path: str | os.PathLike, correlations_by_system: Mapping[str, Mapping],
+                   references: Mapping[str, str] | None = None) -> str:
+  """Writes the Table 2-shaped markdown (plus a one-line caption); returns the table."""
+  table = format_table(correlations_by_system, references)
+  caption = ("\nPearson's r between human scores and system scores per song and for "
+             "all songs pooled (Mix), as in Table 2 of Zhang et al. (ISMIR 2021); "
+             f"'{UNDEFINED}' = undefined (n < 3 or constant scores; n in "
+             "pearson.json).\n")
+  atomic_write_text(path, table + caption)
+  return table

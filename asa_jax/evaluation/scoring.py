@@ -1,0 +1,290 @@
+"""Clip and performance scores of a trained triplet model (paper 3.2.3).
+
+"Given the 128-dimension output of the model, the final assessment output is the
+cosine similarity between the embedding of the given performance and the embedding
+of its reference track" (paper 3.2.3). A performance is cut into 3 s clips (paper
+3.3), so each clip gets the cosine similarity between the performance-tower embedding
+of the clip and the anchor-tower embedding of the reference clip it is paired with,
+and the performance score is the mean of its clip scores.
+
+The flow is three plain functions:
+  `prepare_segments`  records -> normalised model inputs (training statistics,
+                      key shift, channel subset: the same transform as the loader);
+  `embed_clips`       model inputs -> `ClipEmbeddings` (one jitted call per batch of
+                      fixed size, so the embeddings stay available for figures);
+  `aggregate_scores`  clip similarities -> one `PerformanceScore` per performance.
+`score_performances` composes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
+
+import jax
+import numpy as np
+
+from asa_jax.features import constants
+
+# One item of a segment stream: (metadata, performance features, reference features).
+# metadata holds at least song_id, performance_id, score (nan if none) and, with
+# key alignment, transposition (semitones, performance minus reference).
+Segment = tuple[Mapping[str, Any], np.ndarray, np.ndarray]
+
+
+class PerformanceScore(NamedTuple):
+  """Score of one performance; unpacks as (song_id, performance_id, predicted, human).
+
+  Attributes:
+    song_id: song the performance sings.
+    performance_id: performance identifier (unique within the song).
+    predicted: mean clip cosine similarity, in [-1, 1] (paper 3.2.3).
+    human: human score (paper 4.1: mean of the judges), None when the corpus has none.
+  """
+  song_id: str
+  performance_id: str
+  predicted: float
+  human: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipEmbeddings:
+  """Embeddings of every scored clip, in stream order (N clips, D = embedding_dim).
+
+  Attributes:
+    metadata: N metadata dicts, as read from the records.
+    performance: float32 (N, D) performance-tower embeddings.
+    anchor: float32 (N, D) anchor-tower embeddings of the paired reference clips.
+    similarity: float32 (N,) cosine similarity of each row pair (the clip score).
+  """
+  metadata: list[dict[str, Any]]
+  performance: np.ndarray
+  anchor: np.ndarray
+  similarity: np.ndarray
+
+  def __len__(self) -> int:
+    return len(self.metadata)
+
+
+def cosine_similarity(x: np.ndarray, y: np.ndarray, eps: float = 1e-8) -> np.ndarray:
+  """Row-wise cosine similarity, paper 3.2.3 (-D(x, y)).
+
+  Args:
+    x, y: float arrays (N, D).
+    eps: lower bound of each norm, so an all-zero embedding gives 0, not nan.
+
+  Returns:
+    float32 (N,) values in [-1, 1].
+  """
+  x = np.asarray(x, np.float64)
+  y = np.asarray(y, np.float64)
+  nx = np.maximum(np.linalg.norm(x, axis=-1), eps)
+  ny = np.maximum(np.linalg.norm(y, axis=-1), eps)
+  return (np.sum(x * y, axis=-1) / (nx * ny)).astype(np.float32)
+
+
+def prepare_segments(segments: Iterable[Segment], stats: Mapping[str, Any],
+                     config) -> Iterator[Segment]:
+  """Turns stored (un-normalised, 5-channel) clips into model inputs.
+
+  The same transform the training loader applies: the performance clip is moved to the
+  reference key when `config.data.key_align == 'shift'` (by -transposition
+  semitones, `features.keyshift.shift_pitch_channels`), then both clips are
+  normalised with the training statistics and cut to `config.features.channels`
+  (`input_pipeline.loader.normalise`).
+
+  Args:
+    segments: iterable of (metadata, performance, reference); features (5, 96, 94)
+      any float dtype (records store float16), channels in `constants.CHANNELS`.
+    stats: {"mean": [5 floats], "std": [5 floats], "channels": [5 names]}, the
+      training statistics (WORKDIR/stats.json).
+    config: the system's ConfigDict.
+
+  Yields:
+    (metadata, performance, reference), features float32 (C, 96, 94), C = number
+    of configured channels.
+
+  Raises:
+    ValueError: unknown key_align, or key_align == 'shift' and a record has no
+      transposition.
+  """
+  from input_pipeline import loader  # pylint: disable=g-import-not-at-top
+  channels = tuple(config.features.channels)
+  key_align = config.data.get("key_align", "none")
+  if key_align not in ("none", "shift"):
+    raise ValueError(f"config.data.key_align must be 'none' or 'shift', got {key_align!r}")
+  shift = None
+  if key_align == "shift":
+    from asa_jax.features import keyshift  # pylint: disable=g-import-not-at-top
+    shift = keyshift.shift_pitch_channels
+  for metadata, performance, reference in segments:
+    performance = np.asarray(performance, np.float32)
+    reference = np.asarray(reference, np.float32)
+    if shift is not None:
+      if "transposition" not in metadata:
+        raise ValueError(
+            f"key_align='shift' but the record of {metadata.get('song_id')}/"
+            f"{metadata.get('performance_id')} has no 'transposition'")
+      performance = shift(performance, -int(metadata["transposition"]),
+                          channels=constants.CHANNELS)
+    yield (metadata,
+           np.asarray(loader.normalise(performance, stats, channels), np.float32),
+           np.asarray(loader.normalise(reference, stats, channels), np.float32))
+
+
+def make_embed_fn(model, variables) -> Callable[[np.ndarray, np.ndarray],
+                                                 tuple[jax.Array, jax.Array]]:
+  """Returns one jitted function (performance, reference) -> (p_emb, a_emb).
+
+  Calls `model.embed_performance` and `model.embed_anchor` with `train=False`
+  (dropout off, batch statistics frozen). Both inputs are float32 (B, C, 96, 94);
+  outputs are (B, D). The function compiles once per input shape, so callers should
+  feed one fixed batch size.
+  """
+
+  @jax.jit
+  def embed(variables, performance, reference):
+    p = model.apply(variables, performance, train=False, method="embed_performance")
+    a = model.apply(variables, reference, train=False, method="embed_anchor")
+    return p, a
+
+  return lambda performance, reference: embed(variables, performance, reference)
+
+
+def embed_clips(model, variables, segments: Iterable[Segment], *,
+                batch_size: int) -> ClipEmbeddings:
+  """Embeds every (performance clip, reference clip) pair of a stream.
+
+  Clips are batched by `batch_size`; the last batch is zero-padded to the same size
+  (padding rows are dropped) so the jitted embedding compiles exactly once.
+
+  Args:
+    model: a Flax module with `embed_performance(x, *, train)` and
+      `embed_anchor(x, *, train)` ((B, C, 96, 94) -> (B, D)), e.g. TripletModel.
+    variables: its variables ({"params": ..., maybe "batch_stats": ...}).
+    segments: iterable of (metadata, performance, reference) model inputs, features
+      float32 (C, 96, 94) already normalised (see `prepare_segments`).
+    batch_size: clips per jitted call (config.eval.batch_size), > 0.
+
+  Returns:
+    ClipEmbeddings of all clips in stream order (empty arrays (0, 0) if none).
+
+  Raises:
+    ValueError: batch_size <= 0, or clips of different shapes in one stream.
+  """
+  if batch_size <= 0:
+    raise ValueError(f"batch_size must be > 0, got {batch_size}")
+  embed = make_embed_fn(model, variables)
+  metadata: list[dict[str, Any]] = []
+  perf_out: list[np.ndarray] = []
+  anchor_out: list[np.ndarray] = []
+  perf_buf = ref_buf = None
+  fill = 0
+
+  def flush(count: int) -> None:
+    p, a = embed(perf_buf, ref_buf)
+    perf_out.append(np.asarray(p, np.float32)[:count])
+    anchor_out.append(np.asarray(a, np.float32)[:count])
+
+  for meta, performance, reference in segments:
+    if perf_buf is None:
+      shape = np.shape(performance)
+      perf_buf = np.zeros((batch_size, *shape), np.float32)
+      ref_buf = np.zeros((batch_size, *shape), np.float32)
+    if np.shape(performance) != perf_buf.shape[1:] or (
+        np.shape(reference) != perf_buf.shape[1:]):
+      raise ValueError(
+          f"clip of {meta.get('song_id')}/{meta.get('performance_id')} has shapes "
+          f"{np.shape(performance)} / {np.shape(reference)}; expected "
+          f"{perf_buf.shape[1:]} like the first clip")
+    perf_buf[fill] = performance
+    ref_buf[fill] = reference
+    metadata.append(dict(meta))
+    fill += 1
+    if fill == batch_size:
+      flush(fill)
+      fill = 0
+  if fill:
+    perf_buf[fill:] = 0.0
+    ref_buf[fill:] = 0.0
+    flush(fill)
+  if not metadata:
+    empty = np.zeros((0, 0), np.float32)
+    return ClipEmbeddings([], empty, empty, np.zeros((0,), np.float32))
+  performance = np.concatenate(perf_out)
+  anchor = np.concatenate(anchor_out)
+  return ClipEmbeddings(metadata, performance, anchor,
+                        cosine_similarity(performance, anchor))
+
+
+def _human_score(value) -> float | None:
+  if value is None:
+    return None
+  value = float(value)
+  return None if math.isnan(value) else value
+
+
+def aggregate_scores(clips: ClipEmbeddings) -> list[PerformanceScore]:
+  """Performance score = mean of its clip similarities (paper 3.2.3).
+
+  Args:
+    clips: clip embeddings; metadata needs song_id, performance_id, score.
+
+  Returns:
+    One PerformanceScore per (song_id, performance_id), in order of first clip.
+
+  Raises:
+    ValueError: clips of one performance carry different human scores.
+  """
+  order: list[tuple[str, str]] = []
+  sims: dict[tuple[str, str], list[float]] = {}
+  human: dict[tuple[str, str], float | None] = {}
+  for meta, sim in zip(clips.metadata, clips.similarity):
+    key = (str(meta["song_id"]), str(meta["performance_id"]))
+    score = _human_score(meta.get("score"))
+    if key not in sims:
+      order.append(key)
+      sims[key] = []
+      human[key] = score
+    elif score != human[key]:
+      raise ValueError(f"performance {key[0]}/{key[1]} has clips with different "
+                       f"human scores ({human[key]} and {score})")
+    sims[key].append(float(sim))
+  return [PerformanceScore(s, p, float(np.mean(sims[(s, p)])), human[(s, p)])
+          for s, p in order]
+
+
+def score_performances(model, variables,
+                       segments: Iterable[Segment] | str | os.PathLike,
+                       stats: Mapping[str, Any], config, *,
+                       split: str | Sequence[str] = "test",
+                       return_clips: bool = False):
+  """Scores every performance of a record set (paper 3.2.3).
+
+  Args:
+    model: Flax module with `embed_performance` / `embed_anchor` (TripletModel).
+    variables: its restored variables.
+    segments: a records_dir (read with `input_pipeline.loader.load_segments` for each
+      split in `split`), or an iterable of (metadata, performance, reference) with
+      stored, un-normalised 5-channel features (5, 96, 94).
+    stats: training statistics {"mean", "std", "channels"} (WORKDIR/stats.json).
+    config: the system's ConfigDict (features.channels, data.key_align,
+      eval.batch_size).
+    split: split name(s) to read when `segments` is a records_dir.
+    return_clips: also return the ClipEmbeddings (for embedding figures).
+
+  Returns:
+    list[PerformanceScore] (tuples (song_id, performance_id, predicted, human)), or
+    (scores, ClipEmbeddings) when return_clips.
+  """
+  if isinstance(segments, (str, os.PathLike)):
+    from input_pipeline import loader  # pylint: disable=g-import-not-at-top
+    records_dir = segments
+    splits = [split] if isinstance(split, str) else list(split)
+    segments = (item for s in splits for item in loader.load_segments(records_dir, s))
+  clips = embed_clips(model, variables, prepare_segments(segments, stats, config),
+                      batch_size=int(config.eval.batch_size))
+  scores = aggregate_scores(clips)
+  return (scores, clips) if return_clips else scores

@@ -1,0 +1,338 @@
+"""Tests for asa_jax.evaluation: scoring, Pearson, report files, scatter plot."""
+
+import csv
+import importlib.util
+import json
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+import scipy.stats
+
+from asa_jax.evaluation import pearson
+from asa_jax.evaluation import plots
+from asa_jax.evaluation import report
+from asa_jax.evaluation import run
+from asa_jax.evaluation import scoring
+
+TRACES = []
+
+
+class FakeTriplet(nn.Module):
+  """Both towers = one linear map of the flattened clip (so identical clips give
+  cosine 1); records each trace, to check the jitted embedding compiles once."""
+  dim: int = 6
+
+  def setup(self):
+    self.proj = nn.Dense(self.dim, use_bias=False)
+
+  def embed_anchor(self, x, *, train=False):
+    assert not train
+    return self.proj(x.reshape(x.shape[0], -1))
+
+  def embed_performance(self, x, *, train=False):
+    assert not train
+    TRACES.append(x.shape)
+    return self.proj(x.reshape(x.shape[0], -1))
+
+
+def _fake_model(shape):
+  model = FakeTriplet()
+  variables = model.init(jax.random.key(0), jnp.zeros((1, *shape)),
+                         method="embed_anchor")
+  return model, variables
+
+
+def _segment(song, perf, score, performance, reference, **extra):
+  return (dict(song_id=song, performance_id=perf, score=score, **extra),
+          performance, reference)
+
+
+# --- Pearson -----------------------------------------------------------------------
+
+
+def test_pearson_equals_scipy():
+  x = [0.1, 0.4, 0.35, 0.8, 0.7]
+  y = [10.0, 42.0, 30.0, 90.0, 60.0]
+  corr = pearson.pearson(x, y)
+  assert corr.n == 5 and corr.reason is None
+  assert corr.r == pytest.approx(scipy.stats.pearsonr(x, y).statistic, abs=1e-12)
+  assert corr.r == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-12)
+  assert pearson.pearson([1, 2, 3], [3, 2, 1]).r == pytest.approx(-1.0)
+
+
+def test_pearson_undefined_cases_give_none_and_reason():
+  small = pearson.pearson([0.1, 0.2], [1.0, 2.0])
+  assert small.r is None and small.n == 2 and "n=2" in small.reason
+  const_pred = pearson.pearson([0.5, 0.5, 0.5, 0.5], [1.0, 2.0, 3.0, 4.0])
+  assert const_pred.r is None and const_pred.n == 4
+  assert "predicted" in const_pred.reason and "constant" in const_pred.reason
+  const_human = pearson.pearson([0.1, 0.2, 0.3], [7.0, 7.0, 7.0])
+  assert const_human.r is None and "human" in const_human.reason
+  with pytest.raises(ValueError, match="predicted has 2 values but human has 3"):
+    pearson.pearson([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_correlate_per_song_mix_and_messages():
+  scores = [
+      ("song1", "a", 0.9, 90.0), ("song1", "b", 0.5, 50.0), ("song1", "c", 0.1, 20.0),
+      ("song2", "a", 0.3, 80.0), ("song2", "b", 0.6, 30.0),  # n = 2 -> None
+      ("song10", "a", 0.2, 10.0), ("song10", "b", 0.4, 40.0),
+      ("song10", "c", 0.7, 60.0), ("song10", "d", 0.8, None),  # no human score
+  ]
+  messages = []
+  result = pearson.correlate(scores, system="rori", log=messages.append)
+  assert set(result) == {"per_song", "mix"}
+  assert list(result["per_song"]) == ["song1", "song2", "song10"]  # natural order
+  s1 = result["per_song"]["song1"]
+  assert s1.n == 3
+  assert s1.r == pytest.approx(
+      scipy.stats.pearsonr([0.9, 0.5, 0.1], [90, 50, 20]).statistic)
+  assert result["per_song"]["song2"].r is None
+  assert result["per_song"]["song2"].n == 2
+  assert result["per_song"]["song10"].n == 3
+  pooled = [s for s in scores if s[3] is not None]
+  assert result["mix"].n == 8
+  assert result["mix"].r == pytest.approx(scipy.stats.pearsonr(
+      [s[2] for s in pooled], [s[3] for s in pooled]).statistic)
+  text = "\n".join(messages)
+  assert "song song2" in text and "n=2" in text and "[rori]" in text
+  assert "1 performance(s) have no human score" in text and "song10: 1" in text
+
+
+# --- Report files ------------------------------------------------------------------
+
+
+def _two_systems():
+  rori = [scoring.PerformanceScore("song1", "p1", 0.9, 90.0),
+          scoring.PerformanceScore("song1", "p2", 0.2, 20.0),
+          scoring.PerformanceScore("song1", "p3", 0.5, 60.0),
+          scoring.PerformanceScore("song2", "p1", 0.4, 55.0),
+          scoring.PerformanceScore("song2", "p2", 0.3, None)]
+  racc = [scoring.PerformanceScore("song1", "p1", 0.1, 90.0),
+          scoring.PerformanceScore("song1", "p2", 0.6, 20.0),
+          scoring.PerformanceScore("song1", "p3", 0.3, 60.0)]
+  return {"rori": rori, "racc": racc}
+
+
+def test_scores_csv_schema(tmp_path):
+  scores = _two_systems()
+  path = tmp_path / "out" / "scores.csv"
+  report.write_scores_csv(path, scores)
+  with open(path, newline="") as f:
+    reader = csv.DictReader(f)
+    assert reader.fieldnames == ["system", "song_id", "performance_id", "predicted",
+                                 "human"]
+    rows = list(reader)
+  assert len(rows) == 8
+  assert rows[0] == {"system": "rori", "song_id": "song1", "performance_id": "p1",
+                     "predicted": "0.9", "human": "90.0"}
+  assert rows[4]["human"] == ""  # no human score
+  assert rows[5]["system"] == "racc" and float(rows[6]["predicted"]) == 0.6
+  assert not [p for p in os.listdir(path.parent) if p.startswith(".tmp-")]
+
+
+def test_pearson_json_schema(tmp_path):
+  scores = _two_systems()
+  correlations = {s: pearson.correlate(v, log=None) for s, v in scores.items()}
+  path = tmp_path / "pearson.json"
+  report.write_pearson_json(path, correlations)
+  doc = json.loads(path.read_text())
+  assert set(doc) == {"rori", "racc"}
+  for system in doc.values():
+    assert set(system) == {"per_song", "mix"}
+    assert set(system["mix"]) == {"r", "n"}
+    for entry in system["per_song"].values():
+      assert set(entry) == {"r", "n"}
+      assert entry["r"] is None or isinstance(entry["r"], float)
+      assert isinstance(entry["n"], int)
+  assert doc["rori"]["per_song"]["song2"] == {"r": None, "n": 1}
+  assert doc["rori"]["mix"]["n"] == 4
+  assert doc["racc"]["per_song"]["song1"]["r"] == pytest.approx(
+      scipy.stats.pearsonr([0.1, 0.6, 0.3], [90, 20, 60]).statistic)
+  assert "song2" not in doc["racc"]["per_song"]
+
+
+def test_table_md_rows_and_columns(tmp_path):
+  scores = _two_systems()
+  correlations = {s: pearson.correlate(v, log=None) for s, v in scores.items()}
+  path = tmp_path / "table.md"
+  table = report.write_table_md(path, correlations,
+                                {"rori": "Original Track", "racc": "Accompaniment Track"})
+  assert path.read_text().startswith(table)
+  lines = table.strip().splitlines()
+  cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+  assert cells[0] == ["System", "Reference Used", "song1", "song2", "Mix"]
+  assert len(lines) == 4  # header, separator, two systems
+  rori_song1 = correlations["rori"]["per_song"]["song1"].r
+  assert cells[2] == ["rori", "Original Track", f"{rori_song1:.3f}", "-",
+                      f"{correlations['rori']['mix'].r:.3f}"]
+  assert cells[3][:2] == ["racc", "Accompaniment Track"]
+  assert cells[3][3] == "-"  # racc has no song2 performance
+  assert all(len(c) == 5 for c in cells)
+
+
+def test_scatter_png_written(tmp_path):
+  scores = _two_systems()["rori"]
+  path = tmp_path / "scatter_rori.png"
+  plots.plot_scatter(path, scores, pearson.correlate(scores, log=None), system="rori")
+  data = path.read_bytes()
+  assert len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_systems_writes_all_outputs(tmp_path):
+  messages = []
+  correlations = run.report_systems(tmp_path, _two_systems(),
+                                    {"rori": "Original Track"}, log=messages.append)
+  assert set(correlations) == {"rori", "racc"}
+  for name in ("scores.csv", "pearson.json", "table.md", "scatter_rori.png",
+               "scatter_racc.png"):
+    assert (tmp_path / name).stat().st_size > 0
+  assert any("| racc | None |" in m for m in messages)  # the table is printed
+
+
+def test_reference_label():
+  c = ml_collections.ConfigDict({"system": "rori", "data": {"reference": "original"}})
+  assert run.reference_label(c) == "Original Track"
+  c.data.reference = "accompaniment"
+  assert run.reference_label(c) == "Accompaniment Track"
+  c.system = "direct"
+  assert run.reference_label(c) == "None"
+
+
+# --- Scoring -----------------------------------------------------------------------
+
+
+def test_embed_clips_identical_beats_different_and_compiles_once():
+  shape = (2, 4, 5)
+  rng = np.random.default_rng(0)
+  reference = rng.normal(size=shape).astype(np.float32)
+  other = rng.normal(size=shape).astype(np.float32)
+  model, variables = _fake_model(shape)
+  segments = [_segment("s1", "same", 80.0, reference, reference),
+              _segment("s1", "other", 20.0, other, reference)]
+  segments += [_segment("s1", f"x{i}", 50.0, rng.normal(size=shape), reference)
+               for i in range(3)]
+  TRACES.clear()
+  clips = scoring.embed_clips(model, variables, segments, batch_size=2)
+  assert len(TRACES) == 1 and TRACES[0] == (2, *shape)  # 3 batches, one trace
+  assert len(clips) == 5 and clips.performance.shape == (5, 6)
+  assert clips.anchor.shape == (5, 6) and clips.similarity.shape == (5,)
+  assert clips.similarity[0] == pytest.approx(1.0, abs=1e-5)
+  assert clips.similarity[1] < clips.similarity[0] - 0.05
+  # Padding of the last batch does not change results: one big batch agrees.
+  big = scoring.embed_clips(model, variables, segments, batch_size=8)
+  np.testing.assert_allclose(big.similarity, clips.similarity, atol=1e-5)
+  np.testing.assert_allclose(big.performance, clips.performance, atol=1e-5)
+  assert [m["performance_id"] for m in clips.metadata] == [
+      "same", "other", "x0", "x1", "x2"]
+
+
+def test_embed_clips_errors_and_empty():
+  model, variables = _fake_model((2, 4, 5))
+  with pytest.raises(ValueError, match="batch_size"):
+    scoring.embed_clips(model, variables, [], batch_size=0)
+  assert len(scoring.embed_clips(model, variables, [], batch_size=4)) == 0
+  bad = [_segment("s", "a", 1.0, np.zeros((2, 4, 5)), np.zeros((2, 4, 5))),
+         _segment("s", "b", 1.0, np.zeros((2, 4, 6)), np.zeros((2, 4, 6)))]
+  with pytest.raises(ValueError, match="s/b"):
+    scoring.embed_clips(model, variables, bad, batch_size=4)
+
+
+def test_aggregate_scores_mean_over_clips():
+  meta = [dict(song_id="s1", performance_id="p1", score=70.0),
+          dict(song_id="s1", performance_id="p2", score=float("nan")),
+          dict(song_id="s1", performance_id="p1", score=70.0),
+          dict(song_id="s2", performance_id="p1", score=30.0),
+          dict(song_id="s1", performance_id="p1", score=70.0)]
+  sim = np.array([0.2, -0.4, 0.5, 0.9, 0.8], np.float32)
+  z = np.zeros((5, 3), np.float32)
+  scores = scoring.aggregate_scores(scoring.ClipEmbeddings(meta, z, z, sim))
+  assert [(s.song_id, s.performance_id) for s in scores] == [
+      ("s1", "p1"), ("s1", "p2"), ("s2", "p1")]
+  assert scores[0].predicted == pytest.approx((0.2 + 0.5 + 0.8) / 3, abs=1e-6)
+  assert scores[0].human == 70.0
+  assert scores[1].human is None and scores[1].predicted == pytest.approx(-0.4)
+  song, perf, predicted, human = scores[2]  # unpacks as the contract's 4-tuple
+  assert (song, perf, human) == ("s2", "p1", 30.0)
+  meta[2] = dict(song_id="s1", performance_id="p1", score=71.0)
+  with pytest.raises(ValueError, match="different human scores"):
+    scoring.aggregate_scores(scoring.ClipEmbeddings(meta, z, z, sim))
+
+
+def test_cosine_similarity():
+  x = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+  y = np.array([[2.0, 0.0], [-1.0, -1.0], [1.0, 0.0]])
+  np.testing.assert_allclose(scoring.cosine_similarity(x, y), [1.0, -1.0, 0.0],
+                             atol=1e-6)
+
+
+def _config(key_align="none", channels=("spec", "chroma", "tchroma", "f0", "tempo")):
+  return ml_collections.ConfigDict({
+      "data": {"key_align": key_align},
+      "features": {"channels": channels},
+      "eval": {"batch_size": 3},
+  })
+
+
+@pytest.mark.skipif(importlib.util.find_spec("input_pipeline.loader") is None,
+                    reason="input_pipeline/loader.py (normalise) not written yet")
+def test_score_performances_normalises_and_ranks():
+  shape = (5, 96, 94)
+  rng = np.random.default_rng(1)
+  stats = {"mean": [1.0, 0.5, 0.5, 0.1, 0.2], "std": [2.0, 0.3, 0.3, 0.2, 0.1],
+           "channels": ["spec", "chroma", "tchroma", "f0", "tempo"]}
+  ref = [rng.normal(size=shape).astype(np.float16) for _ in range(2)]
+  segments = []
+  for k in range(2):  # good: identical to the reference; poor: unrelated clips
+    segments.append(_segment("song1", "good", 90.0, ref[k], ref[k],
+                             segment_start=1.5 * k, transposition=0))
+    segments.append(_segment("song1", "poor", 10.0,
+                             rng.normal(size=shape).astype(np.float16), ref[k],
+                             segment_start=1.5 * k, transposition=0))
+  config = _config(channels=("spec", "f0"))
+  model, variables = _fake_model((2, 96, 94))
+  scores, clips = scoring.score_performances(model, variables, segments, stats, config,
+                                             return_clips=True)
+  assert len(clips) == 4
+  by_id = {s.performance_id: s for s in scores}
+  assert by_id["good"].predicted == pytest.approx(1.0, abs=1e-4)
+  assert by_id["poor"].predicted < 0.5
+  assert by_id["poor"].predicted == pytest.approx(
+      float(np.mean(clips.similarity[[1, 3]])), abs=1e-6)
+
+
+def test_write_split_manifest(tmp_path):
+  src = tmp_path / "corpus" / "manifest.csv"
+  src.parent.mkdir()
+  src.write_text(
+      "song_id,performance_id,performance_audio,reference_audio,accompaniment_audio,"
+      "score,judge_scores,split\n"
+      "s1,p1,audio/p1.wav,ref/s1.wav,,80,80;79,test\n"
+      "s1,p2,/abs/p2.wav,ref/s1.wav,acc/s1.wav,,,train\n"
+      "s2,p3,audio/p3.wav,ref/s2.wav,acc/s2.wav,20,,test\n")
+  out = tmp_path / "out" / "manifest_test.csv"
+  assert run.write_split_manifest(src, "test", out) == 2
+  with open(out, newline="") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["performance_id"] for r in rows] == ["p1", "p3"]
+  base = str(src.parent)
+  assert rows[0]["performance_audio"] == os.path.join(base, "audio", "p1.wav")
+  assert rows[0]["accompaniment_audio"] == ""
+  assert rows[0]["judge_scores"] == "80;79" and rows[0]["score"] == "80"
+  assert rows[1]["accompaniment_audio"] == os.path.join(base, "acc", "s2.wav")
+
+
+def test_load_stats(tmp_path):
+  with pytest.raises(FileNotFoundError, match="train.py"):
+    run.load_stats(tmp_path / "stats.json")
+  (tmp_path / "stats.json").write_text(json.dumps({"mean": [0.0], "std": [1.0]}))
+  with pytest.raises(ValueError, match="channels"):
+    run.load_stats(tmp_path / "stats.json")
+  (tmp_path / "stats.json").write_text(
+      json.dumps({"mean": [0.0], "std": [1.0], "channels": ["spec"]}))
+  assert run.load_stats(tmp_path / "stats.json")["channels"] == ["spec"]
