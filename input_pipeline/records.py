@@ -1,0 +1,614 @@
+"""Feature records: manifest -> segments -> (5, 96, 94) features -> ArrayRecord.
+
+Paper 3.3 / Figure 5 (preprocessing pipeline): every voiced 3 s segment of a
+performance and the reference clip "on the same position" become one record.
+
+Layout of `records_dir`:
+  build_config.json          settings that change the features (fingerprint)
+  stats.json                 {"mean": [5], "std": [5], "channels": [5], ...}
+  build_report.json          built / skipped performances and reasons
+  <split>/<key>.array_record one file per performance, one record per segment
+  <split>/<key>.json         per-record metadata (same order), written LAST
+
+A record is `flax.serialization.msgpack_serialize` of dict(song_id, performance_id,
+split, segment_start, reference_start, score (nan if none), transposition,
+performance=float16 (5, 96, 94), reference=float16 (5, 96, 94)).
+
+Writing is crash-safe and resumable: a performance's ArrayRecord is written to a
+hidden temporary name, `os.replace`d to its final name, and only then is its
+sidecar JSON written (also via a temporary file + `os.replace`). A performance is
+complete iff its sidecar exists; a rerun skips complete ones and deletes leftover
+temporary files. Phrase files (several manifest rows with one performance_id) are
+processed row by row (own VAD and reference positions) and filed under the one
+performance; a bad row is reported and the others are kept.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import glob
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import re
+import sys
+from typing import Any, Iterable
+
+import numpy as np
+from array_record.python import array_record_module
+from flax import serialization
+
+from asa_jax.features import constants
+from input_pipeline import manifest as manifest_lib
+from input_pipeline import segments as segments_lib
+
+FORMAT_VERSION = 1
+# group_size:1 gives O(1) random access per record (what Grain expects);
+# records are float16 features, zstd level 1 compresses them cheaply.
+WRITER_OPTIONS = "group_size:1,zstd:1"
+_TMP_MARK = ".tmp-"
+
+
+class RecordsConfigError(ValueError):
+  """records_dir was built with other feature settings (names the differences)."""
+
+
+@dataclasses.dataclass
+class BuildReport:
+  """What a `build_records` run did.
+
+  Attributes:
+    records_dir: the records folder.
+    built: performance_ids written by this run.
+    existing: performance_ids already complete (resumed, not recomputed).
+    skipped: one dict per performance left out: performance_id, song_id,
+      split, reason.
+    problems: manifest rows left out and rows dropped from a kept performance
+      ("<file>:<line>: <reason>" or "<performance_id>: <reason>").
+    removed_stale: '<split>/<key>' of complete performances no longer in the
+      manifest (deleted).
+    num_records: split -> number of records of the manifest's performances.
+    num_performances: split -> number of complete performances.
+    stats_source: 'train' (computed), the stats_from path, or None (no stats).
+  """
+  records_dir: str
+  built: list[str] = dataclasses.field(default_factory=list)
+  existing: list[str] = dataclasses.field(default_factory=list)
+  skipped: list[dict] = dataclasses.field(default_factory=list)
+  problems: list[str] = dataclasses.field(default_factory=list)
+  removed_stale: list[str] = dataclasses.field(default_factory=list)
+  num_records: dict = dataclasses.field(default_factory=dict)
+  num_performances: dict = dataclasses.field(default_factory=dict)
+  stats_source: str | None = None
+
+  def to_json(self) -> dict:
+    return dataclasses.asdict(self)
+
+  def summary(self) -> str:
+    """One human-readable paragraph."""
+    per_split = ", ".join(
+        f"{s}: {self.num_performances.get(s, 0)} performances / "
+        f"{self.num_records.get(s, 0)} records" for s in manifest_lib.SPLITS)
+    return (f"records in {self.records_dir}: {per_split}; built "
+            f"{len(self.built)}, resumed {len(self.existing)}, skipped "
+            f"{len(self.skipped)} performances, {len(self.problems)} row "
+            f"problems, stats from {self.stats_source}")
+
+
+# --- Indirections to the features package (tests replace these). -------------
+
+
+def extract_features(clips: np.ndarray, *, crepe_capacity: str) -> np.ndarray:
+  """(B, 48000) float32 -> (B, 5, 96, 94) float32 via asa_jax.features.extract."""
+  from asa_jax.features import extract  # pylint: disable=g-import-not-at-top
+  return extract.extract_features(
+      clips, channels=constants.CHANNELS, crepe_capacity=crepe_capacity)
+
+
+def clip_at(audio: np.ndarray, start_seconds: float) -> np.ndarray:
+  """(48000,) float32 clip from `start_seconds` (zero-padded past the end)."""
+  from asa_jax.features import extract  # pylint: disable=g-import-not-at-top
+  return extract.clip_at(audio, start_seconds)
+
+
+def load_audio(path: str, *, min_seconds: float) -> np.ndarray:
+  """16 kHz mono float32 (n,); raises asa_jax.features.audio.AudioError."""
+  from asa_jax.features import audio  # pylint: disable=g-import-not-at-top
+  return audio.load_audio(path, sample_rate=constants.SAMPLE_RATE,
+                          min_seconds=min_seconds)
+
+
+def _audio_error_type():
+  from asa_jax.features import audio  # pylint: disable=g-import-not-at-top
+  return audio.AudioError
+
+
+# --- Record format and atomic writes. -----------------------------------------
+
+
+def performance_key(performance_id: str) -> str:
+  """File-name-safe key of a performance_id (a hash suffix when characters change)."""
+  safe = re.sub(r"[^A-Za-z0-9._-]", "_", performance_id).strip(".")
+  if safe != performance_id or not safe:
+    digest = hashlib.sha1(performance_id.encode("utf-8")).hexdigest()[:8]
+    safe = f"{safe[:80]}-{digest}"
+  return safe
+
+
+def serialize_record(meta: dict, performance: np.ndarray,
+                     reference: np.ndarray) -> bytes:
+  """msgpack bytes of one record (see module docstring).
+
+  Args:
+    meta: needs song_id, performance_id, split, segment_start,
+      reference_start, score (float|None), transposition.
+    performance, reference: (5, 96, 94) features, stored as float16.
+  """
+  score = meta.get("score")
+  return serialization.msgpack_serialize(dict(
+      song_id=str(meta["song_id"]),
+      performance_id=str(meta["performance_id"]),
+      split=str(meta["split"]),
+      segment_start=float(meta["segment_start"]),
+      reference_start=float(meta["reference_start"]),
+      score=float("nan") if score is None else float(score),
+      transposition=int(meta["transposition"]),
+      performance=np.asarray(performance, dtype=np.float16),
+      reference=np.asarray(reference, dtype=np.float16),
+  ))
+
+
+def deserialize_record(data: bytes) -> dict:
+  """Inverse of `serialize_record` (arrays stay float16 (5, 96, 94))."""
+  return serialization.msgpack_restore(data)
+
+
+def _write_json_atomic(path: str, obj: Any) -> None:
+  tmp = f"{path}{_TMP_MARK}{os.getpid()}"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(obj, f, indent=1, allow_nan=False)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def write_performance(records_dir: str, split: str, key: str,
+                      metas: list[dict], performance: np.ndarray,
+                      reference: np.ndarray) -> str:
+  """Writes one performance's ArrayRecord + sidecar, crash-safe.
+
+  Args:
+    records_dir: records root.
+    split: 'train' | 'validation' | 'test' (sub-folder).
+    key: `performance_key` of the performance.
+    metas: per-record metadata (JSON-serialisable; score None when unknown).
+    performance, reference: (N, 5, 96, 94) features, N == len(metas).
+
+  Returns:
+    The .array_record path. The sidecar <key>.json exists only after the
+    record file is complete under its final name.
+  """
+  if len(metas) != len(performance) or len(metas) != len(reference):
+    raise ValueError(
+        f"{len(metas)} metadata entries for {len(performance)} performance "
+        f"and {len(reference)} reference clips")
+  folder = os.path.join(records_dir, split)
+  os.makedirs(folder, exist_ok=True)
+  final = os.path.join(folder, f"{key}.array_record")
+  tmp = os.path.join(folder, f".{key}.array_record{_TMP_MARK}{os.getpid()}")
+  writer = array_record_module.ArrayRecordWriter(tmp, WRITER_OPTIONS)
+  try:
+    for meta, p, r in zip(metas, performance, reference):
+      writer.write(serialize_record(meta, p, r))
+  finally:
+    writer.close()
+  os.replace(tmp, final)
+  _write_json_atomic(os.path.join(folder, f"{key}.json"), list(metas))
+  return final
+
+
+def is_complete(records_dir: str, split: str, key: str) -> bool:
+  """True iff the performance's sidecar JSON (written last) exists."""
+  return os.path.exists(os.path.join(records_dir, split, f"{key}.json"))
+
+
+def read_sidecar(records_dir: str, split: str, key: str) -> list[dict]:
+  """The per-record metadata list of a complete performance."""
+  with open(os.path.join(records_dir, split, f"{key}.json"),
+            encoding="utf-8") as f:
+    return json.load(f)
+
+
+def complete_keys(records_dir: str, split: str) -> list[str]:
+  """Sorted keys of the complete performances of a split folder."""
+  paths = glob.glob(os.path.join(glob.escape(records_dir), split, "*.json"))
+  keys = []
+  for path in paths:
+    key = os.path.basename(path)[:-len(".json")]
+    if _TMP_MARK in key or key.startswith("."):
+      continue
+    if os.path.exists(os.path.join(records_dir, split, f"{key}.array_record")):
+      keys.append(key)
+  return sorted(keys)
+
+
+def _remove_temporaries(records_dir: str) -> None:
+  for path in glob.glob(os.path.join(glob.escape(records_dir), "**",
+                                     f"*{_TMP_MARK}*"), recursive=True):
+    os.remove(path)
+  for path in glob.glob(os.path.join(glob.escape(records_dir), "*",
+                                     f".*.array_record{_TMP_MARK}*")):
+    os.remove(path)
+
+
+# --- Build configuration fingerprint. -----------------------------------------
+
+
+def build_fingerprint(config) -> dict:
+  """The settings that change record contents (stored in build_config.json)."""
+  d = config.data
+  fp = dict(
+      format_version=FORMAT_VERSION,
+      sample_rate=constants.SAMPLE_RATE,
+      clip_samples=constants.CLIP_SAMPLES,
+      hop_length=constants.HOP_LENGTH,
+      feature_shape=list(constants.FEATURE_SHAPE),
+      channels=list(constants.CHANNELS),
+      crepe_capacity=config.features.crepe_capacity,
+      reference=d.reference,
+      segment_hop_seconds=float(d.segment_hop_seconds),
+      vad_mode=int(d.vad_mode),
+      vad_frame_ms=int(d.vad_frame_ms),
+      min_voiced_fraction=float(d.min_voiced_fraction),
+      alignment=d.alignment,
+      min_seconds=float(d.min_seconds),
+      vad_max_gap_seconds=segments_lib.MAX_GAP_SECONDS,
+  )
+  if d.alignment == "dtw":
+    fp["reference_grid_seconds"] = float(d.get("reference_grid_seconds", 0.25))
+  return fp
+
+
+def _check_fingerprint(records_dir: str, config) -> None:
+  path = os.path.join(records_dir, "build_config.json")
+  fp = build_fingerprint(config)
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      old = json.load(f)
+    diffs = [f"{k}: built with {old.get(k)!r}, config has {fp.get(k)!r}"
+             for k in sorted(set(old) | set(fp)) if old.get(k) != fp.get(k)]
+    if diffs:
+      raise RecordsConfigError(
+          f"{records_dir} holds records built with other feature settings ("
+          + "; ".join(diffs) + "). Use another records_dir or delete this one.")
+  else:
+    os.makedirs(records_dir, exist_ok=True)
+    _write_json_atomic(path, fp)
+
+
+# --- Statistics (normalisation, computed on the train split). ------------------
+
+
+def compute_stats(records_dir: str, keys: Iterable[str],
+                  split: str = "train") -> dict | None:
+  """Per-channel mean/std over all performance AND reference clips of `keys`.
+
+  Returns:
+    {"mean": [5], "std": [5], "channels": [5 names], "num_clips": int,
+     "split": split}, std floored at 1e-6; None when there are no records.
+  """
+  c = constants.N_CHANNELS
+  total = np.zeros(c, np.float64)
+  total_sq = np.zeros(c, np.float64)
+  count = 0
+  n_clips = 0
+  for key in keys:
+    path = os.path.join(records_dir, split, f"{key}.array_record")
+    reader = array_record_module.ArrayRecordReader(path)
+    try:
+      n = reader.num_records()
+      for start in range(0, n, 64):
+        for data in reader.read(list(range(start, min(n, start + 64)))):
+          rec = deserialize_record(data)
+          for name in ("performance", "reference"):
+            x = rec[name].astype(np.float64).reshape(c, -1)
+            total += x.sum(axis=1)
+            total_sq += (x * x).sum(axis=1)
+            count += x.shape[1]
+            n_clips += 1
+    finally:
+      reader.close()
+  if count == 0:
+    return None
+  mean = total / count
+  std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
+  std = np.maximum(std, 1e-6)
+  return dict(mean=[float(v) for v in mean], std=[float(v) for v in std],
+              channels=list(constants.CHANNELS), num_clips=n_clips, split=split)
+
+
+def load_stats(path: str) -> dict:
+  """Reads a stats.json (or <folder>/stats.json); checks its keys and length.
+
+  Raises:
+    FileNotFoundError / ValueError with the path and the problem.
+  """
+  if os.path.isdir(path):
+    path = os.path.join(path, "stats.json")
+  with open(path, encoding="utf-8") as f:
+    stats = json.load(f)
+  for k in ("mean", "std", "channels"):
+    if k not in stats:
+      raise ValueError(f"{path}: stats lack {k!r}")
+  if list(stats["channels"]) != list(constants.CHANNELS) or not (
+      len(stats["mean"]) == len(stats["std"]) == constants.N_CHANNELS):
+    raise ValueError(
+        f"{path}: stats must cover channels {list(constants.CHANNELS)}, have "
+        f"{stats['channels']}")
+  return stats
+
+
+# --- Building one song (runs in the main process or a pool worker). ------------
+
+
+@dataclasses.dataclass
+class _Performance:
+  key: str
+  performance_id: str
+  song_id: str
+  split: str
+  score: float | None
+  rows: list
+
+
+def _extract_batched(clips: list[np.ndarray], config) -> np.ndarray:
+  """Features of (N, 48000) clips in batches: float16 (N, 5, 96, 94)."""
+  batch = int(config.data.get("extract_batch_size", 16))
+  out = []
+  for i in range(0, len(clips), batch):
+    feats = extract_features(np.stack(clips[i:i + batch]).astype(np.float32),
+                             crepe_capacity=config.features.crepe_capacity)
+    feats = np.asarray(feats)
+    if feats.shape[1:] != constants.FEATURE_SHAPE:
+      raise ValueError(f"extract_features returned {feats.shape}, expected "
+                       f"(B,) + {constants.FEATURE_SHAPE}")
+    out.append(feats.astype(np.float16))
+  return np.concatenate(out, axis=0)
+
+
+def _build_song(records_dir: str, performances: list[_Performance],
+                config) -> list[dict]:
+  """Builds the incomplete performances of one song; one result dict each.
+
+  Reference audio, its mean chroma and its clip features are cached per song
+  keyed by (reference file, reference_start), so performances sharing grid
+  positions reuse the reference features.
+  """
+  audio_error = _audio_error_type()
+  raise_errors = config.data.on_error == "raise"
+  min_seconds = float(config.data.min_seconds)
+  ref_audio: dict[str, Any] = {}
+  ref_chroma: dict[str, np.ndarray] = {}
+  ref_feats: dict[tuple[str, float], np.ndarray] = {}
+  results = []
+
+  def get_reference(path: str) -> np.ndarray:
+    if path not in ref_audio:
+      try:
+        ref_audio[path] = load_audio(path, min_seconds=min_seconds)
+      except audio_error as e:
+        ref_audio[path] = e
+    value = ref_audio[path]
+    if isinstance(value, Exception):
+      raise value
+    return value
+
+  for perf in performances:
+    if is_complete(records_dir, perf.split, perf.key):
+      results.append(dict(status="existing", performance_id=perf.performance_id))
+      continue
+    metas, perf_clips, ref_keys = [], [], []
+    pending_ref: dict[tuple[str, float], np.ndarray] = {}
+    problems = []
+    for row in perf.rows:
+      ref_path = (row.reference_audio if config.data.reference == "original"
+                  else row.accompaniment_audio)
+      where = f"{row.performance_audio} (manifest line {row.line})"
+      try:
+        if ref_path is None:
+          raise ValueError(
+              "no accompaniment_audio, needed for data.reference "
+              "'accompaniment'")
+        audio = load_audio(row.performance_audio, min_seconds=min_seconds)
+        ref = get_reference(ref_path)
+      except (audio_error, ValueError) as e:
+        if raise_errors:
+          raise
+        problems.append(f"{where}: {e}")
+        continue
+      if ref_path not in ref_chroma:
+        ref_chroma[ref_path] = segments_lib.mean_chroma(ref)
+      transposition = segments_lib.transposition_from_chroma(
+          segments_lib.mean_chroma(audio), ref_chroma[ref_path])
+      segs = segments_lib.plan_segments(audio, ref, config,
+                                        transposition=transposition)
+      if not segs:
+        problems.append(f"{where}: no voiced 3 s segment found")
+        continue
+      for seg in segs:
+        ref_key = (ref_path, seg.reference_start)
+        if ref_key not in ref_feats and ref_key not in pending_ref:
+          pending_ref[ref_key] = clip_at(ref, seg.reference_start)
+        ref_keys.append(ref_key)
+        perf_clips.append(clip_at(audio, seg.start))
+        metas.append(dict(
+            index=len(metas), song_id=perf.song_id,
+            performance_id=perf.performance_id, split=perf.split,
+            segment_start=seg.start, reference_start=seg.reference_start,
+            reference_span=seg.reference_span,
+            voiced_fraction=seg.voiced_fraction, score=perf.score,
+            transposition=int(transposition),
+            performance_audio=row.performance_audio, reference_file=ref_path))
+    if not metas:
+      reason = "; ".join(problems) or "no usable rows"
+      results.append(dict(status="skipped", performance_id=perf.performance_id,
+                          song_id=perf.song_id, split=perf.split,
+                          reason=reason))
+      continue
+    pending_keys = list(pending_ref)
+    feats = _extract_batched(perf_clips + [pending_ref[k] for k in pending_keys],
+                             config)
+    perf_feats = feats[:len(perf_clips)]
+    for k, f in zip(pending_keys, feats[len(perf_clips):]):
+      ref_feats[k] = f
+    reference = np.stack([ref_feats[k] for k in ref_keys])
+    write_performance(records_dir, perf.split, perf.key, metas, perf_feats,
+                      reference)
+    results.append(dict(status="built", performance_id=perf.performance_id,
+                        problems=[f"{perf.performance_id}: {p}"
+                                  for p in problems]))
+  return results
+
+
+def _song_task(args) -> tuple[int, list[dict]]:
+  records_dir, performances, config = args
+  return len(performances), _build_song(records_dir, performances, config)
+
+
+# --- Public entry point. -------------------------------------------------------
+
+
+def _group(rows) -> dict[str, list[_Performance]]:
+  """song_id -> performances (manifest order), rows pooled by performance_id."""
+  by_perf: dict[str, _Performance] = {}
+  songs: dict[str, list[_Performance]] = collections.OrderedDict()
+  for row in rows:
+    perf = by_perf.get(row.performance_id)
+    if perf is None:
+      perf = _Performance(key=performance_key(row.performance_id),
+                          performance_id=row.performance_id,
+                          song_id=row.song_id, split=row.split,
+                          score=row.score, rows=[])
+      by_perf[row.performance_id] = perf
+      songs.setdefault(row.song_id, []).append(perf)
+    perf.rows.append(row)
+  return songs
+
+
+def build_records(manifest_path: str, records_dir: str, config, *,
+                  stats_from: str | None = None) -> BuildReport:
+  """Builds (or resumes) the feature records of a manifest (paper 3.3, Fig. 5).
+
+  For each performance: load audio (16 kHz), VAD segments on the grid
+  (`segments.plan_segments`), transposition (`segments.estimate_transposition`
+  logic), clip features for the performance and the reference clip at the
+  reference position (reference = data.reference 'original' |
+  'accompaniment'), one ArrayRecord file + sidecar. Then stats.json (train
+  split, or copied from `stats_from`) and build_report.json.
+
+  Args:
+    manifest_path: manifest CSV (see input_pipeline.manifest).
+    records_dir: output folder (created; resumable).
+    config: ConfigDict; reads config.data.* (on_error, build_workers,
+      reference, segmentation fields) and config.features.crepe_capacity.
+    stats_from: a stats.json (or folder holding one) to copy instead of
+      computing stats from the train split (evaluation-time builds).
+
+  Returns:
+    BuildReport (also written to records_dir/build_report.json).
+
+  Raises:
+    ManifestError: bad manifest (header, or a row when data.on_error='raise').
+    AudioError / ValueError: unusable audio when data.on_error == 'raise'.
+    RecordsConfigError: records_dir holds records built with other settings.
+  """
+  if config.data.on_error not in ("raise", "skip"):
+    raise ValueError(f"data.on_error must be 'raise' or 'skip', not "
+                     f"{config.data.on_error!r}")
+  if config.data.reference not in ("original", "accompaniment"):
+    raise ValueError(f"data.reference must be 'original' or 'accompaniment', "
+                     f"not {config.data.reference!r}")
+  records_dir = os.path.abspath(records_dir)
+  rows, problems = manifest_lib.read_manifest(
+      manifest_path, on_error=config.data.on_error)
+  _check_fingerprint(records_dir, config)
+  _remove_temporaries(records_dir)
+  report = BuildReport(records_dir=records_dir, problems=list(problems))
+  songs = _group(rows)
+
+  # Delete complete performances that the manifest no longer lists.
+  wanted = {(p.split, p.key) for perfs in songs.values() for p in perfs}
+  for split in manifest_lib.SPLITS:
+    for key in complete_keys(records_dir, split):
+      if (split, key) not in wanted:
+        os.remove(os.path.join(records_dir, split, f"{key}.json"))
+        os.remove(os.path.join(records_dir, split, f"{key}.array_record"))
+        report.removed_stale.append(f"{split}/{key}")
+
+  tasks = [(records_dir, perfs, config) for perfs in songs.values()]
+  total = sum(len(p) for p in songs.values())
+  workers = max(1, int(config.data.build_workers))
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  progress = tqdm(total=total, desc="records", unit="perf", disable=None)
+
+  def collect(results):
+    for res in results:
+      if res["status"] == "built":
+        report.built.append(res["performance_id"])
+        report.problems.extend(res["problems"])
+      elif res["status"] == "existing":
+        report.existing.append(res["performance_id"])
+      else:
+        report.skipped.append({k: res[k] for k in (
+            "performance_id", "song_id", "split", "reason")})
+
+  try:
+    if workers == 1 or len(tasks) <= 1:
+      for task in tasks:
+        n, results = _song_task(task)
+        collect(results)
+        progress.update(n)
+    else:
+      ctx = multiprocessing.get_context("spawn")
+      with ctx.Pool(min(workers, len(tasks))) as pool:
+        for n, results in pool.imap_unordered(_song_task, tasks):
+          collect(results)
+          progress.update(n)
+  finally:
+    progress.close()
+
+  for split in manifest_lib.SPLITS:
+    keys = [p.key for perfs in songs.values() for p in perfs
+            if p.split == split and is_complete(records_dir, split, p.key)]
+    report.num_performances[split] = len(keys)
+    report.num_records[split] = sum(
+        len(read_sidecar(records_dir, split, k)) for k in keys)
+
+  stats_path = os.path.join(records_dir, "stats.json")
+  if stats_from:
+    stats = load_stats(stats_from)
+    report.stats_source = os.path.abspath(stats_from)
+    _write_json_atomic(stats_path, stats)
+  else:
+    train_keys = [p.key for perfs in songs.values() for p in perfs
+                  if p.split == "train"
+                  and is_complete(records_dir, "train", p.key)]
+    stats = compute_stats(records_dir, train_keys, "train")
+    if stats is not None:
+      report.stats_source = "train"
+      _write_json_atomic(stats_path, stats)
+    elif os.path.exists(stats_path):
+      report.stats_source = "existing stats.json"
+    else:
+      print(f"build_records: no train records in {records_dir} and no "
+            "stats_from: stats.json not written", file=sys.stderr)
+  _write_json_atomic(os.path.join(records_dir, "build_report.json"),
+                     report.to_json())
+  print(report.summary())
+  for item in report.skipped:
+    print(f"  skipped {item['performance_id']} ({item['split']}): "
+          f"{item['reason']}")
+  return report
