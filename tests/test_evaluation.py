@@ -1,7 +1,6 @@
 """Tests for asa_jax.evaluation: scoring, Pearson, report files, scatter plot."""
 
 import csv
-import importlib.util
 import json
 import os
 
@@ -13,6 +12,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from asa_jax.features.constants import CHANNELS
+from asa_jax.features import keyshift
 from asa_jax.evaluation import pearson
 from asa_jax.evaluation import plots
 from asa_jax.evaluation import report
@@ -279,8 +280,6 @@ def _config(key_align="none", channels=("spec", "chroma", "tchroma", "f0", "temp
   })
 
 
-@pytest.mark.skipif(importlib.util.find_spec("input_pipeline.loader") is None,
-                    reason="input_pipeline/loader.py (normalise) not written yet")
 def test_score_performances_normalises_and_ranks():
   shape = (5, 96, 94)
   rng = np.random.default_rng(1)
@@ -304,6 +303,28 @@ def test_score_performances_normalises_and_ranks():
   assert by_id["poor"].predicted < 0.5
   assert by_id["poor"].predicted == pytest.approx(
       float(np.mean(clips.similarity[[1, 3]])), abs=1e-6)
+
+
+def test_score_performances_key_shift():
+  """A performance sung 2 semitones up (transposition=2) matches its reference
+  after the key shift (paper 3.3 a cappella adaptation, data.key_align='shift')."""
+  rng = np.random.default_rng(2)
+  stats = {"mean": [0.0] * 5, "std": [1.0] * 5, "channels": list(CHANNELS)}
+  ref = rng.uniform(size=(5, 96, 94)).astype(np.float32)
+  sung_up = keyshift.shift_pitch_channels(ref, 2)
+  segments = [_segment("s", "up", 90.0, sung_up, ref, transposition=2)]
+  channels = ("chroma", "tchroma")
+  model, variables = _fake_model((2, 96, 94))
+  shifted = scoring.score_performances(model, variables, segments, stats,
+                                       _config("shift", channels))
+  assert shifted[0].predicted == pytest.approx(1.0, abs=1e-4)
+  unshifted = scoring.score_performances(model, variables, segments, stats,
+                                         _config("none", channels))
+  assert unshifted[0].predicted < 0.999
+  with pytest.raises(ValueError, match="transposition"):
+    scoring.score_performances(model, variables,
+                               [_segment("s", "x", 1.0, ref, ref)], stats,
+                               _config("shift", channels))
 
 
 def test_write_split_manifest(tmp_path):
@@ -333,6 +354,92 @@ def test_load_stats(tmp_path):
   (tmp_path / "stats.json").write_text(json.dumps({"mean": [0.0], "std": [1.0]}))
   with pytest.raises(ValueError, match="channels"):
     run.load_stats(tmp_path / "stats.json")
-  (tmp_path / "stats.json").write_text(
-      json.dumps({"mean": [0.0], "std": [1.0], "channels": ["spec"]}))
-  assert run.load_stats(tmp_path / "stats.json")["channels"] == ["spec"]
+  stats = {"mean": [0.0] * 5, "std": [1.0] * 5, "channels": list(CHANNELS)}
+  (tmp_path / "stats.json").write_text(json.dumps(stats))
+  assert run.load_stats(tmp_path / "stats.json") == stats
+
+
+def test_evaluate_end_to_end_with_fakes(tmp_path, monkeypatch):
+  """evaluate(): split filter, records build call, scoring, outputs, messages."""
+  from input_pipeline import loader  # pylint: disable=g-import-not-at-top
+  from input_pipeline import records  # pylint: disable=g-import-not-at-top
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  lines = ["song_id,performance_id,performance_audio,reference_audio,"
+           "accompaniment_audio,score,judge_scores,split"]
+  perfs = [("song1", "p1", "90", "test"), ("song1", "p2", "60", "test"),
+           ("song1", "p3", "20", "test"), ("song1", "p4", "", "test"),
+           ("song2", "q1", "85", "test"), ("song2", "q2", "50", "test"),
+           ("song2", "q3", "10", "test"), ("song2", "q4", "70", "train"),
+           ("song2", "q5", "40", "test")]
+  for song, perf, score, split in perfs:
+    (corpus / f"{perf}.wav").write_bytes(b"")
+    (corpus / f"{song}.wav").write_bytes(b"")
+    lines.append(f"{song},{perf},{perf}.wav,{song}.wav,,{score},,{split}")
+  manifest = corpus / "manifest.csv"
+  manifest.write_text("\n".join(lines) + "\n")
+  workdir = tmp_path / "work"
+  workdir.mkdir()
+  (workdir / "stats.json").write_text(json.dumps(
+      {"mean": [0.0] * 5, "std": [1.0] * 5, "channels": list(CHANNELS)}))
+
+  calls = {}
+
+  class FakeReport:
+    def summary(self):
+      return "fake build"
+
+  def fake_build(manifest_path, records_dir, config, *, stats_from=None):
+    calls["build"] = (manifest_path, records_dir, stats_from)
+    os.makedirs(os.path.join(records_dir, "test"), exist_ok=True)
+    return FakeReport()
+
+  rng = np.random.default_rng(3)
+  ref = rng.normal(size=(5, 96, 94)).astype(np.float32)
+
+  def fake_segments(records_dir, split):
+    calls.setdefault("splits", []).append(split)
+    for song, perf, score, s in perfs:
+      if s != split or perf == "q5":  # q5: no voiced clip
+        continue
+      noise = (100 - float(score or 50)) / 50
+      for k in range(2):
+        yield (dict(song_id=song, performance_id=perf, split=s, segment_start=1.5 * k,
+                    score=float(score) if score else None, transposition=0),
+               ref + noise * rng.normal(size=ref.shape).astype(np.float32), ref)
+
+  model, variables = _fake_model((5, 96, 94))
+  monkeypatch.setattr(records, "build_records", fake_build)
+  monkeypatch.setattr(loader, "load_segments", fake_segments)
+  monkeypatch.setattr(run, "restore_model", lambda c, w: (model, variables))
+  config = ml_collections.ConfigDict({
+      "system": "rori", "data": {"reference": "original", "key_align": "none",
+                                 "on_error": "skip"},
+      "features": {"channels": list(CHANNELS)}, "eval": {"batch_size": 4}})
+  out = tmp_path / "out"
+  messages = []
+  result = run.evaluate(config, str(workdir), str(manifest), str(out), "test",
+                        log=messages.append)
+
+  build_manifest, records_dir, stats_from = calls["build"]
+  assert records_dir == str(out / "records")
+  assert stats_from == str(workdir / "stats.json")
+  with open(build_manifest, newline="") as f:
+    assert [r["performance_id"] for r in csv.DictReader(f)] == [
+        "p1", "p2", "p3", "p4", "q1", "q2", "q3", "q5"]
+  assert calls["splits"] == ["test"]
+  assert [s.performance_id for s in result["scores"]] == [
+      "p1", "p2", "p3", "p4", "q1", "q2", "q3"]
+  assert len(result["clips"]) == 14
+  doc = json.loads((out / "pearson.json").read_text())
+  assert doc["rori"]["per_song"]["song1"]["n"] == 3  # p4 has no human score
+  assert doc["rori"]["mix"]["n"] == 6
+  text = "\n".join(messages)
+  assert "song1/p4" not in text and "song2/q5" in text  # q5: no clips
+  assert "have no human score" in text and "| rori | Original Track |" in text
+  for name in ("scores.csv", "table.md", "scatter_rori.png", "clip_embeddings_rori.npz"):
+    assert (out / name).stat().st_size > 0
+  npz = np.load(out / "clip_embeddings_rori.npz")
+  assert npz["performance"].shape == (14, 6) and npz["song_id"][0] == "song1"
+  with pytest.raises(ValueError, match="split"):
+    run.evaluate(config, str(workdir), str(manifest), str(out), "dev")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from typing import Callable, Mapping
 
@@ -41,25 +40,19 @@ def reference_label(config) -> str:
 
 
 def load_stats(path: str | os.PathLike) -> dict:
-  """Reads training statistics {"mean": [C], "std": [C], "channels": [C]}.
+  """Reads training statistics {"mean": [5], "std": [5], "channels": [5]}.
 
   Raises:
-    FileNotFoundError: no stats file (the message says how it is made).
-    ValueError: keys missing or lengths differ.
+    FileNotFoundError: no stats file (the message says where it comes from).
+    ValueError: keys missing or not the 5 channels (input_pipeline.records.load_stats).
   """
+  from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
   path = os.fspath(path)
-  if not os.path.exists(path):
+  if not os.path.isfile(path):
     raise FileNotFoundError(
         f"{path}: training statistics not found; train.py copies records_dir/"
-        "stats.json into the workdir, evaluation normalises with them")
-  with open(path, encoding="utf-8") as f:
-    stats = json.load(f)
-  missing = [k for k in ("mean", "std", "channels") if k not in stats]
-  if missing:
-    raise ValueError(f"{path}: missing keys {missing}")
-  if not len(stats["mean"]) == len(stats["std"]) == len(stats["channels"]):
-    raise ValueError(f"{path}: mean, std and channels have different lengths")
-  return stats
+        "stats.json into the workdir, and evaluation normalises with them")
+  return records_lib.load_stats(path)
 
 
 def report_systems(output_dir: str | os.PathLike,
@@ -111,6 +104,15 @@ def write_clip_embeddings(path: str | os.PathLike, clips: scoring.ClipEmbeddings
   report.atomic_write_bytes(path, buf.getvalue())
 
 
+def restore_model(config, workdir: str):
+  """(model, variables) of the best (else latest) checkpoint in workdir.
+
+  Delegates to `asa_jax.train.restore_for_inference(config, workdir)`.
+  """
+  from asa_jax import train as train_lib  # pylint: disable=g-import-not-at-top
+  return train_lib.restore_for_inference(config, workdir)
+
+
 def write_split_manifest(manifest_path: str | os.PathLike, split: str,
                          out_path: str | os.PathLike) -> int:
   """Copies the manifest rows of one split to `out_path`, audio paths made absolute.
@@ -134,8 +136,8 @@ def write_split_manifest(manifest_path: str | os.PathLike, split: str,
   for row in rows:
     for column in PATH_COLUMNS:
       value = (row.get(column) or "").strip()
-      if value and not os.path.isabs(value):
-        row[column] = os.path.normpath(os.path.join(base, value))
+      if value:  # As input_pipeline.manifest resolves them.
+        row[column] = os.path.abspath(os.path.join(base, os.path.expanduser(value)))
   buf = io.StringIO()
   writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
   writer.writeheader()
@@ -171,8 +173,7 @@ def evaluate(config, workdir: str, manifest_path: str, output_dir: str,
     ValueError: unknown split, no manifest row in the split, or no clip scored.
     FileNotFoundError: workdir/stats.json missing.
   """
-  # Imported here: the pipeline and training code are only needed for a full run.
-  from asa_jax import train as train_lib  # pylint: disable=g-import-not-at-top
+  # Imported here: the pipeline is only needed for a full run.
   from input_pipeline import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
   from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
 
@@ -191,7 +192,10 @@ def evaluate(config, workdir: str, manifest_path: str, output_dir: str,
     rows = [row for row in rows if row.split == split]
   if not rows:
     raise ValueError(f"{manifest_path}: no usable rows in split {split!r}")
-  log(f"{len(rows)} performance(s) of {manifest_path} in split {split!r}")
+  # Phrase rows of one performance share its performance_id (manifest.py).
+  wanted = list(dict.fromkeys((row.song_id, row.performance_id) for row in rows))
+  log(f"{len(wanted)} performance(s) ({len(rows)} manifest row(s)) of {manifest_path} "
+      f"in split {split!r}")
 
   build_manifest = manifest_path
   if split != "all":
@@ -200,9 +204,9 @@ def evaluate(config, workdir: str, manifest_path: str, output_dir: str,
   records_dir = os.path.join(output_dir, "records")
   build_report = records_lib.build_records(build_manifest, records_dir, config,
                                            stats_from=stats_path)
-  log(f"records in {records_dir}: {build_report}")
+  log(build_report.summary())
 
-  model, variables = train_lib.restore_for_inference(config, workdir)
+  model, variables = restore_model(config, workdir)
   splits = sorted({row.split for row in rows})
   splits = [s for s in splits if os.path.isdir(os.path.join(records_dir, s))]
   scores, clips = scoring.score_performances(model, variables, records_dir, stats,
@@ -211,8 +215,8 @@ def evaluate(config, workdir: str, manifest_path: str, output_dir: str,
     raise ValueError(f"no clip of {manifest_path} (split {split!r}) could be scored; "
                      f"see {os.path.join(records_dir, 'build_report.json')}")
   scored = {(s.song_id, s.performance_id) for s in scores}
-  unscored = [f"{row.song_id}/{row.performance_id}" for row in rows
-              if (str(row.song_id), str(row.performance_id)) not in scored]
+  unscored = [f"{song}/{perf}" for song, perf in wanted
+              if (str(song), str(perf)) not in scored]
   if unscored:
     log(f"{len(unscored)} performance(s) have no clips and are not scored (see "
         f"{os.path.join(records_dir, 'build_report.json')}): {', '.join(unscored)}")

@@ -89,49 +89,38 @@ def prepare_segments(segments: Iterable[Segment], stats: Mapping[str, Any],
                      config) -> Iterator[Segment]:
   """Turns stored (un-normalised, 5-channel) clips into model inputs.
 
-  The same transform the training loader applies: the performance clip is moved to the
-  reference key when `config.data.key_align == 'shift'` (by -transposition
-  semitones, `features.keyshift.shift_pitch_channels`), then both clips are
-  normalised with the training statistics and cut to `config.features.channels`
-  (`input_pipeline.loader.normalise`).
+  Applies exactly the training loader's transform (`input_pipeline.loader.
+  prepare_clips`): the performance clip is moved to the reference key when
+  `config.data.key_align == 'shift'` (by -transposition semitones), then both clips
+  are cut to `config.features.channels` and normalised with the training statistics.
 
   Args:
     segments: iterable of (metadata, performance, reference); features (5, 96, 94)
-      any float dtype (records store float16), channels in `constants.CHANNELS`.
+      any float dtype, channels in `constants.CHANNELS` order.
     stats: {"mean": [5 floats], "std": [5 floats], "channels": [5 names]}, the
       training statistics (WORKDIR/stats.json).
-    config: the system's ConfigDict.
+    config: the system's ConfigDict (features.channels, data.key_align).
 
   Yields:
     (metadata, performance, reference), features float32 (C, 96, 94), C = number
     of configured channels.
 
   Raises:
-    ValueError: unknown key_align, or key_align == 'shift' and a record has no
-      transposition.
+    ValueError: key_align == 'shift' and a record has no transposition; unknown
+      key_align or channel (from the loader).
   """
   from input_pipeline import loader  # pylint: disable=g-import-not-at-top
-  channels = tuple(config.features.channels)
-  key_align = config.data.get("key_align", "none")
-  if key_align not in ("none", "shift"):
-    raise ValueError(f"config.data.key_align must be 'none' or 'shift', got {key_align!r}")
-  shift = None
-  if key_align == "shift":
-    from asa_jax.features import keyshift  # pylint: disable=g-import-not-at-top
-    shift = keyshift.shift_pitch_channels
+  shift = config.data.get("key_align", "none") == "shift"
   for metadata, performance, reference in segments:
-    performance = np.asarray(performance, np.float32)
-    reference = np.asarray(reference, np.float32)
-    if shift is not None:
-      if "transposition" not in metadata:
-        raise ValueError(
-            f"key_align='shift' but the record of {metadata.get('song_id')}/"
-            f"{metadata.get('performance_id')} has no 'transposition'")
-      performance = shift(performance, -int(metadata["transposition"]),
-                          channels=constants.CHANNELS)
-    yield (metadata,
-           np.asarray(loader.normalise(performance, stats, channels), np.float32),
-           np.asarray(loader.normalise(reference, stats, channels), np.float32))
+    if shift and metadata.get("transposition") is None:
+      raise ValueError(
+          f"key_align='shift' but the record of {metadata.get('song_id')}/"
+          f"{metadata.get('performance_id')} has no 'transposition'")
+    transposition = [int(metadata.get("transposition") or 0)]
+    performance = loader.prepare_clips(np.asarray(performance)[None], stats, config,
+                                       transpositions=transposition)[0]
+    reference = loader.prepare_clips(np.asarray(reference)[None], stats, config)[0]
+    yield metadata, performance, reference
 
 
 def make_embed_fn(model, variables) -> Callable[[np.ndarray, np.ndarray],
