@@ -1,0 +1,391 @@
+"""Triplet batches from feature records with Grain (paper 3.2.3, 3.3, 3.4).
+
+Paper 3.3: scores >= 80 are "good", < 40 "poor"; "we randomly align a good
+performance and a bad performance of the same song to form a contrasting pair",
+and the positive and negative clips are "exactly aligned". Paper 3.2.3: the
+anchor is the reference clip, positive = good performance clip, negative = poor
+performance clip at the same position. Paper 3.4: batch size 128.
+
+Pairing (`pair_triplets`), redone every epoch from (config.seed, epoch):
+  * per song (sorted song_id), good = performances with score >= good_threshold,
+    poor = score < poor_threshold (unscored performances take no part);
+  * both lists are shuffled; max(len(good), len(poor)) pairs are formed, the
+    shorter list cycled;
+  * in each pair, every good segment is matched to the poor segment of the same
+    reference file with the nearest reference_start, if within
+    data.pair_tolerance_seconds; triplet = (anchor = the good record's reference
+    clip, positive = its performance clip, negative = the poor clip);
+  * all triplets are shuffled with the same generator.
+
+Batching: global batches of train.global_batch_size rows in that order; process
+p of P receives rows [p*L, (p+1)*L) of every global batch (L = global / P), so
+the global batch is the same whatever P is, and a process reads only its own
+rows' records. Train drops the incomplete last batch; other splits use the
+epoch-0 pairing every time, pad the last batch (mask 0 rows) and keep it. Every
+batch has "mask" float32 (L,) (ones for train).
+
+Per clip: float16 -> float32, key alignment (data.key_align 'shift': performance
+clips move by -transposition semitones, `shift_pitch_channels`), then channel
+selection (features.channels) and normalisation with stats.json.
+
+Reading: `grain.sources.ArrayRecordDataSource` over the split's files,
+`grain.MapDataset.range(num_batches).map(make_batch)` -> `to_iter_dataset` with
+reader threads and prefetch (data.get('loader_threads', 2),
+data.get('loader_prefetch', 4)), decoded records kept in a small LRU.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import threading
+from typing import Iterator
+
+import grain
+import numpy as np
+
+from asa_jax.features import constants
+from input_pipeline import records as records_lib
+
+
+def normalise(x: np.ndarray, stats: dict, channels) -> np.ndarray:
+  """Channel selection + per-channel standardisation.
+
+  Args:
+    x: (..., 5, 96, 94) features with all constants.CHANNELS in stacking order.
+    stats: {"mean": [5], "std": [5], "channels": [5 names]} (stats.json).
+    channels: names to keep, in this order.
+
+  Returns:
+    float32 (..., len(channels), 96, 94): (x[c] - mean[c]) / std[c].
+
+  Raises:
+    ValueError: unknown channel name or x without 5 channels.
+  """
+  x = np.asarray(x)
+  if x.shape[-3] != constants.N_CHANNELS:
+    raise ValueError(f"expected (..., {constants.N_CHANNELS}, 96, 94) features,"
+                     f" got {x.shape}")
+  names = list(stats["channels"])
+  try:
+    idx = [names.index(c) for c in channels]
+  except ValueError:
+    raise ValueError(f"channels {list(channels)} not all in {names}") from None
+  mean = np.asarray(stats["mean"], np.float32)[idx][:, None, None]
+  std = np.asarray(stats["std"], np.float32)[idx][:, None, None]
+  return (x[..., idx, :, :].astype(np.float32) - mean) / std
+
+
+def prepare_clips(x: np.ndarray, stats: dict, config, *,
+                  transpositions=None) -> np.ndarray:
+  """The model input of stored clips: key shift (if any), channels, normalisation.
+
+  Args:
+    x: (B, 5, 96, 94) stored features (any float dtype).
+    stats: stats.json dict.
+    config: reads features.channels and data.key_align.
+    transpositions: (B,) ints (semitones performance minus reference) for
+      performance clips; None for reference clips (never shifted).
+
+  Returns:
+    float32 (B, len(features.channels), 96, 94).
+  """
+  x = np.asarray(x, dtype=np.float32)
+  if transpositions is not None and config.data.key_align == "shift":
+    from asa_jax.features import keyshift  # pylint: disable=g-import-not-at-top
+    x = x.copy()
+    for i, t in enumerate(np.asarray(transpositions).reshape(-1)):
+      if int(t) != 0:
+        x[i] = keyshift.shift_pitch_channels(
+            x[i], -int(t), channels=constants.CHANNELS)
+  elif config.data.key_align not in ("none", "shift"):
+    raise ValueError(f"data.key_align must be 'none' or 'shift', not "
+                     f"{config.data.key_align!r}")
+  return normalise(x, stats, config.features.channels)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Index:
+  """Per-record metadata arrays of one split (global record order)."""
+  song: np.ndarray  # object (N,) song_id
+  performance: np.ndarray  # object (N,) performance_id
+  reference_file: np.ndarray  # object (N,)
+  reference_start: np.ndarray  # float64 (N,) seconds
+  score: np.ndarray  # float64 (N,), nan when unknown
+  transposition: np.ndarray  # int32 (N,)
+
+
+def _read_index(records_dir: str, split: str):
+  keys = records_lib.complete_keys(records_dir, split)
+  metas, paths = [], []
+  for key in keys:
+    sidecar = records_lib.read_sidecar(records_dir, split, key)
+    if not sidecar:
+      continue
+    path = os.path.join(records_dir, split, f"{key}.array_record")
+    # "path[start:end]" lets Grain skip opening every file to count records.
+    paths.append(f"{path}[0:{len(sidecar)}]")
+    metas.extend(sidecar)
+  index = _Index(
+      song=np.array([m["song_id"] for m in metas], dtype=object),
+      performance=np.array([m["performance_id"] for m in metas], dtype=object),
+      reference_file=np.array([m.get("reference_file", "") for m in metas],
+                              dtype=object),
+      reference_start=np.array([m["reference_start"] for m in metas],
+                               dtype=np.float64),
+      score=np.array([np.nan if m["score"] is None else m["score"]
+                      for m in metas], dtype=np.float64),
+      transposition=np.array([m["transposition"] for m in metas],
+                             dtype=np.int32),
+  )
+  return paths, metas, index
+
+
+def _match_segments(index: _Index, good: np.ndarray, poor: np.ndarray,
+                    tolerance: float) -> list[tuple[int, int]]:
+  """(good record, poor record) pairs at the nearest reference position."""
+  out = []
+  for ref_file in sorted(set(index.reference_file[good])):
+    g = good[index.reference_file[good] == ref_file]
+    p = poor[index.reference_file[poor] == ref_file]
+    if not len(p):
+      continue
+    p = p[np.argsort(index.reference_start[p], kind="stable")]
+    p_starts = index.reference_start[p]
+    for i in g:
+      s = index.reference_start[i]
+      k = int(np.searchsorted(p_starts, s))
+      cands = [j for j in (k - 1, k) if 0 <= j < len(p)]
+      best = min(cands, key=lambda j: (abs(p_starts[j] - s), j))
+      if abs(p_starts[best] - s) <= tolerance + 1e-9:
+        out.append((int(i), int(p[best])))
+  return out
+
+
+def pair_triplets(index: _Index, config, epoch: int) -> np.ndarray:
+  """Triplets of one epoch in global order (paper 3.3 pairing, see module doc).
+
+  Returns:
+    int64 (T, 2): (good record index -> anchor and positive, poor record index
+    -> negative); deterministic in (config.seed, epoch).
+  """
+  d = config.data
+  rng = np.random.default_rng([int(config.seed), int(epoch), 0x5EED])
+  triplets = []
+  records_of = collections.defaultdict(list)
+  for i, perf in enumerate(index.performance):
+    records_of[perf].append(i)
+  songs = collections.defaultdict(lambda: ([], []))
+  for perf, recs in records_of.items():
+    score = index.score[recs[0]]
+    song = index.song[recs[0]]
+    if np.isnan(score):
+      continue
+    if score >= d.good_threshold:
+      songs[song][0].append(perf)
+    elif score < d.poor_threshold:
+      songs[song][1].append(perf)
+  for song in sorted(songs):
+    good, poor = (sorted(x) for x in songs[song])
+    if not good or not poor:
+      continue
+    good = [good[i] for i in rng.permutation(len(good))]
+    poor = [poor[i] for i in rng.permutation(len(poor))]
+    for k in range(max(len(good), len(poor))):
+      triplets.extend(_match_segments(
+          index, np.array(records_of[good[k % len(good)]]),
+          np.array(records_of[poor[k % len(poor)]]),
+          float(d.pair_tolerance_seconds)))
+  out = np.array(triplets, dtype=np.int64).reshape(-1, 2)
+  return out[rng.permutation(len(out))]
+
+
+class _LRU:
+  """Thread-safe LRU of decoded records (record index -> dict)."""
+
+  def __init__(self, size: int):
+    self._size = size
+    self._data: collections.OrderedDict = collections.OrderedDict()
+    self._lock = threading.Lock()
+
+  def get_many(self, keys, fetch):
+    found, missing = {}, []
+    with self._lock:
+      for k in keys:
+        if k in self._data:
+          self._data.move_to_end(k)
+          found[k] = self._data[k]
+        else:
+          missing.append(k)
+    if missing:
+      fetched = fetch(missing)
+      with self._lock:
+        for k, v in zip(missing, fetched):
+          found[k] = v
+          self._data[k] = v
+          self._data.move_to_end(k)
+        while len(self._data) > self._size:
+          self._data.popitem(last=False)
+    return found
+
+
+class TripletLoader:
+  """Process-local triplet batches of one split (paper 3.2.3 / 3.3 / 3.4).
+
+  Args:
+    records_dir: folder written by `records.build_records`.
+    split: 'train' | 'validation' | 'test'.
+    config: reads seed, train.global_batch_size, features.channels and
+      data.{good_threshold, poor_threshold, pair_tolerance_seconds, key_align,
+      loader_threads (2), loader_prefetch (4), loader_cache_records (256)}.
+    process_index, process_count: this process and the process count (None:
+      jax.process_index() / jax.process_count()).
+    train: True -> per-epoch pairing, drop_remainder; False -> epoch-0
+      pairing, padded last batch. None: split == 'train'.
+
+  Raises:
+    FileNotFoundError: no complete records for the split, or no stats.json.
+    ValueError: global batch not divisible by process_count.
+  """
+
+  def __init__(self, records_dir: str, split: str, config, *,
+               process_index: int | None = None,
+               process_count: int | None = None, train: bool | None = None):
+    if process_index is None or process_count is None:
+      import jax  # pylint: disable=g-import-not-at-top
+      process_index = jax.process_index() if process_index is None else (
+          process_index)
+      process_count = jax.process_count() if process_count is None else (
+          process_count)
+    self.records_dir = os.path.abspath(records_dir)
+    self.split = split
+    self.config = config
+    self.train = (split == "train") if train is None else bool(train)
+    self.process_index = int(process_index)
+    self.process_count = int(process_count)
+    self.global_batch_size = int(config.train.global_batch_size)
+    if self.global_batch_size % self.process_count:
+      raise ValueError(
+          f"train.global_batch_size {self.global_batch_size} is not divisible "
+          f"by the process count {self.process_count}")
+    if not 0 <= self.process_index < self.process_count:
+      raise ValueError(f"process_index {self.process_index} not in "
+                       f"[0, {self.process_count})")
+    self.local_batch_size = self.global_batch_size // self.process_count
+    paths, self.metadata, self._index = _read_index(self.records_dir, split)
+    if not paths:
+      raise FileNotFoundError(
+          f"no complete records for split {split!r} in {self.records_dir} "
+          "(run records.build_records first)")
+    stats_path = os.path.join(self.records_dir, "stats.json")
+    if not os.path.exists(stats_path):
+      raise FileNotFoundError(
+          f"{stats_path} missing: build the train split or pass stats_from")
+    self.stats = records_lib.load_stats(stats_path)
+    self._source = grain.sources.ArrayRecordDataSource(paths)
+    d = config.data
+    self._threads = int(d.get("loader_threads", 2))
+    self._prefetch = int(d.get("loader_prefetch", 4))
+    self._cache = _LRU(int(d.get("loader_cache_records", 256)))
+    self._pairs_cache: dict[int, np.ndarray] = {}
+
+  def __len__(self) -> int:
+    return len(self.metadata)
+
+  def triplets(self, epoch: int) -> np.ndarray:
+    """int64 (T, 2) (good, poor) record indices of an epoch, global order."""
+    epoch = int(epoch) if self.train else 0
+    if epoch not in self._pairs_cache:
+      self._pairs_cache = {epoch: pair_triplets(self._index, self.config,
+                                                epoch)}
+    return self._pairs_cache[epoch]
+
+  def num_batches(self, epoch: int = 0) -> int:
+    """Number of (global = local) batches of an epoch."""
+    n = len(self.triplets(epoch))
+    if self.train:
+      return n // self.global_batch_size
+    return -(-n // self.global_batch_size)
+
+  def _local_rows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(num_batches, L, 2) triplet indices of this process and (num_batches, L) mask."""
+    trip = self.triplets(epoch)
+    nb = self.num_batches(epoch)
+    b, l = self.global_batch_size, self.local_batch_size
+    total = nb * b
+    mask = np.zeros(total, np.float32)
+    n = min(total, len(trip))
+    mask[:n] = 1.0
+    rows = np.zeros((total, 2), np.int64)
+    rows[:n] = trip[:n]
+    if n < total:
+      rows[n:] = trip[0]  # Padding rows: real data, masked out.
+    rows = rows.reshape(nb, b, 2)[:, self.process_index * l:
+                                  (self.process_index + 1) * l]
+    mask = mask.reshape(nb, b)[:, self.process_index * l:
+                               (self.process_index + 1) * l]
+    return rows, mask
+
+  def _fetch(self, keys):
+    return [records_lib.deserialize_record(x)
+            for x in self._source.__getitems__(keys)]
+
+  def _make_batch(self, rows: np.ndarray, mask: np.ndarray) -> dict:
+    uniq = sorted(set(rows.reshape(-1).tolist()))
+    recs = self._cache.get_many(uniq, self._fetch)
+    good = [recs[i] for i in rows[:, 0].tolist()]
+    poor = [recs[i] for i in rows[:, 1].tolist()]
+    anchor = np.stack([r["reference"] for r in good])
+    positive = np.stack([r["performance"] for r in good])
+    negative = np.stack([r["performance"] for r in poor])
+    t = self._index.transposition
+    return dict(
+        anchor=prepare_clips(anchor, self.stats, self.config),
+        positive=prepare_clips(positive, self.stats, self.config,
+                               transpositions=t[rows[:, 0]]),
+        negative=prepare_clips(negative, self.stats, self.config,
+                               transpositions=t[rows[:, 1]]),
+        mask=mask.astype(np.float32),
+    )
+
+  def epoch(self, epoch: int) -> Iterator[dict]:
+    """Process-local batches of an epoch (see class and module docs).
+
+    Yields:
+      {"anchor", "positive", "negative"}: float32 (L, C, 96, 94), "mask":
+      float32 (L,) (1 = real triplet, 0 = padding), L = global_batch_size /
+      process_count, C = len(features.channels).
+    """
+    rows, mask = self._local_rows(epoch)
+    if not len(rows):
+      return iter(())
+    ds = grain.MapDataset.range(len(rows)).map(
+        lambda b: self._make_batch(rows[b], mask[b]))
+    if self._threads <= 0:
+      return iter(ds)
+    return iter(ds.to_iter_dataset(grain.ReadOptions(
+        num_threads=self._threads, prefetch_buffer_size=self._prefetch)))
+
+
+def load_segments(records_dir: str, split: str
+                  ) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
+  """All records of a split in file order, for scoring (paper 3.2.3 / 4).
+
+  Yields:
+    (metadata, performance, reference): the sidecar dict (song_id,
+    performance_id, split, segment_start, reference_start, score (None if
+    unknown), transposition, ...), and float32 (5, 96, 94) un-normalised
+    features (use `prepare_clips` / `normalise` for model input).
+  """
+  records_dir = os.path.abspath(records_dir)
+  paths, metas, _ = _read_index(records_dir, split)
+  if not paths:
+    return
+  source = grain.sources.ArrayRecordDataSource(paths)
+  for start in range(0, len(metas), 64):
+    keys = list(range(start, min(len(metas), start + 64)))
+    for k, data in zip(keys, source.__getitems__(keys)):
+      rec = records_lib.deserialize_record(data)
+      yield (metas[k], rec["performance"].astype(np.float32),
+             rec["reference"].astype(np.float32))

@@ -1,0 +1,230 @@
+"""Tests of input_pipeline.loader.TripletLoader on fake records."""
+
+import json
+
+import numpy as np
+import pytest
+
+from asa_jax.features import constants
+from asa_jax.features import keyshift
+from configs import base
+from input_pipeline import loader
+from input_pipeline import records
+
+# performance_id -> (song, score, number of segments, transposition)
+PERFORMANCES = {
+    "a_g1": ("A", 90.0, 8, 0), "a_g2": ("A", 85.0, 6, 2),
+    "a_g3": ("A", 80.0, 7, 0), "a_p1": ("A", 10.0, 8, -1),
+    "a_p2": ("A", 39.9, 5, 0), "a_mid": ("A", 60.0, 8, 0),
+    "a_none": ("A", None, 8, 0),
+    "b_g1": ("B", 95.0, 9, 0), "b_p1": ("B", 5.0, 9, 3),
+    "b_p2": ("B", 20.0, 4, 0),
+    "c_g1": ("C", 99.0, 5, 0),  # No poor performance: never paired.
+}
+
+
+def _ids(x):
+  """Record ids written into feature [0, 0, 0] (see make_records)."""
+  return np.rint(x[:, 0, 0, 0]).astype(int)
+
+
+def make_records(root, performances=PERFORMANCES, split="train", seed=0):
+  """Writes fake records; performance/reference [0,0,0] = global record id
+
+  (ids follow the loader's record order: sorted keys, then segment order).
+  """
+  rng = np.random.default_rng(seed)
+  uid = 0
+  for pid, (song, score, n, t) in sorted(performances.items()):
+    metas, perf, ref = [], [], []
+    for k in range(n):
+      start = 1.5 * k + (0.3 if pid.endswith("p2") else 0.0)
+      metas.append(dict(
+          index=k, song_id=song, performance_id=pid, split=split,
+          segment_start=start, reference_start=start, reference_span=3.0,
+          voiced_fraction=1.0, score=score, transposition=t,
+          performance_audio=f"{pid}.wav", reference_file=f"{song}_ref.wav"))
+      p = rng.normal(size=constants.FEATURE_SHAPE) + np.arange(5)[:, None, None]
+      r = rng.normal(size=constants.FEATURE_SHAPE) * 2.0
+      p[0, 0, 0] = r[0, 0, 0] = uid
+      uid += 1
+      perf.append(p)
+      ref.append(r)
+    records.write_performance(str(root), split, records.performance_key(pid),
+                              metas, np.stack(perf), np.stack(ref))
+  keys = records.complete_keys(str(root), split)
+  stats = records.compute_stats(str(root), keys, split)
+  with open(root / "stats.json", "w") as f:
+    json.dump(stats, f)
+  return stats
+
+
+@pytest.fixture(scope="module")
+def records_dir(tmp_path_factory):
+  root = tmp_path_factory.mktemp("records")
+  make_records(root)
+  return root
+
+
+def _config(batch=8, channels=constants.CHANNELS):
+  config = base.get_config()
+  config.train.global_batch_size = batch
+  config.features.channels = channels
+  return config
+
+
+def _loader(records_dir, config, p=0, n=1, **kw):
+  return loader.TripletLoader(str(records_dir), "train", config,
+                              process_index=p, process_count=n, **kw)
+
+
+def test_pairing_deterministic_and_changes_across_epochs(records_dir):
+  config = _config()
+  t1 = _loader(records_dir, config).triplets(3)
+  t2 = _loader(records_dir, config).triplets(3)
+  np.testing.assert_array_equal(t1, t2)
+  t_other = _loader(records_dir, config).triplets(4)
+  assert not np.array_equal(t1, t_other)
+  config.seed = 1
+  assert not np.array_equal(t1, _loader(records_dir, config).triplets(3))
+
+
+def test_pairs_are_good_and_poor_of_the_same_song(records_dir):
+  config = _config()
+  ld = _loader(records_dir, config)
+  meta = ld.metadata
+  for epoch in range(3):
+    trip = ld.triplets(epoch)
+    assert len(trip) > 0
+    for g, p in trip:
+      assert meta[g]["song_id"] == meta[p]["song_id"]
+      assert meta[g]["score"] >= 80.0 and meta[p]["score"] < 40.0
+      assert abs(meta[g]["reference_start"] - meta[p]["reference_start"]) <= (
+          config.data.pair_tolerance_seconds)
+    songs = {meta[g]["song_id"] for g, _ in trip}
+    assert songs == {"A", "B"}
+    # Every good performance of a song takes part each epoch.
+    goods = {meta[g]["performance_id"] for g, _ in trip}
+    assert goods == {"a_g1", "a_g2", "a_g3", "b_g1"}
+    # Nearest-position matching: shifted a_p2 (0.3 s) still pairs.
+    poors = {meta[p]["performance_id"] for _, p in trip}
+    assert poors == {"a_p1", "a_p2", "b_p1", "b_p2"}
+
+
+def test_batches_contain_the_paired_clips_normalised(records_dir):
+  channels = ("spec", "f0", "tempo")
+  config = _config(channels=channels)
+  ld = _loader(records_dir, config)
+  stats = json.loads((records_dir / "stats.json").read_text())
+  idx = [constants.CHANNELS.index(c) for c in channels]
+  mean = np.array(stats["mean"])[idx][None, :, None, None]
+  std = np.array(stats["std"])[idx][None, :, None, None]
+  trip = ld.triplets(0)
+  batches = list(ld.epoch(0))
+  assert len(batches) == ld.num_batches(0) == len(trip) // 8
+  for b, batch in enumerate(batches):
+    assert set(batch) == {"anchor", "positive", "negative", "mask"}
+    for k in ("anchor", "positive", "negative"):
+      assert batch[k].shape == (8, 3, 96, 94) and batch[k].dtype == np.float32
+    np.testing.assert_array_equal(batch["mask"], np.ones(8, np.float32))
+    rows = trip[b * 8:(b + 1) * 8]
+    np.testing.assert_array_equal(_ids(batch["anchor"] * std + mean), rows[:, 0])
+    np.testing.assert_array_equal(_ids(batch["positive"] * std + mean),
+                                  rows[:, 0])
+    np.testing.assert_array_equal(_ids(batch["negative"] * std + mean),
+                                  rows[:, 1])
+  # Exact values: (raw - mean) / std of the selected channels.
+  raw = list(loader.load_segments(str(records_dir), "train"))
+  g, p = trip[0]
+  np.testing.assert_allclose(batches[0]["positive"][0],
+                             (raw[g][1][idx] - mean[0]) / std[0], atol=1e-5)
+  np.testing.assert_allclose(batches[0]["anchor"][0],
+                             (raw[g][2][idx] - mean[0]) / std[0], atol=1e-5)
+  np.testing.assert_allclose(batches[0]["negative"][0],
+                             (raw[p][1][idx] - mean[0]) / std[0], atol=1e-5)
+
+
+def test_normalise_function():
+  stats = dict(mean=[1, 2, 3, 4, 5], std=[1, 2, 4, 8, 16],
+               channels=list(constants.CHANNELS))
+  x = np.ones((2,) + constants.FEATURE_SHAPE, np.float16) * 9
+  out = loader.normalise(x, stats, ("tempo", "chroma"))
+  assert out.shape == (2, 2, 96, 94) and out.dtype == np.float32
+  np.testing.assert_allclose(out[:, 0], (9 - 5) / 16)
+  np.testing.assert_allclose(out[:, 1], (9 - 2) / 2)
+  with pytest.raises(ValueError, match="not all in"):
+    loader.normalise(x, stats, ("mfcc",))
+
+
+def test_process_slices_concatenate_to_global_batch(records_dir):
+  config = _config(batch=8)
+  whole = list(_loader(records_dir, config).epoch(2))
+  parts = [list(_loader(records_dir, config, p=p, n=2).epoch(2))
+           for p in range(2)]
+  assert len(parts[0]) == len(parts[1]) == len(whole) > 0
+  for b, batch in enumerate(whole):
+    for k in ("anchor", "positive", "negative", "mask"):
+      assert parts[0][b][k].shape[0] == 4
+      np.testing.assert_array_equal(
+          np.concatenate([parts[0][b][k], parts[1][b][k]]), batch[k])
+  with pytest.raises(ValueError, match="divisible"):
+    _loader(records_dir, _config(batch=6), p=0, n=4)
+
+
+def test_validation_is_fixed_and_padded(tmp_path):
+  make_records(tmp_path, split="validation")
+  config = _config(batch=16)
+  ld = loader.TripletLoader(str(tmp_path), "validation", config,
+                            process_index=0, process_count=1)
+  n = len(ld.triplets(0))
+  np.testing.assert_array_equal(ld.triplets(0), ld.triplets(5))
+  assert n % 16 != 0
+  batches = list(ld.epoch(7))
+  assert len(batches) == ld.num_batches() == -(-n // 16)
+  masks = np.concatenate([b["mask"] for b in batches])
+  assert masks.dtype == np.float32 and masks.sum() == n
+  np.testing.assert_array_equal(masks[:n], 1.0)
+  np.testing.assert_array_equal(masks[n:], 0.0)
+  assert all(b["anchor"].shape[0] == 16 for b in batches)
+
+
+def test_key_shift_moves_performance_clips(records_dir):
+  config = _config()
+  config.data.key_align = "shift"
+  plain = _config()
+  ld_shift, ld_plain = _loader(records_dir, config), _loader(records_dir, plain)
+  meta = ld_plain.metadata
+  batch_s = next(iter(ld_shift.epoch(0)))
+  batch_p = next(iter(ld_plain.epoch(0)))
+  trip = ld_plain.triplets(0)[:8]
+  stats = ld_plain.stats
+  std = np.array(stats["std"])[None, :, None, None]
+  mean = np.array(stats["mean"])[None, :, None, None]
+  raw = batch_p["negative"] * std + mean
+  for i, (_, p) in enumerate(trip):
+    t = meta[p]["transposition"]
+    want = keyshift.shift_pitch_channels(raw[i], -t)
+    np.testing.assert_allclose(batch_s["negative"][i] * std[0] + mean[0], want,
+                               atol=1e-3)
+  np.testing.assert_array_equal(batch_s["anchor"], batch_p["anchor"])
+  shifted = [i for i, (_, p) in enumerate(trip) if meta[p]["transposition"]]
+  assert shifted  # The fixture has transposed poor performances.
+  assert not np.allclose(batch_s["negative"][shifted[0]],
+                         batch_p["negative"][shifted[0]])
+
+
+def test_load_segments_yields_every_record(records_dir):
+  items = list(loader.load_segments(str(records_dir), "train"))
+  assert len(items) == sum(v[2] for v in PERFORMANCES.values())
+  meta, perf, ref = items[0]
+  assert perf.shape == constants.FEATURE_SHAPE and perf.dtype == np.float32
+  assert ref.shape == constants.FEATURE_SHAPE
+  assert {m["performance_id"] for m, _, _ in items} == set(PERFORMANCES)
+  ids = sorted(int(round(p[0, 0, 0])) for _, p, _ in items)
+  assert ids == list(range(len(items)))
+
+
+def test_missing_records_or_stats_raise(tmp_path):
+  with pytest.raises(FileNotFoundError, match="no complete records"):
+    loader.TripletLoader(str(tmp_path), "train", _config(), process_index=0,
+                         process_count=1)
