@@ -1,0 +1,308 @@
+"""Training loop: epochs, validation, early stopping, checkpoints (paper 3.4).
+
+`train_and_evaluate(config, workdir)` trains the triplet model with Adam, evaluates the
+validation loss after every epoch, keeps the best checkpoint by validation loss and
+stops after `config.train.patience` epochs without improvement (paper 3.4: patience 5,
+at most 200 epochs). Running it again with the same workdir resumes where the last
+checkpoint left off (same step, epoch and position inside the epoch, same dropout keys).
+"""
+
+import functools
+import math
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from jax.experimental import multihost_utils
+
+from asa_jax.models import build_model
+from asa_jax.train import mesh as mesh_lib
+from asa_jax.train.checkpoint import Checkpoints
+from asa_jax.train.metrics import MetricWriter
+from asa_jax.train.state import TrainState, create_train_state
+from asa_jax.train.step import make_eval_step, make_train_step
+
+
+class BatchSource(Protocol):
+  """What the loop needs from a loader (input_pipeline.loader.TripletLoader)."""
+
+  def epoch(self, epoch: int) -> Iterator[dict]:
+    """Process-local batches {"anchor","positive","negative"[, "mask"]}."""
+
+  def num_batches(self, epoch: int) -> int:
+    """Number of batches `epoch(epoch)` yields."""
+
+
+LoaderFactory = Callable[[str], BatchSource]
+TRAIN_SPLIT = "train"
+VALIDATION_SPLIT = "validation"
+
+
+def _host(tree: Any) -> Any:
+  """Replicated global arrays -> numpy (works across processes: reads a local copy)."""
+  return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
+
+
+def prepare_records(config: ml_collections.ConfigDict, workdir: str) -> str:
+  """Builds the feature records if needed and copies stats.json into the workdir.
+
+  records_dir = config.data.records_dir or <workdir>/records. If config.data.manifest
+  is set and records_dir/stats.json is missing (no or unfinished build), process 0
+  runs input_pipeline.records.build_records (resumable) while the others wait.
+
+  Returns:
+    records_dir.
+
+  Raises:
+    FileNotFoundError: if records_dir/stats.json does not exist afterwards.
+  """
+  records_dir = config.data.records_dir or os.path.join(workdir, "records")
+  stats = os.path.join(records_dir, "stats.json")
+  if config.data.manifest and not os.path.exists(stats):
+    if jax.process_index() == 0:
+      from input_pipeline.records import build_records  # pylint: disable=g-import-not-at-top
+      logging.info("building records from %s into %s", config.data.manifest, records_dir)
+      report = build_records(config.data.manifest, records_dir, config)
+      logging.info("%s", report)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices("asa_jax:records_built")
+  if not os.path.exists(stats):
+    raise FileNotFoundError(
+        f"{stats} not found: set config.data.manifest to build records, or "
+        "config.data.records_dir to an existing records folder")
+  if jax.process_index() == 0:
+    shutil.copyfile(stats, os.path.join(workdir, "stats.json"))
+  return records_dir
+
+
+def default_loader_factory(records_dir: str, config: ml_collections.ConfigDict
+                           ) -> LoaderFactory:
+  """split -> input_pipeline.loader.TripletLoader for this process."""
+  from input_pipeline.loader import TripletLoader  # pylint: disable=g-import-not-at-top
+
+  def factory(split: str) -> BatchSource:
+    return TripletLoader(records_dir, split, config,
+                         process_index=jax.process_index(),
+                         process_count=jax.process_count())
+  return factory
+
+
+def _pad_batch(batch: dict, rows: int) -> dict:
+  """Pads a short process-local batch with zero rows and mask 0 (validation tails)."""
+  n = batch["anchor"].shape[0]
+  mask = np.asarray(batch.get("mask", np.ones((n,), np.float32)), np.float32)
+  out = {k: np.asarray(batch[k], np.float32) for k in ("anchor", "positive", "negative")}
+  if n > rows:
+    raise ValueError(f"batch has {n} rows; expected at most {rows} per process")
+  if n < rows:
+    pad = lambda x: np.concatenate([x, np.zeros((rows - n,) + x.shape[1:], x.dtype)])
+    out = {k: pad(v) for k, v in out.items()}
+    mask = pad(mask)
+  out["mask"] = mask
+  return out
+
+
+def init_state(config: ml_collections.ConfigDict, mesh) -> tuple[Any, TrainState]:
+  """(model, replicated TrainState) initialised from config.seed under jit."""
+  model = build_model(config)
+  init = jax.jit(functools.partial(create_train_state, model, config),
+                 out_shardings=mesh_lib.replicated(mesh))
+  return model, init(jax.random.PRNGKey(config.seed))
+
+
+def _initial_meta() -> dict:
+  return {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_val_loss": None,
+          "bad_epochs": 0, "stopped": False, "val_loss": None, "train_loss": None}
+
+
+def evaluate(eval_fn, state: TrainState, loader: BatchSource, mesh,
+             local_rows: int) -> dict:
+  """Masked mean validation loss and cosines over loader.epoch(0) (fixed pairing).
+
+  Returns {"loss", "cos_ap", "cos_an", "count"}; loss is nan when there are no
+  validation triplets.
+  """
+  sums = None
+  for batch in loader.epoch(0):
+    out = eval_fn(state, mesh_lib.to_global(_pad_batch(batch, local_rows), mesh))
+    sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
+  if sums is None:
+    return {"loss": math.nan, "cos_ap": math.nan, "cos_an": math.nan, "count": 0.0}
+  s = _host(sums)
+  count = float(s["count"])
+  div = lambda v: float(v) / count if count else math.nan
+  return {"loss": div(s["loss_sum"]), "cos_ap": div(s["cos_ap_sum"]),
+          "cos_an": div(s["cos_an_sum"]), "count": count}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       loader_factory: LoaderFactory | None = None) -> dict:
+  """Trains (or resumes training) the triplet model; paper 3.2.3 loss, 3.4 schedule.
+
+  Args:
+    config: run config (configs/base.py fields).
+    workdir: run directory: checkpoints/, metrics.jsonl, tensorboard/, stats.json.
+    loader_factory: split name ('train' | 'validation') -> batch source with
+      `.epoch(e)` and `.num_batches(e)` yielding process-local batches. Default:
+      build/read records (`prepare_records`) and use input_pipeline TripletLoader.
+
+  Returns:
+    {"step", "epoch", "train_loss", "val_loss", "best_val_loss", "stopped_early"}
+    (losses None where not computed).
+
+  Raises:
+    ValueError: global batch not divisible by the device count, or an epoch with no
+      training batches.
+  """
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  if loader_factory is None:
+    loader_factory = default_loader_factory(prepare_records(config, workdir), config)
+  mesh = mesh_lib.make_mesh()
+  local_rows = mesh_lib.local_batch_size(config.train.global_batch_size)
+  logging.info("process %d/%d, %d local / %d global devices, local batch %d",
+               jax.process_index(), jax.process_count(), jax.local_device_count(),
+               jax.device_count(), local_rows)
+
+  train_loader = loader_factory(TRAIN_SPLIT)
+  val_loader = loader_factory(VALIDATION_SPLIT)
+  _, state = init_state(config, mesh)
+  ckpts = Checkpoints(workdir)
+  meta = _initial_meta()
+  restored = ckpts.restore_latest(state)
+  if restored is not None:
+    state, meta = restored
+    logging.info("resumed from step %d (epoch %d, batch %d)", meta["step"],
+                 meta["epoch"], meta["batch_in_epoch"])
+
+  def result() -> dict:
+    return {"step": meta["step"], "epoch": meta["epoch"],
+            "train_loss": meta["train_loss"], "val_loss": meta["val_loss"],
+            "best_val_loss": meta["best_val_loss"], "stopped_early": meta["stopped"]}
+
+  if meta["stopped"]:
+    logging.info("run in %s already early-stopped at step %d", workdir, meta["step"])
+    ckpts.close()
+    return result()
+
+  repl = mesh_lib.replicated(mesh)
+  bshard = mesh_lib.batch_sharding(mesh)
+  margin = float(config.loss.margin)
+  train_fn = make_train_step(margin, repl, bshard, repl)
+  eval_fn = make_eval_step(margin, repl, bshard, repl)
+  writer = MetricWriter(workdir)
+  max_steps = int(config.train.get("max_steps", 0) or 0)
+  ckpt_every = int(config.train.get("checkpoint_every_steps", 0) or 0)
+  log_every = max(1, int(config.train.get("log_every_steps", 1)))
+  patience = int(config.train.patience)
+  show_bar = bool(config.train.get("progress_bar", True)) and jax.process_index() == 0
+
+  step = int(meta["step"])
+  pending: list[tuple[int, dict]] = []
+
+  def flush(keep_last: bool) -> None:
+    """Fetches and writes queued step metrics (all but the newest if keep_last)."""
+    nonlocal pending
+    todo, pending = (pending[:-1], pending[-1:]) if keep_last else (pending, [])
+    if not todo:
+      return
+    values = _host([m for _, m in todo])
+    for (s, _), v in zip(todo, values):
+      writer.write(s, v, echo=not show_bar and s == todo[-1][0])
+    meta["train_loss"] = float(values[-1]["loss"])
+    if bar is not None:
+      bar.set_postfix(loss=f"{meta['train_loss']:.4f}", step=todo[-1][0])
+
+  bar = None
+  for epoch in range(int(meta["epoch"]), int(config.train.max_epochs)):
+    if max_steps and step >= max_steps:
+      break
+    skip = int(meta["batch_in_epoch"]) if epoch == meta["epoch"] else 0
+    n_batches = train_loader.num_batches(epoch)
+    if n_batches <= 0:
+      raise ValueError(f"epoch {epoch}: the train split yields no batches (global "
+                       f"batch {config.train.global_batch_size})")
+    if show_bar:
+      from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+      bar = tqdm(total=n_batches, initial=skip, desc=f"epoch {epoch}", leave=False)
+    done = skip
+    for i, batch in enumerate(train_loader.epoch(epoch)):
+      if i < skip:
+        continue
+      state, metrics = train_fn(state, mesh_lib.to_global(batch, mesh))
+      step += 1
+      done = i + 1
+      pending.append((step, metrics))
+      if len(pending) > log_every:
+        flush(keep_last=True)
+      if bar is not None:
+        bar.update(1)
+      if max_steps and step >= max_steps:
+        break
+      if ckpt_every and step % ckpt_every == 0 and done < n_batches:
+        flush(keep_last=False)
+        meta.update(step=step, epoch=epoch, batch_in_epoch=done)
+        ckpts.save_latest(state, meta)
+    flush(keep_last=False)
+    if bar is not None:
+      bar.close()
+      bar = None
+    if done < n_batches:  # max_steps reached inside the epoch.
+      meta.update(step=step, epoch=epoch, batch_in_epoch=done)
+      ckpts.save_latest(state, meta)
+      break
+
+    val = evaluate(eval_fn, state, val_loader, mesh, local_rows)
+    writer.write(step, {**val, "epoch": epoch}, prefix="validation", echo=True)
+    meta.update(step=step, epoch=epoch + 1, batch_in_epoch=0,
+                val_loss=None if math.isnan(val["loss"]) else val["loss"])
+    if not math.isnan(val["loss"]):
+      best = meta["best_val_loss"]
+      if best is None or val["loss"] < best:
+        meta.update(best_val_loss=val["loss"], bad_epochs=0)
+        ckpts.save_best(state, meta)
+      else:
+        meta["bad_epochs"] += 1
+        if meta["bad_epochs"] >= patience:
+          meta["stopped"] = True
+          logging.info("early stopping at epoch %d: no improvement for %d epochs",
+                       epoch, meta["bad_epochs"])
+    ckpts.save_latest(state, meta)
+    writer.flush()
+    if meta["stopped"]:
+      break
+  writer.close()
+  ckpts.close()
+  return result()
+
+
+def restore_for_inference(config: ml_collections.ConfigDict, workdir: str
+                          ) -> tuple[Any, dict]:
+  """(model, {"params", "batch_stats"}) from the best checkpoint, else the latest.
+
+  Raises:
+    FileNotFoundError: if the workdir has no checkpoint.
+  """
+  mesh = mesh_lib.make_mesh()
+  model = build_model(config)
+  abstract = jax.eval_shape(functools.partial(create_train_state, model, config),
+                            jax.random.PRNGKey(0))
+  repl = mesh_lib.replicated(mesh)
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl),
+                        abstract)
+  ckpts = Checkpoints(os.path.abspath(workdir))
+  try:
+    restored = ckpts.restore_best(target) or ckpts.restore_latest(target)
+  finally:
+    ckpts.close()
+  if restored is None:
+    raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints")
+  state, meta = restored
+  logging.info("restored step %d from %s", meta["step"], workdir)
+  return model, {"params": state.params, "batch_stats": state.batch_stats}
