@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import os
-import tempfile
+import uuid
 from typing import Iterable, Mapping
 
 from asa_jax.evaluation import pearson as pearson_lib
@@ -23,13 +23,18 @@ UNDEFINED = "-"
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-  """Writes `data` to `path` via a temporary file + os.replace (creates parents)."""
+  """Writes `data` to `path` via a temporary file + os.replace (creates parents).
+
+  The temporary file sits in the same folder (so os.replace is atomic) and is
+  created with the process umask (mode as a plain open() would give).
+  """
   path = os.fspath(path)
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+  tmp = os.path.join(folder, f".tmp-{os.getpid()}-{uuid.uuid4().hex}-"
+                     f"{os.path.basename(path)}")
   try:
-    with os.fdopen(fd, "wb") as f:
+    with open(tmp, "xb") as f:
       f.write(data)
     os.replace(tmp, path)
   except BaseException:

@@ -202,9 +202,8 @@ def evaluate(config, workdir: str, manifest_path: str, output_dir: str,
     build_manifest = os.path.join(output_dir, f"manifest_{split}.csv")
     write_split_manifest(manifest_path, split, build_manifest)
   records_dir = os.path.join(output_dir, "records")
-  build_report = records_lib.build_records(build_manifest, records_dir, config,
-                                           stats_from=stats_path)
-  log(build_report.summary())
+  records_lib.build_records(build_manifest, records_dir, config,  # Prints a summary.
+                            stats_from=stats_path)
 
   model, variables = restore_model(config, workdir)
   splits = sorted({row.split for row in rows})
