@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import os
 import threading
 from typing import Iterator
@@ -289,6 +290,11 @@ class TripletLoader:
     self._prefetch = int(d.get("loader_prefetch", 4))
     self._cache = _LRU(int(d.get("loader_cache_records", 256)))
     self._pairs_cache: dict[int, np.ndarray] = {}
+    if self.train and self.num_batches(0) == 0:
+      logging.warning(
+          "%s/%s: %d triplets (good/poor pairs), fewer than one global batch "
+          "of %d: no training batches", self.records_dir, split,
+          len(self.triplets(0)), self.global_batch_size)
 
   def __len__(self) -> int:
     return len(self.metadata)

@@ -228,3 +228,40 @@ def test_missing_records_or_stats_raise(tmp_path):
   with pytest.raises(FileNotFoundError, match="no complete records"):
     loader.TripletLoader(str(tmp_path), "train", _config(), process_index=0,
                          process_count=1)
+
+
+def test_real_features_end_to_end(tmp_path):
+  """Integration: real extract_features (CREPE 'tiny') -> records -> batches."""
+  import soundfile as sf  # pylint: disable=g-import-not-at-top
+  sr = constants.SAMPLE_RATE
+  t = np.arange(int(3.2 * sr)) / sr
+
+  def sung(midi, amp):
+    f0 = 440.0 * 2 ** ((midi - 69) / 12)
+    return (amp * sum(np.sin(2 * np.pi * f0 * h * t) / h
+                      for h in range(1, 6))).astype(np.float32)
+
+  sf.write(tmp_path / "ref.wav", sung(62, 0.3), sr)
+  sf.write(tmp_path / "good.wav", sung(62, 0.3), sr)
+  sf.write(tmp_path / "poor.wav", sung(65, 0.2), sr)
+  (tmp_path / "m.csv").write_text(
+      "song_id,performance_id,performance_audio,reference_audio,"
+      "accompaniment_audio,score,judge_scores,split\n"
+      "s,good,good.wav,ref.wav,,90,,train\n"
+      "s,poor,poor.wav,ref.wav,,10,,train\n", encoding="utf-8")
+  config = _config(batch=1)
+  config.features.crepe_capacity = "tiny"
+  report = records.build_records(str(tmp_path / "m.csv"),
+                                 str(tmp_path / "rec"), config)
+  assert sorted(report.built) == ["good", "poor"]
+  assert report.num_records["train"] == 2
+  ld = loader.TripletLoader(str(tmp_path / "rec"), "train", config,
+                            process_index=0, process_count=1)
+  assert ld.metadata[1]["transposition"] == 3
+  batch = next(iter(ld.epoch(0)))
+  for k in ("anchor", "positive", "negative"):
+    assert batch[k].shape == (1, 5, 96, 94)
+    assert np.all(np.isfinite(batch[k]))
+  # The good performance is the reference itself: identical clips.
+  np.testing.assert_allclose(batch["anchor"], batch["positive"], atol=1e-2)
+  assert np.abs(batch["negative"] - batch["positive"]).mean() > 0.05
