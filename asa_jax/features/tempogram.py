@@ -63,12 +63,12 @@ def tempo_classes_bpm() -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def _dft_basis(window_frames: int) -> np.ndarray:
-  """(W, len(OCTAVES) * 96) complex64: e^{-2 pi i f n / fps} at the folded tempi."""
+  """(W, 2 * len(OCTAVES) * 96) float32: [cos | sin](2 pi f n / fps) at the tempi."""
   bpm = np.concatenate([tempo_classes_bpm() * 2.0 ** k for k in OCTAVES])
   freqs_hz = bpm / 60.0
-  n = np.arange(window_frames)[:, None]
-  return np.exp(-2j * np.pi * n * freqs_hz[None, :] / FRAME_RATE).astype(
-      np.complex64)
+  phase = 2 * np.pi * np.arange(window_frames)[:, None] * freqs_hz / FRAME_RATE
+  return np.concatenate([np.cos(phase), np.sin(phase)], axis=1).astype(
+      np.float32)
 
 
 def novelty_from_logmel(log_mel_db: np.ndarray) -> np.ndarray:
@@ -116,7 +116,9 @@ def cyclic_tempogram_from_novelty(novelty: np.ndarray,
   w = mframes * np.hanning(window_frames + 2)[1:-1].astype(np.float32)  # (T, W)
   mean = (frames * w).sum(-1, keepdims=True) / w.sum(-1, keepdims=True)
   y = (frames - mean) * w  # zero outside the clip; no DC inside the window
-  spec = np.abs(y.astype(np.complex64) @ _dft_basis(window_frames))
+  re_im = y.astype(np.float32) @ _dft_basis(window_frames)  # (..., T, 2F)
+  n_freq = len(OCTAVES) * BINS_PER_OCTAVE
+  spec = np.hypot(re_im[..., :n_freq], re_im[..., n_freq:])  # |DFT|
   spec = spec.reshape(spec.shape[:-1] + (len(OCTAVES), BINS_PER_OCTAVE))
   cyc = spec.sum(axis=-2)  # (..., T, 96): fold octaves
   peak = cyc.max(axis=-1, keepdims=True)
