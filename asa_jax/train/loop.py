@@ -87,10 +87,29 @@ def default_loader_factory(records_dir: str, config: ml_collections.ConfigDict
   from input_pipeline.loader import TripletLoader  # pylint: disable=g-import-not-at-top
 
   def factory(split: str) -> BatchSource:
-    return TripletLoader(records_dir, split, config,
-                         process_index=jax.process_index(),
-                         process_count=jax.process_count())
+    try:
+      return TripletLoader(records_dir, split, config,
+                           process_index=jax.process_index(),
+                           process_count=jax.process_count())
+    except FileNotFoundError as e:
+      if split == TRAIN_SPLIT:
+        raise
+      logging.warning("no %s data (%s): no validation loss, no early stopping, "
+                      "no best checkpoint", split, e)
+      return _EmptySource()
   return factory
+
+
+class _EmptySource:
+  """A split without data: zero batches."""
+
+  def epoch(self, epoch: int) -> Iterator[dict]:
+    del epoch
+    return iter(())
+
+  def num_batches(self, epoch: int) -> int:
+    del epoch
+    return 0
 
 
 def _pad_batch(batch: dict, rows: int) -> dict:

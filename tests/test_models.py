@@ -1,0 +1,107 @@
+"""CNNSA tower and triplet model (paper 3.2, 3.2.3): shapes, downsampling, sharing."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from asa_jax.models import CNNSATower, TripletModel, build_model, output_frames
+from configs import rori
+from tests import fake_loader
+
+
+def test_paper_strides_give_one_row_and_12_frames():
+  c = rori.get_config()
+  # 96x94 -> 48x47 -> 24x24 -> 12x12 -> 6x12 -> 3x12 -> 2x12 -> 1x12.
+  assert output_frames(c.model.conv_strides) == (1, 12)
+
+
+def test_paper_tower_forward_shape_and_frames():
+  """One real forward pass of the paper-size tower (batch 2); checks 12 frames."""
+  c = rori.get_config()
+  tower = CNNSATower.from_config(c.model)
+  x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 5, 96, 94)), jnp.float32)
+
+  @jax.jit
+  def init_and_apply(key, x):
+    variables = tower.init(key, x, train=False)
+    return variables, tower.apply(variables, x, train=False)
+
+  variables, out = init_and_apply(jax.random.PRNGKey(0), x)
+  # The sequence entering attention is [CLS] + 12 frames.
+  assert variables["params"]["position_embedding"].shape == (1, 13, 256)
+  # Parameters stay float32 whatever the compute dtype.
+  assert {p.dtype for p in jax.tree.leaves(variables["params"])} == {jnp.dtype("float32")}
+  assert out.shape == (2, 128) and out.dtype == jnp.float32
+  assert np.isfinite(np.asarray(out)).all()
+
+
+def test_paper_triplet_shapes():
+  model = build_model(rori.get_config())
+  x = jax.ShapeDtypeStruct((3, 5, 96, 94), jnp.float32)
+  variables = jax.eval_shape(
+      lambda x: model.init(jax.random.PRNGKey(0), x, x, x, train=False), x)
+  a, p, n = jax.eval_shape(
+      lambda v, x: model.apply(v, x, x, x, train=True,
+                               rngs={"dropout": jax.random.PRNGKey(1)},
+                               mutable=["batch_stats"])[0], variables, x)
+  assert a.shape == p.shape == n.shape == (3, 128)
+  assert set(variables["params"]) == {"anchor_tower", "performance_tower"}
+  n_params = sum(int(np.prod(l.shape)) for l in jax.tree.leaves(variables["params"]))
+  assert 20e6 < n_params < 22e6  # Two ~10.6 M-parameter towers.
+
+
+def test_small_triplet_forward_and_weight_sharing():
+  """`:small` forward in train mode; paper 3.2.3: p and n share the performance tower,
+  the anchor tower has its own parameters."""
+  c = rori.get_config("small")
+  model = build_model(c)
+  rng = np.random.default_rng(0)
+  xa, xp, xn = [jnp.asarray(rng.standard_normal((4, 5, 96, 94)), jnp.float32)
+                for _ in range(3)]
+
+  v = jax.jit(lambda k: model.init(k, xa, xp, xn, train=False))(jax.random.PRNGKey(0))
+  train_out, updates = jax.jit(lambda v: model.apply(
+      v, xa, xp, xn, train=True, rngs={"dropout": jax.random.PRNGKey(1)},
+      mutable=["batch_stats"]))(v)
+  for e in train_out:
+    assert e.shape == (4, c.model.embedding_dim) and np.isfinite(np.asarray(e)).all()
+  # Training mode updates the running BatchNorm statistics.
+  before = v["batch_stats"]["performance_tower"]["input_bn"]["mean"]
+  after = updates["batch_stats"]["performance_tower"]["input_bn"]["mean"]
+  assert not np.allclose(before, after)
+  # Eval mode: swapping positive and negative swaps their embeddings (one shared
+  # function), while the anchor tower maps the same clip elsewhere (own parameters).
+  apply = jax.jit(lambda v, a, p, n: model.apply(v, a, p, n, train=False))
+  a, p, n = apply(v, xa, xp, xn)
+  a2, p2, n2 = apply(v, xa, xn, xp)
+  np.testing.assert_allclose(p2, n, atol=1e-5)
+  np.testing.assert_allclose(n2, p, atol=1e-5)
+  np.testing.assert_allclose(a2, a, atol=1e-5)
+  a3, p3, _ = apply(v, xp, xp, xn)
+  np.testing.assert_allclose(p3, p, atol=1e-5)
+  assert not np.allclose(a3, p3, atol=1e-3)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_output():
+  c = fake_loader.tiny_config()
+  c.model.dtype = "bfloat16"
+  tower = CNNSATower.from_config(c.model)
+  x = jax.ShapeDtypeStruct((2, 5, 96, 94), jnp.float32)
+  v = jax.eval_shape(lambda x: tower.init(jax.random.PRNGKey(0), x, train=False), x)
+  assert {p.dtype for p in jax.tree.leaves(v["params"])} == {jnp.dtype("float32")}
+  out = jax.eval_shape(lambda v, x: tower.apply(v, x, train=False), v, x)
+  assert out.dtype == jnp.float32 and out.shape == (2, c.model.embedding_dim)
+
+
+def test_bad_inputs_raise():
+  c = fake_loader.tiny_config()
+  tower = CNNSATower.from_config(c.model)
+  with pytest.raises(ValueError, match="96, 94"):
+    tower.init(jax.random.PRNGKey(0), jnp.ones((1, 5, 96, 90)), train=False)
+  bad = CNNSATower.from_config(c.model, conv_strides=((2, 2),) * 3 + ((1, 1),) * 4)
+  with pytest.raises(ValueError, match="frequency rows"):
+    bad.init(jax.random.PRNGKey(0), jnp.ones((1, 5, 96, 94)), train=False)
+  with pytest.raises(ValueError, match="dtype"):
+    c.model.dtype = "int8"
+    CNNSATower.from_config(c.model)
