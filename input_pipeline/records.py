@@ -383,7 +383,7 @@ def _build_song(records_dir: str, performances: list[_Performance],
                 config) -> list[dict]:
   """Builds the incomplete performances of one song; one result dict each.
 
-  Reference audio, its mean chroma and its clip features are cached per song
+  Reference audio, its pitch-class profile and its clip features are cached per song
   keyed by (reference file, reference_start), so performances sharing grid
   positions reuse the reference features.
   """
@@ -391,7 +391,7 @@ def _build_song(records_dir: str, performances: list[_Performance],
   raise_errors = config.data.on_error == "raise"
   min_seconds = float(config.data.min_seconds)
   ref_audio: dict[str, Any] = {}
-  ref_chroma: dict[str, np.ndarray] = {}
+  ref_profile: dict[str, np.ndarray] = {}
   ref_feats: dict[tuple[str, float], np.ndarray] = {}
   results = []
 
@@ -429,10 +429,10 @@ def _build_song(records_dir: str, performances: list[_Performance],
           raise
         problems.append(f"{where}: {e}")
         continue
-      if ref_path not in ref_chroma:
-        ref_chroma[ref_path] = segments_lib.mean_chroma(ref)
-      transposition = segments_lib.transposition_from_chroma(
-          segments_lib.mean_chroma(audio), ref_chroma[ref_path])
+      if ref_path not in ref_profile:
+        ref_profile[ref_path] = segments_lib.pitch_class_profile(ref)
+      transposition = segments_lib.transposition_from_profiles(
+          segments_lib.pitch_class_profile(audio), ref_profile[ref_path])
       segs = segments_lib.plan_segments(audio, ref, config,
                                         transposition=transposition)
       if not segs:

@@ -98,3 +98,14 @@ def test_estimate_transposition_of_shifted_melody():
   assert segments.estimate_transposition(melody(NOTES[:15], shift=3), ref) == 3
   assert segments.estimate_transposition(melody(NOTES[:15], shift=-2), ref) == -2
   assert segments.estimate_transposition(ref, ref) == 0
+  # A detuned (+3.3 semitones) and differently-voiced copy still gives 3.
+  detuned = melody(NOTES[:15], shift=3.3) * 0.5
+  assert segments.estimate_transposition(detuned, ref) == 3
+
+
+def test_pitch_class_profile_ignores_octaves():
+  low = segments.pitch_class_profile(melody(NOTES[:10]))
+  high = segments.pitch_class_profile(melody(NOTES[:10], shift=12))
+  assert segments.transposition_from_profiles(high, low) == 0
+  assert low.shape == (segments.PROFILE_BINS,)
+  assert low.sum() == pytest.approx(1.0)
