@@ -30,7 +30,6 @@ import dataclasses
 import glob
 import hashlib
 import json
-import math
 import multiprocessing
 import os
 import re
@@ -236,11 +235,10 @@ def complete_keys(records_dir: str, split: str) -> list[str]:
 
 
 def _remove_temporaries(records_dir: str) -> None:
+  # Hidden names (".<key>.array_record.tmp-<pid>") need include_hidden.
   for path in glob.glob(os.path.join(glob.escape(records_dir), "**",
-                                     f"*{_TMP_MARK}*"), recursive=True):
-    os.remove(path)
-  for path in glob.glob(os.path.join(glob.escape(records_dir), "*",
-                                     f".*.array_record{_TMP_MARK}*")):
+                                     f"*{_TMP_MARK}*"), recursive=True,
+                        include_hidden=True):
     os.remove(path)
 
 

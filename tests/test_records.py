@@ -1,7 +1,6 @@
 """Tests of input_pipeline.records.build_records with fake (cheap) features."""
 
 import json
-import os
 
 import numpy as np
 import pytest
