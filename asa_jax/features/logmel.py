@@ -15,8 +15,8 @@ Choices the paper leaves open (recorded in BUILD_NOTES.md):
     max normalisation and no relative top_db clamp, so loudness differences
     between clips survive (a soft performance is visibly softer than its
     reference) and digital silence gives the finite floor -100 dB.
-  * center=True (reflect padding of n_fft // 2) -> 1 + 48000 // 512 = 94 frames,
-    frame k centred at sample 512 k.
+  * center=True (zero padding of n_fft // 2, librosa 0.11 default) ->
+    1 + 48000 // 512 = 94 frames, frame k centred at sample 512 k.
 """
 
 import numpy as np
