@@ -127,12 +127,21 @@ def _pad_batch(batch: dict, rows: int) -> dict:
   return out
 
 
+_INIT_CACHE: dict = {}
+
+
 def init_state(config: ml_collections.ConfigDict, mesh) -> tuple[Any, TrainState]:
-  """(model, replicated TrainState) initialised from config.seed under jit."""
+  """(model, replicated TrainState) initialised from config.seed under jit.
+
+  The jitted initialiser is cached per (model, optimizer settings, input shape, mesh)
+  so repeated runs in one process (resume, tests) compile it once.
+  """
   model = build_model(config)
-  init = jax.jit(functools.partial(create_train_state, model, config),
-                 out_shardings=mesh_lib.replicated(mesh))
-  return model, init(jax.random.PRNGKey(config.seed))
+  key = (model, float(config.train.learning_rate), len(config.features.channels), mesh)
+  if key not in _INIT_CACHE:
+    _INIT_CACHE[key] = jax.jit(functools.partial(create_train_state, model, config),
+                               out_shardings=mesh_lib.replicated(mesh))
+  return model, _INIT_CACHE[key](np.int32(config.seed))
 
 
 def _initial_meta() -> dict:
@@ -311,7 +320,7 @@ def restore_for_inference(config: ml_collections.ConfigDict, workdir: str
   mesh = mesh_lib.make_mesh()
   model = build_model(config)
   abstract = jax.eval_shape(functools.partial(create_train_state, model, config),
-                            jax.random.PRNGKey(0))
+                            np.int32(0))
   repl = mesh_lib.replicated(mesh)
   target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl),
                         abstract)

@@ -46,7 +46,7 @@ def train_step(state: TrainState, batch: dict, *, margin: float
   hp = getattr(state.opt_state, "hyperparams", None)
   metrics = {
       "loss": loss,
-      "grad_norm": optax.global_norm(grads),
+      "grad_norm": optax.tree.norm(grads),
       "learning_rate": jnp.asarray(hp["learning_rate"] if hp else jnp.nan, jnp.float32),
       "active_fraction": jnp.sum((per > 0) * mask) / total,
       "cos_ap": jnp.sum(losses.cosine_similarity(a, p) * mask) / total,

@@ -1,0 +1,115 @@
+"""Benchmarks the jitted triplet train step and tower inference (paper 3.2 / 3.4 model).
+
+  python benchmarks/train_step.py --variants=paper,small --batch=32 --steps=5
+
+Per variant: compile time, steady-state step time, triplets/s, model FLOPs per
+triplet and per clip (XLA cost analysis of the compiled step / batch), achieved
+FLOP/s, XLA memory analysis (arguments + temporaries), process peak RSS
+(resource.getrusage; cumulative over the variants run in this process: run one variant
+per process for a clean figure), then tower inference clips/s at --infer_batch.
+"""
+
+import resource
+import time
+
+from absl import app, flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from asa_jax.train import loop, mesh as mesh_lib
+from asa_jax.train.step import make_train_step
+from configs import rori
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("variants", ["paper", "small"], "paper (configs/rori.py) and/or small.")
+flags.DEFINE_integer("batch", 32, "Global batch (triplets per step).")
+flags.DEFINE_integer("steps", 5, "Timed train steps.")
+flags.DEFINE_integer("warmup", 1, "Untimed steps after compilation.")
+flags.DEFINE_integer("infer_batch", 128, "Clips per tower inference call.")
+flags.DEFINE_integer("infer_steps", 3, "Timed inference calls.")
+flags.DEFINE_string("dtype", "", "Override config.model.dtype (float32 | bfloat16).")
+
+
+def _flops(compiled) -> float:
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0]
+  return float(cost.get("flops", float("nan"))) if cost else float("nan")
+
+
+def _mem(compiled) -> str:
+  m = compiled.memory_analysis()
+  if m is None:
+    return "n/a"
+  gib = lambda b: b / 2**30
+  return (f"args {gib(m.argument_size_in_bytes):.2f} GiB, temp "
+          f"{gib(m.temp_size_in_bytes):.2f} GiB, out {gib(m.output_size_in_bytes):.2f} GiB")
+
+
+def _peak_rss_gib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB.
+
+
+def bench(variant: str) -> None:
+  config = rori.get_config(None if variant == "paper" else variant)
+  if FLAGS.dtype:
+    config.model.dtype = FLAGS.dtype
+  config.train.global_batch_size = FLAGS.batch
+  mesh = mesh_lib.make_mesh()
+  model, state = loop.init_state(config, mesh)
+  repl = mesh_lib.replicated(mesh)
+  step = make_train_step(float(config.loss.margin), repl, mesh_lib.batch_sharding(mesh),
+                         repl)
+  rng = np.random.default_rng(0)
+  shape = (FLAGS.batch, len(config.features.channels), 96, 94)
+  batch = mesh_lib.to_global(
+      {k: rng.standard_normal(shape, dtype=np.float32)
+       for k in ("anchor", "positive", "negative")}, mesh)
+
+  t = time.perf_counter()
+  compiled = step.lower(state, batch).compile()
+  compile_s = time.perf_counter() - t
+  flops = _flops(compiled)
+  for _ in range(FLAGS.warmup):
+    state, metrics = compiled(state, batch)
+  jax.block_until_ready(metrics)
+  t = time.perf_counter()
+  for _ in range(FLAGS.steps):
+    state, metrics = compiled(state, batch)
+  jax.block_until_ready(metrics)
+  dt = (time.perf_counter() - t) / FLAGS.steps
+  print(f"[{variant}] devices={jax.device_count()} dtype={config.model.dtype} "
+        f"batch={FLAGS.batch}: compile {compile_s:.1f} s, step {dt * 1e3:.0f} ms, "
+        f"{FLAGS.batch / dt:.2f} triplets/s, {flops / FLAGS.batch / 1e9:.2f} GFLOP/triplet "
+        f"(train), {flops / dt / 1e9:.1f} GFLOP/s achieved; XLA memory: {_mem(compiled)}; "
+        f"peak RSS so far {_peak_rss_gib():.2f} GiB; loss {float(metrics['loss']):.4f}",
+        flush=True)
+
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  x = jnp.asarray(rng.standard_normal((FLAGS.infer_batch,) + shape[1:], dtype=np.float32))
+  infer = jax.jit(lambda v, x: model.apply(v, x, method=type(model).embed_performance))
+  t = time.perf_counter()
+  icompiled = infer.lower(variables, x).compile()
+  icompile_s = time.perf_counter() - t
+  iflops = _flops(icompiled)
+  jax.block_until_ready(icompiled(variables, x))
+  t = time.perf_counter()
+  for _ in range(FLAGS.infer_steps):
+    out = icompiled(variables, x)
+  jax.block_until_ready(out)
+  idt = (time.perf_counter() - t) / FLAGS.infer_steps
+  print(f"[{variant}] tower inference batch={FLAGS.infer_batch}: compile {icompile_s:.1f} s, "
+        f"{idt * 1e3:.0f} ms/batch, {FLAGS.infer_batch / idt:.1f} clips/s, "
+        f"{iflops / FLAGS.infer_batch / 1e9:.2f} GFLOP/clip, {iflops / idt / 1e9:.1f} GFLOP/s; "
+        f"peak RSS so far {_peak_rss_gib():.2f} GiB", flush=True)
+
+
+def main(argv):
+  del argv
+  for variant in FLAGS.variants:
+    bench(variant)
+
+
+if __name__ == "__main__":
+  app.run(main)

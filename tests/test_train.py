@@ -1,0 +1,87 @@
+"""Training: one jitted step, resume from checkpoints, early stopping (paper 3.4)."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from asa_jax.train import loop, mesh as mesh_lib, restore_for_inference
+from asa_jax.train import train_and_evaluate
+from asa_jax.train.step import make_train_step
+from tests import fake_loader
+
+
+def _params(workdir, config):
+  _, variables = restore_for_inference(config, workdir)
+  return loop._host(variables)
+
+
+def test_one_step_smoke():
+  c = fake_loader.tiny_config()
+  mesh = mesh_lib.make_mesh()
+  _, state = loop.init_state(c, mesh)
+  before = jax.device_get(state.params)
+  repl = mesh_lib.replicated(mesh)
+  step = make_train_step(c.loss.margin, repl, mesh_lib.batch_sharding(mesh), repl)
+  batch = next(fake_loader.FakeTripletLoader("train", c).epoch(0))
+  state, metrics = step(state, mesh_lib.to_global(batch, mesh))
+  metrics = jax.device_get(metrics)
+  assert int(state.step) == 1
+  assert set(metrics) == {"loss", "grad_norm", "learning_rate", "active_fraction",
+                          "cos_ap", "cos_an"}
+  assert np.isfinite(metrics["loss"]) and metrics["loss"] > 0
+  assert metrics["grad_norm"] > 0
+  assert metrics["learning_rate"] == pytest.approx(c.train.learning_rate)
+  assert 0.0 <= metrics["active_fraction"] <= 1.0
+  changed = jax.tree.map(lambda a, b: not np.allclose(a, b), before,
+                         jax.device_get(state.params))
+  assert all(jax.tree.leaves(changed))
+
+
+def test_resume_continues_and_matches_straight_run(tmp_path):
+  """max_steps=2 then 4 in one workdir == max_steps=4 at once (3 batches/epoch, so the
+  first run stops mid-epoch and the second crosses the epoch end + validation)."""
+  c = fake_loader.tiny_config()
+  c.train.max_steps = 2
+  resumed = str(tmp_path / "resumed")
+  out = train_and_evaluate(c, resumed, loader_factory=fake_loader.factory(c))
+  assert out["step"] == 2 and out["epoch"] == 0 and out["val_loss"] is None
+  c.train.max_steps = 4
+  out = train_and_evaluate(c, resumed, loader_factory=fake_loader.factory(c))
+  assert out["step"] == 4 and out["epoch"] == 1
+  assert np.isfinite(out["val_loss"]) and out["best_val_loss"] == out["val_loss"]
+
+  straight = str(tmp_path / "straight")
+  out2 = train_and_evaluate(c, straight, loader_factory=fake_loader.factory(
+      c, val_last_batch_rows=None))
+  assert out2["step"] == 4
+  assert out2["train_loss"] == pytest.approx(out["train_loss"], rel=1e-5)
+  # restore_for_inference reads 'best' (step 3, end of epoch 0) in both runs.
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               _params(resumed, c), _params(straight, c))
+  rows = [json.loads(l) for l in open(os.path.join(resumed, "metrics.jsonl"))]
+  assert [r["step"] for r in rows if r["split"] == "train"] == [1, 2, 3, 4]
+  assert [r["step"] for r in rows if r["split"] == "validation"] == [3]
+  assert os.listdir(os.path.join(resumed, "tensorboard"))
+
+
+def test_early_stopping_and_rerun_after_stop(tmp_path, monkeypatch):
+  """Scripted validation losses 1.0, 0.5, 0.6, 0.7 with patience 2: stop after epoch 3,
+  best = epoch 1; running again does nothing."""
+  c = fake_loader.tiny_config()
+  c.train.max_epochs = 10
+  c.train.patience = 2
+  scripted = iter([1.0, 0.5, 0.6, 0.7, 0.1, 0.1])
+  monkeypatch.setattr(loop, "evaluate", lambda *a, **k: {
+      "loss": next(scripted), "cos_ap": 0.0, "cos_an": 0.0, "count": 8.0})
+  factory = fake_loader.factory(c, num_batches=1)
+  workdir = str(tmp_path)
+  out = train_and_evaluate(c, workdir, loader_factory=factory)
+  assert out == {"step": 4, "epoch": 4, "train_loss": out["train_loss"],
+                 "val_loss": 0.7, "best_val_loss": 0.5, "stopped_early": True}
+  best = os.listdir(os.path.join(workdir, "checkpoints", "best"))
+  assert "2" in best  # Epoch 1 ended at step 2.
+  again = train_and_evaluate(c, workdir, loader_factory=factory)
+  assert again["step"] == 4 and again["stopped_early"]
