@@ -25,7 +25,12 @@ def get_config(arg: str | None = None):
     c.train.global_batch_size = 32
     c.train.max_epochs = 30
   if arg == "demo":
+    # Tuned on the generated corpus (validation songs): the paper's lr 1e-6 barely
+    # moves a small tower in the CPU budget, 1e-3 overfits the 8 training songs in
+    # 4 epochs; lr 3e-4 with dropout 0.3 gave test Mix r 0.61 / 0.77 (seeds 0 / 1).
     c.data.manifest = "demo_data/manifest.csv"
+    c.train.learning_rate = 3e-4
+    c.model.dropout = 0.3
   elif arg not in (None, "", "small"):
     raise ValueError(f"configs/rori.py: unknown variant {arg!r}; use small or demo")
   return c
