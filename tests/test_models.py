@@ -27,7 +27,7 @@ def test_paper_tower_forward_shape_and_frames():
     variables = tower.init(key, x, train=False)
     return variables, tower.apply(variables, x, train=False)
 
-  variables, out = init_and_apply(jax.random.PRNGKey(0), x)
+  variables, out = init_and_apply(jax.random.key(0, impl="rbg"), x)
   # The sequence entering attention is [CLS] + 12 frames.
   assert variables["params"]["position_embedding"].shape == (1, 13, 256)
   # Parameters stay float32 whatever the compute dtype.
@@ -60,7 +60,8 @@ def test_small_triplet_forward_and_weight_sharing():
   xa, xp, xn = [jnp.asarray(rng.standard_normal((4, 5, 96, 94)), jnp.float32)
                 for _ in range(3)]
 
-  v = jax.jit(lambda k: model.init(k, xa, xp, xn, train=False))(jax.random.PRNGKey(0))
+  v = jax.jit(lambda k: model.init(k, xa, xp, xn, train=False))(
+      jax.random.key(0, impl="rbg"))
   train_out, updates = jax.jit(lambda v: model.apply(
       v, xa, xp, xn, train=True, rngs={"dropout": jax.random.PRNGKey(1)},
       mutable=["batch_stats"]))(v)
