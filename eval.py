@@ -12,6 +12,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from asa_jax import logs
 from asa_jax.evaluation import run
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -34,6 +35,7 @@ flags.mark_flags_as_required(["config", "workdir", "manifest", "output_dir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Too many command-line arguments: {argv[1:]}")
+  logs.quiet_libraries()
   logging.info("JAX process %d / %d, local devices: %s", jax.process_index(),
                jax.process_count(), jax.local_devices())
   run.evaluate(_CONFIG.value, _WORKDIR.value, _MANIFEST.value, _OUTPUT_DIR.value,

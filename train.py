@@ -8,6 +8,7 @@ Multi-process: set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from asa_jax import logs
 from asa_jax.train import distributed
 
 FLAGS = flags.FLAGS
@@ -20,6 +21,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError("Too many command-line arguments.")
+  logs.quiet_libraries()
   distributed.maybe_initialize()
   import jax  # pylint: disable=g-import-not-at-top
   from asa_jax.train import train_and_evaluate  # pylint: disable=g-import-not-at-top

@@ -2,7 +2,8 @@
 
 Variants: `configs/rori.py` (paper values), `configs/rori.py:small` (a narrow tower
 and a larger learning rate for CPU runs), `configs/rori.py:demo` (`:small` on the
-generated demo corpus).
+generated demo corpus), `configs/rori.py:ssvd` (`:small` on the SSVD manifest made by
+`python -m input_pipeline.ssvd`).
 """
 
 from configs import base
@@ -13,7 +14,7 @@ def get_config(arg: str | None = None):
   c = base.get_config()
   c.system = "rori"
   c.data.reference = "original"
-  if arg in ("small", "demo"):
+  if arg in ("small", "demo", "ssvd"):
     c.features.crepe_capacity = "tiny"
     c.model.conv_channels = (16, 16, 32, 32, 32, 32, 32)
     c.model.attention_layers = 1
@@ -31,6 +32,18 @@ def get_config(arg: str | None = None):
     c.data.manifest = "demo_data/manifest.csv"
     c.train.learning_rate = 3e-4
     c.model.dropout = 0.3
+  elif arg == "ssvd":
+    # Sight-singing (a cappella, own tempo, own key): align by DTW and move the
+    # performance to the reference key. With 80/40 only one training melody has a
+    # good/poor pair (BUILD_NOTES.md), so poor = score < 55.
+    c.data.manifest = "data/ssvd/manifest.csv"
+    c.data.alignment = "dtw"
+    c.data.key_align = "shift"
+    c.data.poor_threshold = 55.0
+    c.data.build_workers = 2
+    c.train.learning_rate = 3e-4
+    c.model.dropout = 0.3
   elif arg not in (None, "", "small"):
-    raise ValueError(f"configs/rori.py: unknown variant {arg!r}; use small or demo")
+    raise ValueError(
+        f"configs/rori.py: unknown variant {arg!r}; use small, demo or ssvd")
   return c
