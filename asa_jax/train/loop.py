@@ -69,7 +69,7 @@ def prepare_records(config: ml_collections.ConfigDict, workdir: str) -> str:
       from input_pipeline.records import build_records  # pylint: disable=g-import-not-at-top
       logging.info("building records from %s into %s", config.data.manifest, records_dir)
       report = build_records(config.data.manifest, records_dir, config)
-      logging.info("%s", report)
+      logging.info("%s", report.summary())
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices("asa_jax:records_built")
   if not os.path.exists(stats):
