@@ -3,12 +3,15 @@
   python benchmarks/train_step.py --variants=paper,small --batch=32 --steps=5
 
 Per variant: compile time, steady-state step time, triplets/s, model FLOPs per
-triplet and per clip (XLA cost analysis of the compiled step / batch), achieved
+triplet and per clip (XLA cost analysis of the step / batch, counted on the lowering
+with plain lax convs: the compiled convs of asa_jax/models/conv.py are lax.scan /
+lax.map loops whose bodies XLA's cost analysis counts once), achieved
 FLOP/s, XLA memory analysis (arguments + temporaries), process peak RSS
 (resource.getrusage; cumulative over the variants run in this process: run one variant
 per process for a clean figure), then tower inference clips/s at --infer_batch.
 """
 
+import functools
 import resource
 import time
 
@@ -17,8 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from asa_jax.models import conv as conv_lib
 from asa_jax.train import loop, mesh as mesh_lib
-from asa_jax.train.step import make_train_step
+from asa_jax.train.step import make_train_step, train_step
 from configs import rori
 
 FLAGS = flags.FLAGS
@@ -29,6 +33,9 @@ flags.DEFINE_integer("warmup", 1, "Untimed steps after compilation.")
 flags.DEFINE_integer("infer_batch", 128, "Clips per tower inference call.")
 flags.DEFINE_integer("infer_steps", 3, "Timed inference calls.")
 flags.DEFINE_string("dtype", "", "Override config.model.dtype (float32 | bfloat16).")
+flags.DEFINE_enum("conv", "custom", ["custom", "xla"],
+                  "custom: conv weight gradient of asa_jax/models/conv.py; xla: plain "
+                  "lax.conv autodiff (the pre-optimisation baseline).")
 
 
 def _flops(compiled) -> float:
@@ -67,10 +74,14 @@ def bench(variant: str) -> None:
       {k: rng.standard_normal(shape, dtype=np.float32)
        for k in ("anchor", "positive", "negative")}, mesh)
 
+  # Model FLOPs from the unoptimised lowering with plain lax convs (see docstring).
+  conv_lib.use_custom_weight_grad(False)
+  flops = _flops(jax.jit(functools.partial(train_step, margin=float(
+      config.loss.margin))).lower(state, batch))
+  conv_lib.use_custom_weight_grad(FLAGS.conv == "custom")
   t = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - t
-  flops = _flops(compiled)
   for _ in range(FLAGS.warmup):
     state, metrics = compiled(state, batch)
   jax.block_until_ready(metrics)
@@ -80,6 +91,7 @@ def bench(variant: str) -> None:
   jax.block_until_ready(metrics)
   dt = (time.perf_counter() - t) / FLAGS.steps
   print(f"[{variant}] devices={jax.device_count()} dtype={config.model.dtype} "
+        f"conv={FLAGS.conv} "
         f"batch={FLAGS.batch}: compile {compile_s:.1f} s, step {dt * 1e3:.0f} ms, "
         f"{FLAGS.batch / dt:.2f} triplets/s, {flops / FLAGS.batch / 1e9:.2f} GFLOP/triplet "
         f"(train), {flops / dt / 1e9:.1f} GFLOP/s achieved; XLA memory: {_mem(compiled)}; "
@@ -89,10 +101,13 @@ def bench(variant: str) -> None:
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   x = jnp.asarray(rng.standard_normal((FLAGS.infer_batch,) + shape[1:], dtype=np.float32))
   infer = jax.jit(lambda v, x: model.apply(v, x, method=type(model).embed_performance))
+  conv_lib.use_custom_weight_grad(False)  # Model FLOPs, as for the train step.
+  iflops = _flops(jax.jit(lambda v, x: model.apply(
+      v, x, method=type(model).embed_performance)).lower(variables, x))
+  conv_lib.use_custom_weight_grad(FLAGS.conv == "custom")
   t = time.perf_counter()
   icompiled = infer.lower(variables, x).compile()
   icompile_s = time.perf_counter() - t
-  iflops = _flops(icompiled)
   jax.block_until_ready(icompiled(variables, x))
   t = time.perf_counter()
   for _ in range(FLAGS.infer_steps):
@@ -109,6 +124,7 @@ def main(argv):
   del argv
   for variant in FLAGS.variants:
     bench(variant)
+  conv_lib.use_custom_weight_grad(True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from asa_jax.features import constants
+from asa_jax.models import conv as conv_lib
 
 # PyTorch BatchNorm2d defaults (momentum 0.1 -> Flax 0.9), as in Won et al.
 _BN_MOMENTUM = 0.9
@@ -71,9 +72,12 @@ class ResBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
     """x: (B, H, W, C_in) -> (B, H', W', features), NHWC."""
+    # conv_lib.conv_general_dilated: same forward as lax, but a ~4x faster weight
+    # gradient on XLA CPU (asa_jax/models/conv.py); parameters unchanged.
     conv = lambda s, name: nn.Conv(
         self.features, (3, 3), strides=s, padding=((1, 1), (1, 1)), use_bias=False,
-        dtype=self.dtype, param_dtype=jnp.float32, name=name)
+        dtype=self.dtype, param_dtype=jnp.float32,
+        conv_general_dilated=conv_lib.conv_general_dilated, name=name)
     norm = lambda name: nn.BatchNorm(
         use_running_average=not train, momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON,
         dtype=self.dtype, param_dtype=jnp.float32, name=name)
