@@ -24,8 +24,10 @@ import os
 from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from asa_jax import losses
 from asa_jax.features import constants
 
 # One item of a segment stream: (metadata, performance features, reference features).
@@ -68,21 +70,16 @@ class ClipEmbeddings:
     return len(self.metadata)
 
 
-def cosine_similarity(x: np.ndarray, y: np.ndarray, eps: float = 1e-8) -> np.ndarray:
-  """Row-wise cosine similarity, paper 3.2.3 (-D(x, y)).
+def cosine_similarity(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+  """Row-wise cosine similarity, paper 3.2.3 (-D(x, y)): the training loss's function.
 
   Args:
     x, y: float arrays (N, D).
-    eps: lower bound of each norm, so an all-zero embedding gives 0, not nan.
 
   Returns:
-    float32 (N,) values in [-1, 1].
+    float32 (N,) numpy values in [-1, 1]; 0 where either row is all zeros.
   """
-  x = np.asarray(x, np.float64)
-  y = np.asarray(y, np.float64)
-  nx = np.maximum(np.linalg.norm(x, axis=-1), eps)
-  ny = np.maximum(np.linalg.norm(y, axis=-1), eps)
-  return (np.sum(x * y, axis=-1) / (nx * ny)).astype(np.float32)
+  return np.asarray(losses.cosine_similarity(jnp.asarray(x), jnp.asarray(y)))
 
 
 def prepare_segments(segments: Iterable[Segment], stats: Mapping[str, Any],
