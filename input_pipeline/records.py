@@ -84,6 +84,7 @@ class BuildReport:
   stats_source: str | None = None
 
   def to_json(self) -> dict:
+    """The report as a JSON-serialisable dict (written to build_report.json)."""
     return dataclasses.asdict(self)
 
   def summary(self) -> str:

@@ -69,5 +69,6 @@ class Checkpoints:
     return self._restore(self.best, target)
 
   def close(self) -> None:
+    """Waits for pending saves and closes both Orbax managers."""
     self.latest.close()
     self.best.close()

@@ -57,12 +57,14 @@ class MetricWriter:
                    ", ".join(f"{k}={v:.5g}" for k, v in clean.items()))
 
   def flush(self) -> None:
+    """Flushes metrics.jsonl and the TensorBoard writer (process 0 only)."""
     if self.enabled:
       self._jsonl.flush()
       if self._tb is not None:
         self._tb.flush()
 
   def close(self) -> None:
+    """Closes the files (process 0 only); further writes are errors."""
     if self.enabled:
       self._jsonl.close()
       if self._tb is not None:
