@@ -58,6 +58,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # --- Optimisation (paper 3.4). ----------------------------------------------
   c.train = ml_collections.ConfigDict()
+  c.train.optimizer = "adam"  # 'adam' (paper 3.4) | 'sgd' (well-conditioned tests).
   c.train.learning_rate = 1e-6  # Adam (paper 3.4).
   c.train.global_batch_size = 128  # paper 3.4.
   c.train.max_epochs = 200  # paper 3.4.

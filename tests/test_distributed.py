@@ -33,25 +33,18 @@ def _env(**extra) -> dict:
 
 
 def _compare(got: dict, want: dict) -> None:
-  """Losses (train loss at step 3, validation loss) to rtol 1e-5. Arrays (parameters,
-  BatchNorm statistics): Adam divides each gradient by its running RMS, so an element
-  whose gradient is ~0 turns float summation-order noise into an O(learning rate)
-  step. So every element must agree to 5e-4 (half of one Adam step of 1e-3; a wrong
-  batch or sharding moves most elements by a whole step), and all but 0.1% of the
-  elements to 1e-5 (observed: up to 3 of 30776 above 1e-5, max 1.1e-4)."""
+  """Losses (train loss at step 3, validation loss) to rtol 1e-5; parameters and
+  BatchNorm statistics element-wise to 1e-5 + 1e-4 relative. The worker trains with
+  SGD: under Adam, rounding noise in a near-zero gradient becomes a whole
+  learning-rate step, so equal runs would not compare element-wise."""
   assert set(got) == set(want)
-  total = loose = 0
   for k in want:
     if k in ("devices", "processes", "step"):
       continue
     if np.ndim(want[k]) == 0:
       np.testing.assert_allclose(got[k], want[k], rtol=1e-5, err_msg=k)
-      continue
-    diff = np.abs(np.asarray(got[k], np.float64) - np.asarray(want[k], np.float64))
-    assert diff.max() <= 5e-4, (k, diff.max())
-    total += diff.size
-    loose += int((diff > 1e-5).sum())
-  assert loose <= 1e-3 * total, (loose, total)
+    else:
+      np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-5, err_msg=k)
 
 
 # XLA CPU spends minutes optimising the train step on a loaded machine; these runs

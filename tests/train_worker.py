@@ -29,6 +29,10 @@ def run(workdir: str) -> dict[str, np.ndarray]:
   batches, each process feeding its rows; returns the 'best' variables + losses."""
   c = fake_loader.tiny_config()
   c.train.max_steps = STEPS
+  # SGD keeps the comparison well conditioned (see asa_jax.train.state.make_optimizer);
+  # lr 0.1 moves the parameters enough that a wrong shard would show.
+  c.train.optimizer = "sgd"
+  c.train.learning_rate = 0.1
   out = train_and_evaluate(c, workdir, loader_factory=fake_loader.factory(
       c, num_batches=STEPS, process_index=jax.process_index(),
       process_count=jax.process_count()))
