@@ -11,17 +11,14 @@ from asa_jax.features import audio as audio_lib
 from asa_jax.features import constants
 from configs import base
 from input_pipeline import records
+from tests import signals
 
 SR = 16000
 NOTES = [60, 64, 67, 62, 65, 69, 71, 60, 67, 64, 62, 72, 69, 65, 67, 60, 59, 62]
 
 
 def tone(midi, seconds, amp=0.3):
-  t = np.arange(int(seconds * SR)) / SR
-  f0 = 440.0 * 2 ** ((midi - 69) / 12)
-  y = sum(amp / h * np.sin(2 * np.pi * f0 * h * t) for h in range(1, 6))
-  env = np.minimum(1.0, np.minimum(t / 0.02, (seconds - t) / 0.02))
-  return (y * env).astype(np.float32)
+  return signals.harmonic_tone(midi, seconds, amp, harmonics=5)
 
 
 def melody(n_notes, shift=0, lead=0.0):

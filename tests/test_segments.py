@@ -5,17 +5,13 @@ import pytest
 
 from configs import base
 from input_pipeline import segments
+from tests import signals
 
 SR = 16000
 
 
 def tone(midi, seconds, amp=0.3):
-  """Harmonic tone (7 harmonics, 1/h amplitudes) with 20 ms fades, float32."""
-  t = np.arange(int(seconds * SR)) / SR
-  f0 = 440.0 * 2 ** ((midi - 69) / 12)
-  y = sum(amp / h * np.sin(2 * np.pi * f0 * h * t) for h in range(1, 8))
-  env = np.minimum(1.0, np.minimum(t / 0.02, (seconds - t) / 0.02))
-  return (y * env).astype(np.float32)
+  return signals.harmonic_tone(midi, seconds, amp, harmonics=7)
 
 
 def melody(notes, note_seconds=0.4, shift=0):
