@@ -146,12 +146,13 @@ def test_pearson_json_schema(tmp_path):
   assert set(doc) == {"rori", "racc"}
   for system in doc.values():
     assert set(system) == {"per_song", "mix"}
-    assert set(system["mix"]) == {"r", "n"}
+    assert set(system["mix"]) == {"r", "n", "ci95"}
     for entry in system["per_song"].values():
-      assert set(entry) == {"r", "n"}
+      assert set(entry) == {"r", "n", "ci95"}
+      assert entry["ci95"] is None  # correlate() without resamples: no CI
       assert entry["r"] is None or isinstance(entry["r"], float)
       assert isinstance(entry["n"], int)
-  assert doc["rori"]["per_song"]["song2"] == {"r": None, "n": 1}
+  assert doc["rori"]["per_song"]["song2"] == {"r": None, "n": 1, "ci95": None}
   assert doc["rori"]["mix"]["n"] == 4
   assert doc["racc"]["per_song"]["song1"]["r"] == pytest.approx(
       scipy.stats.pearsonr([0.1, 0.6, 0.3], [90, 20, 60]).statistic)
@@ -167,14 +168,14 @@ def test_table_md_rows_and_columns(tmp_path):
   assert path.read_text().startswith(table)
   lines = table.strip().splitlines()
   cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
-  assert cells[0] == ["System", "Reference Used", "song1", "song2", "Mix"]
+  assert cells[0] == ["Group", "System", "Reference Used", "song1", "song2", "Mix"]
   assert len(lines) == 4  # header, separator, two systems
   rori_song1 = correlations["rori"]["per_song"]["song1"].r
-  assert cells[2] == ["rori", "Original Track", f"{rori_song1:.3f}", "-",
+  assert cells[2] == ["Other", "rori", "Original Track", f"{rori_song1:.3f}", "-",
                       f"{correlations['rori']['mix'].r:.3f}"]
-  assert cells[3][:2] == ["racc", "Accompaniment Track"]
-  assert cells[3][3] == "-"  # racc has no song2 performance
-  assert all(len(c) == 5 for c in cells)
+  assert cells[3][:3] == ["Other", "racc", "Accompaniment Track"]
+  assert cells[3][4] == "-"  # racc has no song2 performance
+  assert all(len(c) == 6 for c in cells)
 
 
 def test_scatter_png_written(tmp_path):
@@ -408,17 +409,18 @@ def test_evaluate_end_to_end_with_fakes(tmp_path, monkeypatch):
   monkeypatch.setattr(records, "build_records", fake_build)
   monkeypatch.setattr(loader, "load_segments", fake_segments)
   monkeypatch.setattr(run, "restore_model", lambda c, w: (model, variables))
-  config = ml_collections.ConfigDict({
-      "system": "rori", "data": {"reference": "original", "key_align": "none",
-                                 "on_error": "skip"},
-      "features": {"channels": list(CHANNELS)}, "eval": {"batch_size": 4}})
+  from configs import base  # pylint: disable=g-import-not-at-top
+  config = base.get_config()
+  config.system = "rori"
+  config.eval.batch_size = 4
+  config.eval.bootstrap_samples = 200
   out = tmp_path / "out"
   messages = []
   result = run.evaluate(config, str(workdir), str(manifest), str(out), "test",
                         log=messages.append)
 
   build_manifest, records_dir, stats_from = calls["build"]
-  assert records_dir == str(out / "records")
+  assert records_dir == str(out / "records_original")
   assert stats_from == str(workdir / "stats.json")
   with open(build_manifest, newline="") as f:
     assert [r["performance_id"] for r in csv.DictReader(f)] == [
@@ -433,7 +435,12 @@ def test_evaluate_end_to_end_with_fakes(tmp_path, monkeypatch):
   text = "\n".join(messages)
   assert "song1/p4" not in text and "song2/q5" in text  # q5: no clips
   assert "have no human score" in text and "| rori | Original Track |" in text
-  for name in ("scores.csv", "table.md", "scatter_rori.png", "clip_embeddings_rori.npz"):
+  assert len(doc["rori"]["mix"]["ci95"]) == 2  # bootstrap CI of every defined r
+  assert doc["rori"]["mix"]["ci95"][0] <= doc["rori"]["mix"]["r"]
+  assert doc["_meta"]["bootstrap"]["resamples"] == 200
+  assert doc["_meta"]["inter_judge"] is None  # no judge_scores in this manifest
+  for name in ("scores.csv", "table.md", "scatter_rori.png", "clip_embeddings_rori.npz",
+               "figure6.png"):
     assert (out / name).stat().st_size > 0
   npz = np.load(out / "clip_embeddings_rori.npz")
   assert npz["performance"].shape == (14, 6) and npz["song_id"][0] == "song1"

@@ -4,7 +4,9 @@ Table 2 gives, per system, Pearson's r between the system's performance scores a
 the mean human judge score (paper 4.1), for each song separately and for all songs
 pooled ("Mix"). r is undefined for fewer than 3 pairs (we require 3: with 2 points r is
 always +-1) or when either side is constant; then `r` is None and the reason is
-printed, naming the system, the song and n.
+printed, naming the system, the song and n. With `n_resamples > 0` every r carries a
+bootstrap 95% confidence interval (bootstrap.py: percentile, performances resampled
+within the song, or over all songs for Mix).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import scipy.stats
+
+from asa_jax.evaluation import bootstrap
 
 MIN_PAIRS = 3
 MIX = "mix"
@@ -29,14 +33,21 @@ class Correlation:
     r: Pearson's correlation coefficient in [-1, 1], or None when undefined.
     n: number of pairs used.
     reason: why r is None (None when r is defined).
+    ci: bootstrap confidence interval of r (None: not computed).
   """
   r: float | None
   n: int
   reason: str | None = None
+  ci: bootstrap.Interval | None = None
 
   def to_json(self) -> dict:
-    """{"r": float | None, "n": int}, the pearson.json entry."""
-    return {"r": self.r, "n": self.n}
+    """The pearson.json entry: {"r": float | None, "n": int, "ci95": [lo, hi] | None}
+    (plus "ci_degenerate": count of constant resamples when > 0)."""
+    out = {"r": self.r, "n": self.n,
+           "ci95": None if self.ci is None else self.ci.to_json()}
+    if self.ci is not None and self.ci.n_degenerate:
+      out["ci_degenerate"] = self.ci.n_degenerate
+    return out
 
 
 def pearson(predicted: Sequence[float], human: Sequence[float]) -> Correlation:
@@ -72,8 +83,24 @@ def pearson(predicted: Sequence[float], human: Sequence[float]) -> Correlation:
   return Correlation(r, n)
 
 
+def with_interval(corr: Correlation, predicted: Sequence[float],
+                  human: Sequence[float], *, n_resamples: int,
+                  seed: int = 0) -> Correlation:
+  """`corr` with its bootstrap interval (bootstrap.pearson_interval) attached.
+
+  No interval (ci None) when n_resamples == 0; an Interval with low None (and its
+  reason) when r is undefined or the resamples are mostly degenerate.
+  """
+  if n_resamples <= 0:
+    return corr
+  ci = bootstrap.pearson_interval(predicted, human, n_resamples=n_resamples,
+                                  seed=seed)
+  return dataclasses.replace(corr, ci=ci)
+
+
 def correlate(scores: Iterable, *, system: str = "",
-              log: Callable[[str], None] | None = print) -> dict:
+              log: Callable[[str], None] | None = print,
+              n_resamples: int = 0, seed: int = 0) -> dict:
   """Per-song and pooled (Mix) Pearson's r of one system (paper Table 2).
 
   Args:
@@ -82,6 +109,8 @@ def correlate(scores: Iterable, *, system: str = "",
       out (and counted in the log message).
     system: name used in log messages.
     log: called with one line per undefined r and per left-out group; None: silent.
+    n_resamples: bootstrap resamples for the 95% CI of each r (0: no CI).
+    seed: bootstrap seed (each song and Mix use the same seed).
 
   Returns:
     {"per_song": {song_id: Correlation}, "mix": Correlation}; songs sorted by name
@@ -106,12 +135,15 @@ def correlate(scores: Iterable, *, system: str = "",
         f"of Pearson ({detail})")
   per_song = {}
   for song_id in sorted(by_song, key=natural_key):
-    corr = pearson(*by_song[song_id])
+    corr = with_interval(pearson(*by_song[song_id]), *by_song[song_id],
+                         n_resamples=n_resamples, seed=seed)
     if corr.r is None and log is not None:
       log(f"{prefix}song {song_id}: r undefined: {corr.reason}")
     per_song[song_id] = corr
-  mix = pearson([v for p, _ in by_song.values() for v in p],
-                [v for _, h in by_song.values() for v in h])
+  mix_pred = [v for p, _ in by_song.values() for v in p]
+  mix_human = [v for _, h in by_song.values() for v in h]
+  mix = with_interval(pearson(mix_pred, mix_human), mix_pred, mix_human,
+                      n_resamples=n_resamples, seed=seed)
   if mix.r is None and log is not None:
     log(f"{prefix}Mix (all songs): r undefined: {mix.reason}")
   return {"per_song": per_song, MIX: mix}

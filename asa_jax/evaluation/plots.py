@@ -24,7 +24,8 @@ def _fmt(corr) -> str:
 
 
 def plot_scatter(path: str | os.PathLike, scores: Iterable, correlations: Mapping,
-                 *, system: str = "", dpi: int = 120) -> None:
+                 *, system: str = "", dpi: int = 120,
+                 ylabel: str = "predicted score") -> None:
   """Writes a PNG: x = human score, y = predicted score, one colour per song.
 
   Args:
@@ -35,6 +36,8 @@ def plot_scatter(path: str | os.PathLike, scores: Iterable, correlations: Mappin
       shows the Mix r and n, the legend each song's r and n.
     system: system name for the title.
     dpi: resolution.
+    ylabel: y axis label (cosine similarity for triplet systems, score units for
+      regression systems, the measure for baselines).
   """
   by_song: dict[str, tuple[list[float], list[float]]] = {}
   for song_id, _, predicted, human in scores:
@@ -54,7 +57,7 @@ def plot_scatter(path: str | os.PathLike, scores: Iterable, correlations: Mappin
     mix = correlations[pearson_lib.MIX]
     ax.set_title(f"{system + ': ' if system else ''}Mix r={_fmt(mix)} (n={mix.n})")
     ax.set_xlabel("human score (mean of judges)")
-    ax.set_ylabel("predicted score (cosine similarity)")
+    ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     if by_song:
       ax.legend(fontsize="small", loc="best")

@@ -13,13 +13,16 @@ import io
 import json
 import os
 import uuid
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from asa_jax.evaluation import pearson as pearson_lib
 
 SCORES_COLUMNS = ("system", "song_id", "performance_id", "predicted", "human")
 MIX_COLUMN = "Mix"
 UNDEFINED = "-"
+META_KEY = "_meta"
+# Table 2's row groups, in the paper's order (+ our ablation rows, paper 4.5).
+GROUP_ORDER = ("Baseline", "Proposed", "Ablation", "Histogram", "DTWDist", "Other")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -74,17 +77,22 @@ def write_scores_csv(path: str | os.PathLike,
   atomic_write_text(path, scores_csv_text(scores_by_system))
 
 
-def pearson_json(correlations_by_system: Mapping[str, Mapping]) -> dict:
+def pearson_json(correlations_by_system: Mapping[str, Mapping],
+                 meta: Mapping | None = None) -> dict:
   """The pearson.json document.
 
   Args:
     correlations_by_system: system -> `pearson.correlate(...)` result.
+    meta: optional run information stored under the key "_meta" (keys starting with
+      "_" are never system names): bootstrap settings, inter-judge agreement,
+      failed systems.
 
   Returns:
-    {"<system>": {"per_song": {"<song_id>": {"r": float|None, "n": int}},
-                  "mix": {"r": float|None, "n": int}}}
+    {"<system>": {"per_song": {"<song_id>": {"r": float|None, "n": int,
+                                             "ci95": [lo, hi]|None}},
+                  "mix": {"r", "n", "ci95"}}, ..., "_meta": {...}}
   """
-  return {
+  doc = {
       system: {
           "per_song": {song: corr.to_json()
                        for song, corr in result["per_song"].items()},
@@ -92,41 +100,64 @@ def pearson_json(correlations_by_system: Mapping[str, Mapping]) -> dict:
       }
       for system, result in correlations_by_system.items()
   }
+  if meta is not None:
+    doc[META_KEY] = dict(meta)
+  return doc
 
 
 def write_pearson_json(path: str | os.PathLike,
-                       correlations_by_system: Mapping[str, Mapping]) -> None:
-  """Writes `pearson_json(...)` atomically to `path` (null for undefined r)."""
-  atomic_write_text(path, json.dumps(pearson_json(correlations_by_system),
+                       correlations_by_system: Mapping[str, Mapping],
+                       meta: Mapping | None = None) -> None:
+  """Writes `pearson_json(...)` atomically to `path` (null for undefined r / CI)."""
+  atomic_write_text(path, json.dumps(pearson_json(correlations_by_system, meta),
                                      indent=2, allow_nan=False) + "\n")
 
 
 def _cell(corr) -> str:
-  return UNDEFINED if corr is None or corr.r is None else f"{corr.r:.3f}"
+  if corr is None or corr.r is None:
+    return UNDEFINED
+  text = f"{corr.r:.3f}"
+  if corr.ci is not None and corr.ci.low is not None:
+    text += f" [{corr.ci.low:.2f}, {corr.ci.high:.2f}]"
+  return text
+
+
+def order_systems(systems: Sequence[str], groups: Mapping[str, str]) -> list[str]:
+  """Systems sorted by GROUP_ORDER of their group (stable: input order within one)."""
+  rank = {g: i for i, g in enumerate(GROUP_ORDER)}
+  return sorted(systems, key=lambda s: rank.get(groups.get(s, "Other"),
+                                                len(GROUP_ORDER)))
 
 
 def format_table(correlations_by_system: Mapping[str, Mapping],
-                 references: Mapping[str, str] | None = None) -> str:
+                 references: Mapping[str, str] | None = None,
+                 groups: Mapping[str, str] | None = None) -> str:
   """Markdown table shaped like the paper's Table 2.
 
   Args:
     correlations_by_system: system -> `pearson.correlate(...)` result.
     references: system -> "Reference Used" label (e.g. "Original Track"); missing
       systems get "None".
+    groups: system -> Table 2 group ("Baseline", "Proposed", "Ablation",
+      "Histogram", "DTWDist"); rows are ordered by GROUP_ORDER, input order within a
+      group; missing systems are "Other".
 
   Returns:
-    Markdown: header `| System | Reference Used | <songs...> | Mix |`, one row per
-    system (input order), r with 3 decimals, '-' where r is undefined or the system
-    has no performance of that song. Songs are the union over systems, natural order.
+    Markdown: header `| Group | System | Reference Used | <songs...> | Mix |`, one row
+    per system, r with 3 decimals followed by the bootstrap 95% CI `[lo, hi]` when
+    computed, '-' where r is undefined or the system has no performance of that
+    song. Songs are the union over systems, natural order.
   """
   references = references or {}
+  groups = groups or {}
   songs = sorted({song for result in correlations_by_system.values()
                   for song in result["per_song"]}, key=pearson_lib.natural_key)
-  header = ["System", "Reference Used", *songs, MIX_COLUMN]
+  header = ["Group", "System", "Reference Used", *songs, MIX_COLUMN]
   lines = ["| " + " | ".join(header) + " |",
-           "|" + "|".join(["---", "---"] + ["---:"] * (len(songs) + 1)) + "|"]
-  for system, result in correlations_by_system.items():
-    cells = [system, references.get(system, "None")]
+           "|" + "|".join(["---", "---", "---"] + ["---:"] * (len(songs) + 1)) + "|"]
+  for system in order_systems(list(correlations_by_system), groups):
+    result = correlations_by_system[system]
+    cells = [groups.get(system, "Other"), system, references.get(system, "None")]
     cells += [_cell(result["per_song"].get(song)) for song in songs]
     cells.append(_cell(result[pearson_lib.MIX]))
     lines.append("| " + " | ".join(cells) + " |")
@@ -134,12 +165,18 @@ def format_table(correlations_by_system: Mapping[str, Mapping],
 
 
 def write_table_md(path: str | os.PathLike, correlations_by_system: Mapping[str, Mapping],
-                   references: Mapping[str, str] | None = None) -> str:
-  """Writes the Table 2-shaped markdown (plus a one-line caption); returns the table."""
-  table = format_table(correlations_by_system, references)
+                   references: Mapping[str, str] | None = None,
+                   groups: Mapping[str, str] | None = None, *,
+                   notes: Sequence[str] = ()) -> str:
+  """Writes the Table 2-shaped markdown, a caption and `notes` (paragraphs below it,
+  e.g. the inter-judge agreement and failed systems); returns the table."""
+  table = format_table(correlations_by_system, references, groups)
   caption = ("\nPearson's r between human scores and system scores per song and for "
-             "all songs pooled (Mix), as in Table 2 of Zhang et al. (ISMIR 2021); "
-             f"'{UNDEFINED}' = undefined (n < 3 or constant scores; n in "
+             "all songs pooled (Mix), as in Table 2 of Zhang et al. (ISMIR 2021), "
+             "with the 95% bootstrap confidence interval in brackets (percentile "
+             "method, performances resampled within the song, or over all songs for "
+             f"Mix); '{UNDEFINED}' = undefined (n < 3 or constant scores; n in "
              "pearson.json).\n")
-  atomic_write_text(path, table + caption)
+  text = table + caption + "".join(f"\n{note}\n" for note in notes if note)
+  atomic_write_text(path, text)
   return table

@@ -1,24 +1,39 @@
 """Evaluation driver: manifest -> records -> scores -> Pearson table (paper 4, Table 2).
 
-`evaluate(config, workdir, manifest, output_dir, split)` is what eval.py runs for one
-trained system; `report_systems(output_dir, scores_by_system, references)` writes the
-outputs for any number of systems (a dict system -> scores), so several systems can be
-put in one Table 2 later.
+`evaluate_systems(learned, baselines, manifest, output_dir, split)` evaluates any set
+of systems in one run: learned systems (`LearnedSystem(name, config, workdir)`,
+restored with `asa_jax.train.restore_for_inference` and scored with
+`scoring.score_performances`) and rule-based baselines by name
+(`asa_jax.baselines.score_baselines`). `evaluate(config, workdir, ...)` is the
+one-system form that `eval.py --config=...` runs.
 
-Outputs in output_dir: scores.csv, pearson.json, table.md, scatter_<system>.png,
-clip_embeddings_<system>.npz (clip embeddings for the PCA figure of paper 4.4), and
-records/ (the feature records of the evaluated performances, cached and resumable).
+Outputs in output_dir: scores.csv, pearson.json (one key per system with r, n and the
+bootstrap 95% CI per song and Mix; "_meta": bootstrap settings, inter-judge agreement,
+failed systems), table.md (Table 2 rows grouped Baseline / Proposed / Ablation /
+Histogram / DTWDist, CIs, inter-judge agreement below), scatter_<system>.png,
+clip_embeddings_<system>.npz (learned systems), figure6.png (paper 4.4) and
+figure7.png (paper 4.5, when the ablation rows are evaluated).
+Caches (resumable): records_<reference>[_<hash>]/ (feature records of the evaluated
+performances, one build per data.reference and feature settings, shared by all
+learned systems; each system normalises with its own workdir/stats.json) and
+baseline_cache/ (f0 / energy / onset contours of the baselines).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
 import io
+import json
 import os
-from typing import Callable, Mapping
+import traceback
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from asa_jax.evaluation import figures
+from asa_jax.evaluation import judges
 from asa_jax.evaluation import pearson as pearson_lib
 from asa_jax.evaluation import plots
 from asa_jax.evaluation import report
@@ -28,6 +43,84 @@ SPLITS = ("train", "validation", "test")
 REFERENCE_LABELS = {"original": "Original Track", "accompaniment": "Accompaniment Track"}
 # Systems that score a performance without any reference (paper 3.2.1, 3.2.4).
 UNREFERENCED_SYSTEMS = ("direct", "embdirect")
+TRIPLET_SYSTEMS = ("rori", "racc")
+# Baseline names (paper 4.2; asa_jax.baselines.BASELINES is authoritative when
+# importable) and their Table 2 groups.
+HISTOGRAM_BASELINES = ("kurtosis", "skewness", "peakBW", "peakConc50", "peakConc110",
+                       "kMeans", "binning")
+DTW_BASELINES = ("dtw_pitch", "dtw_volume", "dtw_rhythm")
+# Row order inside a Table 2 group: the paper's order, then anything else.
+PAPER_ORDER = ("direct", "delta", "rori", "racc", "embdirect", *figures.ABLATION_ROWS,
+               *HISTOGRAM_BASELINES, *DTW_BASELINES)
+DEFAULT_BOOTSTRAP_SAMPLES = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedSystem:
+  """A trained system to evaluate.
+
+  Attributes:
+    name: table row / file label (config.name or config.system).
+    config: the ConfigDict it was trained with.
+    workdir: its training workdir (checkpoints/, stats.json).
+  """
+  name: str
+  config: Any
+  workdir: str
+
+
+def system_name(config) -> str:
+  """Row label of a config: config.name when set, else config.system."""
+  return str(config.get("name", "") or config.system)
+
+
+def table_group(name: str, system: str | None = None) -> str:
+  """Table 2 group of a row: Baseline (Direct), Proposed (Delta, Rori, Racc,
+  EmbDirect), Ablation (the channel-ablation Rori rows, paper 4.5), Histogram
+  (paper 4.2.1), DTWDist (paper 4.2.2), else Other.
+
+  Args:
+    name: row name (config.name / baseline name).
+    system: config.system for learned systems, None for baselines.
+  """
+  if name in figures.ABLATION_ROWS[:-1]:
+    return "Ablation"
+  if system is not None:
+    return "Baseline" if system == "direct" else "Proposed"
+  if name in HISTOGRAM_BASELINES:
+    return "Histogram"
+  if name in DTW_BASELINES or name.startswith("dtw"):
+    return "DTWDist"
+  return "Other"
+
+
+def baseline_labels() -> dict[str, str]:
+  """name -> "Reference Used" of every baseline (asa_jax.baselines.BASELINES).
+
+  Raises:
+    ImportError: asa_jax.baselines is not available.
+  """
+  from asa_jax import baselines  # pylint: disable=g-import-not-at-top
+  return dict(baselines.BASELINES)
+
+
+def resolve_baselines(spec: str | Sequence[str]) -> list[str]:
+  """'all' | 'none' | '' | 'a,b' | [names] -> list of baseline names.
+
+  'all' is every name of asa_jax.baselines.BASELINES (the 10 names of paper 4.2 when
+  that package is not importable).
+  """
+  if isinstance(spec, str):
+    spec = spec.strip()
+    if spec == "all":
+      try:
+        return list(baseline_labels())
+      except ImportError:
+        return [*HISTOGRAM_BASELINES, *DTW_BASELINES]
+    if spec in ("", "none"):
+      return []
+    return [n.strip() for n in spec.split(",") if n.strip()]
+  return [str(n) for n in spec]
 PATH_COLUMNS = ("performance_audio", "reference_audio", "accompaniment_audio")
 
 
@@ -58,6 +151,11 @@ def load_stats(path: str | os.PathLike) -> dict:
 def report_systems(output_dir: str | os.PathLike,
                    scores_by_system: Mapping[str, list],
                    references: Mapping[str, str] | None = None, *,
+                   groups: Mapping[str, str] | None = None,
+                   agreement: Mapping | None = None,
+                   failed: Mapping[str, str] | None = None,
+                   bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
+                   seed: int = 0, ylabels: Mapping[str, str] | None = None,
                    log: Callable[[str], None] | None = print) -> dict:
   """Correlates and writes scores.csv, pearson.json, table.md, scatter_<system>.png.
 
@@ -65,6 +163,13 @@ def report_systems(output_dir: str | os.PathLike,
     output_dir: folder for the outputs (created).
     scores_by_system: system -> list of (song_id, performance_id, predicted, human).
     references: system -> "Reference Used" label for the table.
+    groups: system -> Table 2 group (report.GROUP_ORDER), orders the table rows.
+    agreement: `judges.inter_judge_agreement(...)` result ({} / None: no judges).
+    failed: system -> reason, for systems that could not be evaluated (listed in
+      pearson.json "_meta" and below the table).
+    bootstrap_samples: resamples of the 95% CI of every r (0: no CI).
+    seed: bootstrap seed.
+    ylabels: system -> scatter y label.
     log: receives the undefined-r reasons and the table; None: silent.
 
   Returns:
@@ -72,17 +177,32 @@ def report_systems(output_dir: str | os.PathLike,
   """
   output_dir = os.fspath(output_dir)
   os.makedirs(output_dir, exist_ok=True)
-  correlations = {system: pearson_lib.correlate(scores, system=system, log=log)
+  failed = dict(failed or {})
+  correlations = {system: pearson_lib.correlate(scores, system=system, log=log,
+                                                n_resamples=bootstrap_samples,
+                                                seed=seed)
                   for system, scores in scores_by_system.items()}
+  meta = {
+      "bootstrap": {"method": "percentile", "confidence": 0.95,
+                    "resamples": int(bootstrap_samples), "seed": int(seed),
+                    "unit": "performance (per song: within the song; mix: all)"},
+      "inter_judge": judges.agreement_json(agreement or {}),
+      "failed": failed,
+  }
   report.write_scores_csv(os.path.join(output_dir, "scores.csv"), scores_by_system)
-  report.write_pearson_json(os.path.join(output_dir, "pearson.json"), correlations)
+  report.write_pearson_json(os.path.join(output_dir, "pearson.json"), correlations,
+                            meta)
+  notes = [judges.agreement_text(agreement or {})]
+  if failed:
+    notes.append("Not evaluated: " + "; ".join(f"{k} ({v})" for k, v in failed.items()))
   table = report.write_table_md(os.path.join(output_dir, "table.md"), correlations,
-                                references)
+                                references, groups, notes=notes)
   for system, scores in scores_by_system.items():
     plots.plot_scatter(os.path.join(output_dir, f"scatter_{system}.png"), scores,
-                       correlations[system], system=system)
+                       correlations[system], system=system,
+                       ylabel=(ylabels or {}).get(system, "predicted score"))
   if log is not None:
-    log(table)
+    log(table + "".join(f"\n{n}" for n in notes if n))
   return correlations
 
 
@@ -146,17 +266,264 @@ def write_split_manifest(manifest_path: str | os.PathLike, split: str,
   return len(rows)
 
 
+def records_dir_for(config, output_dir: str) -> str:
+  """The shared evaluation records folder of a config's feature settings.
+
+  output_dir/records_<data.reference> when it is new or was built with the same
+  settings (`input_pipeline.records.build_fingerprint`, which ignores
+  features.channels, so all channel ablations share it); otherwise
+  output_dir/records_<reference>_<8 hex of the settings' hash>.
+  """
+  from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
+  fp = json.loads(json.dumps(records_lib.build_fingerprint(config), sort_keys=True))
+  base = os.path.join(output_dir, f"records_{config.data.reference}")
+  path = os.path.join(base, "build_config.json")
+  if not os.path.exists(path):
+    return base
+  with open(path, encoding="utf-8") as f:
+    if json.load(f) == fp:
+      return base
+  digest = hashlib.sha1(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:8]
+  return f"{base}_{digest}"
+
+
+def _read_rows(manifest_path: str, split: str, on_error: str,
+               log: Callable[[str], None]) -> list:
+  from input_pipeline import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  if split != "all" and split not in SPLITS:
+    raise ValueError(f"split must be 'all' or one of {SPLITS}, got {split!r}")
+  rows, problems = manifest_lib.read_manifest(manifest_path, on_error=on_error)
+  for problem in problems:
+    log(f"manifest: skipped: {problem}")
+  if split != "all":
+    rows = [row for row in rows if row.split == split]
+  if not rows:
+    raise ValueError(f"{manifest_path}: no usable rows in split {split!r}")
+  return rows
+
+
+def _score_learned(system: LearnedSystem, rows: list, build_manifest: str,
+                   output_dir: str, built: set, log: Callable[[str], None]):
+  """Scores one learned system: stats, checkpoint, (shared) records, clips.
+
+  Returns (scores, clips). Raises whatever fails (missing stats.json or checkpoint,
+  records build errors, no clip scored).
+  """
+  from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
+  config, name = system.config, system.name
+  stats_path = os.path.join(system.workdir, "stats.json")
+  stats = load_stats(stats_path)
+  model, variables = restore_model(config, system.workdir)
+  records_dir = records_dir_for(config, output_dir)
+  if records_dir not in built:  # One (resumable) build per feature setting and run.
+    records_lib.build_records(build_manifest, records_dir, config,  # Prints a summary.
+                              stats_from=stats_path)
+    built.add(records_dir)
+  splits = sorted({row.split for row in rows})
+  splits = [s for s in splits if os.path.isdir(os.path.join(records_dir, s))]
+  scores, clips = scoring.score_performances(model, variables, records_dir, stats,
+                                             config, split=splits, return_clips=True)
+  if not scores:
+    raise ValueError(f"no clip could be scored; see "
+                     f"{os.path.join(records_dir, 'build_report.json')}")
+  wanted = list(dict.fromkeys((row.song_id, row.performance_id) for row in rows))
+  scored = {(s.song_id, s.performance_id) for s in scores}
+  unscored = [f"{song}/{perf}" for song, perf in wanted
+              if (str(song), str(perf)) not in scored]
+  if unscored:
+    log(f"[{name}] {len(unscored)} performance(s) have no clips and are not scored "
+        f"(see {os.path.join(records_dir, 'build_report.json')}): "
+        f"{', '.join(unscored)}")
+  log(f"[{name}] scored {len(scores)} performance(s) from {len(clips)} clip(s)")
+  return scores, clips
+
+
+def _paper_rank(name: str) -> int:
+  return PAPER_ORDER.index(name) if name in PAPER_ORDER else len(PAPER_ORDER)
+
+
+def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
+                     manifest_path: str, output_dir: str, split: str = "test", *,
+                     figure6_system: str | None = "rori",
+                     figure7_rows: Sequence[str] = figures.ABLATION_ROWS,
+                     bootstrap_samples: int | None = None, seed: int = 0,
+                     crepe_capacity: str = "tiny", raise_errors: bool = False,
+                     log: Callable[[str], None] = print) -> dict:
+  """Evaluates several systems on one manifest split and writes Table 2 outputs.
+
+  Learned systems: each is restored from its workdir (best, else latest checkpoint),
+  normalises with its own workdir/stats.json, and scores the feature records of the
+  split's performances, which are built once per data.reference and feature
+  settings under output_dir (`records_dir_for`; resumable). Baselines are scored by
+  `asa_jax.baselines.score_baselines` with contours cached in
+  output_dir/baseline_cache. A system that fails (no checkpoint, no stats, build or
+  baseline error, asa_jax.baselines missing) is reported and skipped; the others are
+  still evaluated. Pearson's r per song and Mix with a bootstrap 95% CI (paper 4,
+  Table 2), the inter-judge agreement of the split (paper 4.1), Figure 6 (PCA of
+  `figure6_system`'s clip embeddings, paper 4.4) and Figure 7 (the `figure7_rows`
+  that were evaluated, when at least two, paper 4.5).
+
+  Args:
+    learned: learned systems (unique names).
+    baselines: baseline names (asa_jax.baselines.BASELINES keys).
+    manifest_path: manifest CSV.
+    output_dir: outputs and caches (see module doc).
+    split: 'all' or one of SPLITS.
+    figure6_system: system whose clip embeddings make Figure 6 (None: no figure).
+    figure7_rows: ablation rows of Figure 7, in bar order.
+    bootstrap_samples: CI resamples; None -> the first learned config's
+      eval.bootstrap_samples, else 1000.
+    seed: bootstrap seed.
+    crepe_capacity: CREPE model of the baselines' f0 contours.
+    raise_errors: re-raise a system's error instead of skipping it.
+    log: progress, problems and the table.
+
+  Returns:
+    {"scores": {name: [PerformanceScore]}, "correlations": {name: correlate()},
+     "clips": {name: ClipEmbeddings}, "failed": {name: reason},
+     "agreement": inter_judge_agreement result, "figures": [written paths]}
+
+  Raises:
+    ValueError: unknown split, no manifest row in it, duplicate system names, or
+      (raise_errors) a system's error.
+  """
+  names = [s.name for s in learned] + list(baselines)
+  duplicates = sorted({n for n in names if names.count(n) > 1})
+  if duplicates:
+    raise ValueError(f"system names must be unique; repeated: {duplicates}")
+  on_error = learned[0].config.data.get("on_error", "skip") if learned else "skip"
+  rows = _read_rows(manifest_path, split, on_error, log)
+  if bootstrap_samples is None:
+    bootstrap_samples = (int(learned[0].config.eval.get(
+        "bootstrap_samples", DEFAULT_BOOTSTRAP_SAMPLES)) if learned
+                         else DEFAULT_BOOTSTRAP_SAMPLES)
+  os.makedirs(output_dir, exist_ok=True)
+  n_perf = len(dict.fromkeys((row.song_id, row.performance_id) for row in rows))
+  log(f"{n_perf} performance(s) ({len(rows)} manifest row(s)) of {manifest_path} in "
+      f"split {split!r}; systems: {', '.join(names)}")
+
+  build_manifest = manifest_path
+  if split != "all" and learned:
+    build_manifest = os.path.join(output_dir, f"manifest_{split}.csv")
+    write_split_manifest(manifest_path, split, build_manifest)
+
+  scores: dict[str, list] = {}
+  clips: dict[str, scoring.ClipEmbeddings] = {}
+  references: dict[str, str] = {}
+  groups: dict[str, str] = {}
+  ylabels: dict[str, str] = {}
+  failed: dict[str, str] = {}
+
+  def fail(name: str, error: BaseException) -> None:
+    if raise_errors:
+      raise error
+    failed[name] = f"{type(error).__name__}: {error}"
+    log(f"[{name}] FAILED, skipped: {failed[name]}")
+    if error.__traceback__ is not None:
+      log("".join(traceback.format_exception(error)).rstrip())
+
+  built: set[str] = set()
+  for system in learned:
+    log(f"[{system.name}] evaluating {system.workdir}")
+    try:
+      scores[system.name], clips[system.name] = _score_learned(
+          system, rows, build_manifest, output_dir, built, log)
+    except Exception as e:  # pylint: disable=broad-except
+      fail(system.name, e)
+      continue
+    write_clip_embeddings(
+        os.path.join(output_dir, f"clip_embeddings_{system.name}.npz"),
+        clips[system.name])
+    kind = str(system.config.system)
+    references[system.name] = reference_label(system.config)
+    groups[system.name] = table_group(system.name, kind)
+    ylabels[system.name] = ("predicted score (cosine similarity)"
+                            if kind in TRIPLET_SYSTEMS else "predicted score (0..100)")
+
+  if baselines:
+    try:
+      from asa_jax import baselines as baselines_lib  # pylint: disable=g-import-not-at-top
+      labels = dict(baselines_lib.BASELINES)
+      unknown = [n for n in baselines if n not in labels]
+      for name in unknown:
+        fail(name, KeyError(f"unknown baseline; known: {', '.join(labels)}"))
+      known = [n for n in baselines if n in labels]
+      result = baselines_lib.score_baselines(
+          manifest_path, known, split=split,
+          cache_dir=os.path.join(output_dir, "baseline_cache"),
+          crepe_capacity=crepe_capacity, log=log) if known else {}
+      for name in known:
+        if not result.get(name):
+          fail(name, ValueError("the baseline scored no performance"))
+          continue
+        scores[name] = list(result[name])
+        references[name] = labels[name]
+        groups[name] = table_group(name)
+        ylabels[name] = f"{name} (higher = better)"
+    except Exception as e:  # pylint: disable=broad-except
+      for name in baselines:
+        if name not in scores and name not in failed:
+          fail(name, e)
+
+  ordered = sorted(scores, key=lambda n: (
+      report.GROUP_ORDER.index(groups.get(n, "Other")), _paper_rank(n)))
+  scores = {name: scores[name] for name in ordered}
+  agreement = judges.inter_judge_agreement(rows)
+  correlations = report_systems(output_dir, scores, references, groups=groups,
+                                agreement=agreement, failed=failed,
+                                bootstrap_samples=bootstrap_samples, seed=seed,
+                                ylabels=ylabels, log=log)
+
+  written = []
+  if figure6_system and figure6_system in clips:
+    path = os.path.join(output_dir, "figure6.png")
+    try:
+      c = clips[figure6_system]
+      figures.plot_embeddings_pca(
+          path, c.performance, [m["song_id"] for m in c.metadata],
+          [np.nan if scoring_human(m) is None else scoring_human(m)
+           for m in c.metadata], system=figure6_system)
+      written.append(path)
+    except Exception as e:  # pylint: disable=broad-except
+      log(f"Figure 6 not drawn: {type(e).__name__}: {e}")
+  elif figure6_system:
+    log(f"Figure 6 not drawn: system {figure6_system!r} was not evaluated")
+  present = [r for r in figure7_rows if r in correlations]
+  if len(present) >= 2:
+    path = os.path.join(output_dir, "figure7.png")
+    figures.plot_ablation(path, correlations, rows=figure7_rows)
+    written.append(path)
+  elif any(r in names for r in figure7_rows[:-1]):
+    log(f"Figure 7 not drawn: only {present} of {list(figure7_rows)} evaluated")
+  if failed:
+    log(f"{len(failed)} system(s) not evaluated: {', '.join(failed)}")
+  log(f"outputs in {output_dir}")
+  return {"scores": scores, "correlations": correlations, "clips": clips,
+          "failed": failed, "agreement": agreement, "figures": written}
+
+
+def scoring_human(metadata: Mapping) -> float | None:
+  """Human score of a clip's metadata ('score'; None or nan -> None)."""
+  value = metadata.get("score")
+  if value is None:
+    return None
+  value = float(value)
+  return None if np.isnan(value) else value
+
+
 def evaluate(config, workdir: str, manifest_path: str, output_dir: str,
              split: str = "all", *, log: Callable[[str], None] = print) -> dict:
-  """Scores a manifest's performances with a trained system and writes Table 2 outputs.
+  """Scores a manifest's performances with one trained system (eval.py --config).
 
-  Steps: read the manifest; build (cached, resumable) feature records for the chosen
-  performances under output_dir/records, normalisation statistics taken from
-  workdir/stats.json (the training statistics); restore the model from workdir;
-  score every performance (paper 3.2.3); Pearson per song and Mix (paper 4); write
-  scores.csv, pearson.json, table.md, scatter_<system>.png and
-  clip_embeddings_<system>.npz. Performances without a human score are scored but
-  left out of Pearson.
+  `evaluate_systems` with this one system (name = config.name or config.system),
+  errors raised instead of skipped: read the manifest; build (cached, resumable)
+  feature records for the chosen performances under output_dir/records_<reference>,
+  normalisation statistics taken from workdir/stats.json; restore the model from
+  workdir; score every performance (paper 3.2.3); Pearson per song and Mix with
+  bootstrap CIs (paper 4); write scores.csv, pearson.json, table.md,
+  scatter_<name>.png, clip_embeddings_<name>.npz and, for a triplet system,
+  figure6.png. Performances without a human score are scored but left out of
+  Pearson.
 
   Args:
     config: the system's ConfigDict (the one it was trained with).
@@ -167,62 +534,18 @@ def evaluate(config, workdir: str, manifest_path: str, output_dir: str,
     log: progress and reason messages.
 
   Returns:
-    {"scores": list[PerformanceScore], "correlations": {...}, "clips": ClipEmbeddings}
+    {"scores": list[PerformanceScore], "correlations": {name: correlate()},
+     "clips": ClipEmbeddings}
 
   Raises:
     ValueError: unknown split, no manifest row in the split, or no clip scored.
-    FileNotFoundError: workdir/stats.json missing.
+    FileNotFoundError: workdir/stats.json or the checkpoint missing.
   """
-  # Imported here: the pipeline is only needed for a full run.
-  from input_pipeline import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
-  from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
-
-  if split != "all" and split not in SPLITS:
-    raise ValueError(f"split must be 'all' or one of {SPLITS}, got {split!r}")
-  system = str(config.system)
-  stats_path = os.path.join(workdir, "stats.json")
-  stats = load_stats(stats_path)
-  os.makedirs(output_dir, exist_ok=True)
-
-  rows, problems = manifest_lib.read_manifest(
-      manifest_path, on_error=config.data.get("on_error", "skip"))
-  for problem in problems:
-    log(f"manifest: skipped: {problem}")
-  if split != "all":
-    rows = [row for row in rows if row.split == split]
-  if not rows:
-    raise ValueError(f"{manifest_path}: no usable rows in split {split!r}")
-  # Phrase rows of one performance share its performance_id (manifest.py).
-  wanted = list(dict.fromkeys((row.song_id, row.performance_id) for row in rows))
-  log(f"{len(wanted)} performance(s) ({len(rows)} manifest row(s)) of {manifest_path} "
-      f"in split {split!r}")
-
-  build_manifest = manifest_path
-  if split != "all":
-    build_manifest = os.path.join(output_dir, f"manifest_{split}.csv")
-    write_split_manifest(manifest_path, split, build_manifest)
-  records_dir = os.path.join(output_dir, "records")
-  records_lib.build_records(build_manifest, records_dir, config,  # Prints a summary.
-                            stats_from=stats_path)
-
-  model, variables = restore_model(config, workdir)
-  splits = sorted({row.split for row in rows})
-  splits = [s for s in splits if os.path.isdir(os.path.join(records_dir, s))]
-  scores, clips = scoring.score_performances(model, variables, records_dir, stats,
-                                             config, split=splits, return_clips=True)
-  if not scores:
-    raise ValueError(f"no clip of {manifest_path} (split {split!r}) could be scored; "
-                     f"see {os.path.join(records_dir, 'build_report.json')}")
-  scored = {(s.song_id, s.performance_id) for s in scores}
-  unscored = [f"{song}/{perf}" for song, perf in wanted
-              if (str(song), str(perf)) not in scored]
-  if unscored:
-    log(f"{len(unscored)} performance(s) have no clips and are not scored (see "
-        f"{os.path.join(records_dir, 'build_report.json')}): {', '.join(unscored)}")
-  log(f"[{system}] scored {len(scores)} performance(s) from {len(clips)} clip(s)")
-
-  write_clip_embeddings(os.path.join(output_dir, f"clip_embeddings_{system}.npz"),
-                        clips)
-  correlations = report_systems(output_dir, {system: scores},
-                                {system: reference_label(config)}, log=log)
-  return {"scores": scores, "correlations": correlations, "clips": clips}
+  name = system_name(config)
+  result = evaluate_systems(
+      [LearnedSystem(name, config, workdir)], [], manifest_path, output_dir, split,
+      figure6_system=name if str(config.system) in TRIPLET_SYSTEMS else None,
+      raise_errors=True, log=log)
+  return {"scores": result["scores"][name],
+          "correlations": {name: result["correlations"][name]},
+          "clips": result["clips"][name]}
