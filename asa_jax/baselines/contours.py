@@ -1,0 +1,163 @@
+"""Frame contours of one recording for the rule-based baselines (paper 4.2).
+
+The baselines of Zhang et al. (ISMIR 2021, section 4.2) work on contours, not on
+the clip features: the pitch-histogram measures (4.2.1, Gupta et al. 2018) on the
+voiced f0, the DTWDist ratings (4.2.2, Tsai & Lee 2012) on the f0, energy and
+onset sequences. `Contours` holds them on one uniform frame grid.
+
+From audio (`extract_contours`): f0 and confidence from our CREPE port
+(`asa_jax.features.crepe.crepe_f0`, 10 ms hop, CREPE's usual step), energy as
+librosa RMS (1024-sample frames, same hop, centred like CREPE) in dB, onsets from
+`librosa.onset.onset_detect`. A frame is voiced when CREPE's confidence
+(periodicity = max activation) is >= VOICING_THRESHOLD (0.5, the CREPE authors'
+suggestion) and its RMS is within VOICING_RANGE_DB (40 dB) of the loudest frame
+(CREPE reports high confidence on some near-silent frames).
+
+From an f0 curve (`contours_from_f0`, e.g. MAST's f0 files): times in seconds and
+f0 in Hz with 0 = unvoiced, resampled (nearest frame) to the same 10 ms grid;
+energy and onsets are absent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from asa_jax.features import constants
+
+HOP_LENGTH = 160  # samples at 16 kHz = 10 ms, CREPE's default step.
+FRAME_SECONDS = HOP_LENGTH / constants.SAMPLE_RATE  # 0.01 s.
+VOICING_THRESHOLD = 0.5  # CREPE confidence (max activation) for voiced frames.
+VOICING_RANGE_DB = 40.0  # voiced frames are within this many dB of the loudest.
+RMS_FRAME = 1024  # samples per RMS frame (CREPE's window).
+MIN_DB = -120.0  # floor of the energy contour, dB re full scale.
+
+
+@dataclasses.dataclass(frozen=True)
+class Contours:
+  """Contours of one recording on a uniform frame grid (frame k at k * hop_s).
+
+  Attributes:
+    f0_hz: float32 (T,) fundamental frequency in Hz; 0 where unvoiced.
+    hop_s: frame period in seconds (FRAME_SECONDS for everything built here).
+    energy_db: float32 (T,) RMS energy in dB re full scale (floor MIN_DB), or
+      None when the contour came from an f0 curve.
+    onsets_s: float64 (K,) onset times in seconds (ascending), or None when
+      the contour came from an f0 curve.
+    confidence: float32 (T,) CREPE confidence in [0, 1], or None.
+  """
+  f0_hz: np.ndarray
+  hop_s: float = FRAME_SECONDS
+  energy_db: np.ndarray | None = None
+  onsets_s: np.ndarray | None = None
+  confidence: np.ndarray | None = None
+
+  @property
+  def voiced(self) -> np.ndarray:
+    """bool (T,): frames with a positive, finite f0."""
+    return np.isfinite(self.f0_hz) & (self.f0_hz > 0)
+
+  @property
+  def n_frames(self) -> int:
+    return int(self.f0_hz.shape[0])
+
+  def voiced_cents(self) -> np.ndarray:
+    """float64 (V,) voiced f0 in cents re A4 (440 Hz), in frame order."""
+    f0 = np.asarray(self.f0_hz, np.float64)[self.voiced]
+    return 1200.0 * np.log2(f0 / 440.0)
+
+
+def contours_from_f0(times_s, f0_hz, *, hop_s: float = FRAME_SECONDS
+                     ) -> Contours:
+  """Contours from an f0 curve (e.g. MAST's f0 files), resampled to `hop_s`.
+
+  Args:
+    times_s: (N,) ascending frame times in seconds (any uniform or non-uniform
+      rate).
+    f0_hz: (N,) f0 in Hz, 0 (or negative / non-finite) = unvoiced.
+    hop_s: output frame period in seconds.
+
+  Returns:
+    Contours with f0 only: frame k (time k * hop_s, from 0 to the last time)
+    takes the f0 of the input frame nearest in time.
+
+  Raises:
+    ValueError: shapes differ, fewer than 1 frame, times not ascending, or
+      hop_s <= 0.
+  """
+  times = np.asarray(times_s, np.float64).reshape(-1)
+  f0 = np.asarray(f0_hz, np.float64).reshape(-1)
+  if times.shape != f0.shape:
+    raise ValueError(f"times {times.shape} and f0 {f0.shape} differ in shape")
+  if times.size == 0:
+    raise ValueError("empty f0 curve")
+  if np.any(np.diff(times) < 0):
+    raise ValueError("times must be ascending")
+  if hop_s <= 0:
+    raise ValueError(f"hop_s must be > 0, got {hop_s}")
+  f0 = np.where(np.isfinite(f0) & (f0 > 0), f0, 0.0)
+  grid = np.arange(int(np.floor(max(times[-1], 0.0) / hop_s)) + 1) * hop_s
+  idx = np.clip(np.searchsorted(times, grid), 1, len(times) - 1) if len(
+      times) > 1 else np.zeros(len(grid), int)
+  if len(times) > 1:
+    left = idx - 1
+    idx = np.where(np.abs(times[left] - grid) <= np.abs(times[idx] - grid),
+                   left, idx)
+  return Contours(f0_hz=f0[idx].astype(np.float32), hop_s=float(hop_s))
+
+
+def energy_db(audio: np.ndarray) -> np.ndarray:
+  """RMS energy contour in dB re full scale: float32 (1 + n // HOP_LENGTH,).
+
+  librosa.feature.rms with 1024-sample centred frames at HOP_LENGTH, then
+  20 log10(rms), floored at MIN_DB.
+  """
+  import librosa  # pylint: disable=g-import-not-at-top  (slow import)
+  rms = librosa.feature.rms(y=np.asarray(audio, np.float32),
+                            frame_length=RMS_FRAME, hop_length=HOP_LENGTH,
+                            center=True)[0]
+  db = 20.0 * np.log10(np.maximum(rms, 10.0 ** (MIN_DB / 20.0)))
+  return db.astype(np.float32)
+
+
+def onset_times(audio: np.ndarray) -> np.ndarray:
+  """Onset times in seconds, float64 (K,): librosa.onset.onset_detect (defaults:
+  spectral-flux onset strength, peak picking) at HOP_LENGTH on 16 kHz audio."""
+  import librosa  # pylint: disable=g-import-not-at-top
+  return np.asarray(
+      librosa.onset.onset_detect(y=np.asarray(audio, np.float32),
+                                 sr=constants.SAMPLE_RATE,
+                                 hop_length=HOP_LENGTH, units="time"),
+      np.float64)
+
+
+def extract_contours(audio: np.ndarray, *, capacity: str = "tiny"
+                     ) -> Contours:
+  """f0, voicing, energy and onsets of 16 kHz mono audio (paper 4.2).
+
+  Args:
+    audio: float32 (n,) mono audio at 16 kHz (asa_jax.features.audio.load_audio).
+    capacity: CREPE capacity, 'tiny' or 'full'.
+
+  Returns:
+    Contours on the 10 ms grid (T = 1 + n // HOP_LENGTH frames): f0 in Hz with
+    unvoiced frames set to 0 (confidence < VOICING_THRESHOLD or RMS more than
+    VOICING_RANGE_DB below the loudest frame), the CREPE confidence, the RMS
+    energy in dB and the onset times.
+
+  Raises:
+    ValueError: audio not 1D, or a bad capacity.
+  """
+  from asa_jax.features import crepe  # pylint: disable=g-import-not-at-top
+  audio = np.asarray(audio, np.float32)
+  if audio.ndim != 1:
+    raise ValueError(f"audio must be (n,), got {audio.shape}")
+  f0, conf = crepe.crepe_f0(audio, hop_length=HOP_LENGTH, capacity=capacity)
+  db = energy_db(audio)
+  n = min(len(f0), len(db))
+  f0, conf, db = f0[:n], conf[:n], db[:n]
+  voiced = (conf >= VOICING_THRESHOLD) & (db >= db.max() - VOICING_RANGE_DB)
+  return Contours(f0_hz=np.where(voiced, f0, 0.0).astype(np.float32),
+                  hop_s=FRAME_SECONDS, energy_db=db,
+                  onsets_s=onset_times(audio), confidence=conf)
