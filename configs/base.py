@@ -11,7 +11,11 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   """Returns the complete base configuration (paper values where the paper gives them)."""
   c = ml_collections.ConfigDict()
-  c.system = "rori"  # Name used as the row label in the evaluation table.
+  # Learned system: rori | racc (triplet, 3.2.3) | direct (3.2.1) | delta (3.2.2) |
+  # embdirect (3.2.4); asa_jax.models.build_model dispatches on it.
+  c.system = "rori"
+  # Table row / file-name label; "" means config.system (ablations: "rori_spec", ...).
+  c.name = ""
   c.seed = 0
 
   # --- Data (paper 3.3). ------------------------------------------------------
@@ -50,11 +54,22 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.dropout = 0.1
   c.model.embedding_dim = 128  # paper 3.2.3.
   c.model.dtype = "float32"  # Compute dtype of the towers ('float32' | 'bfloat16').
+  # Regression head (direct, delta, embdirect; paper 3.2.1 / 3.2.4: "3 fully connected
+  # layers"): Dense(h1)-ReLU-Dense(h2)-ReLU-Dense(1) on the tower's embedding.
+  c.model.head_hidden = (128, 64)
+  # Regression target scaling: the head predicts score / score_scale (loss: MSE in
+  # those units); predictions are reported in score units (0..100).
+  c.model.score_scale = 100.0
 
   # --- Loss (paper 3.2.3). ----------------------------------------------------
   c.loss = ml_collections.ConfigDict()
   c.loss.name = "triplet_margin"
   c.loss.margin = 1.0  # alpha (paper 3.4).
+
+  # --- EmbDirect (paper 3.2.4): the frozen performance tower of a trained Rori. -----
+  c.embdirect = ml_collections.ConfigDict()
+  c.embdirect.rori_workdir = ""  # Trained Rori workdir (checkpoints/), required.
+  c.embdirect.rori_config = ""  # Its config spec, e.g. "configs/rori.py:demo".
 
   # --- Optimisation (paper 3.4). ----------------------------------------------
   c.train = ml_collections.ConfigDict()

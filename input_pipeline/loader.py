@@ -1,4 +1,5 @@
-"""Triplet batches from feature records with Grain (paper 3.2.3, 3.3, 3.4).
+"""Triplet batches (paper 3.2.3, 3.3, 3.4) and scored-clip batches (regression
+systems, 3.2.1, 3.2.2, 3.2.4: `ClipLoader`) from feature records with Grain.
 
 Paper 3.3: scores >= 80 are "good", < 40 "poor"; "we randomly align a good
 performance and a bad performance of the same song to form a contrasting pair",
@@ -231,23 +232,11 @@ class _LRU:
     return found
 
 
-class TripletLoader:
-  """Process-local triplet batches of one split (paper 3.2.3 / 3.3 / 3.4).
+class _RecordsLoader:
+  """Shared part of TripletLoader and ClipLoader: records, stats, process rows.
 
-  Args:
-    records_dir: folder written by `records.build_records`.
-    split: 'train' | 'validation' | 'test'.
-    config: reads seed, train.global_batch_size, features.channels and
-      data.{good_threshold, poor_threshold, pair_tolerance_seconds, key_align,
-      loader_threads (2), loader_prefetch (4), loader_cache_records (256)}.
-    process_index, process_count: this process and the process count (None:
-      jax.process_index() / jax.process_count()).
-    train: True -> per-epoch pairing, drop_remainder; False -> epoch-0
-      pairing, padded last batch. None: split == 'train'.
-
-  Raises:
-    FileNotFoundError: no complete records for the split, or no stats.json.
-    ValueError: global batch not divisible by process_count.
+  Subclasses define `rows(epoch)` (the epoch's global row order: an int64 array whose
+  first axis is the row) and `_make_batch(rows, mask)`.
   """
 
   def __init__(self, records_dir: str, split: str, config, *,
@@ -289,15 +278,97 @@ class TripletLoader:
     self._threads = int(d.get("loader_threads", 2))
     self._prefetch = int(d.get("loader_prefetch", 4))
     self._cache = _LRU(int(d.get("loader_cache_records", 256)))
+
+  def __len__(self) -> int:
+    return len(self.metadata)
+
+  def rows(self, epoch: int) -> np.ndarray:
+    """Global row order of an epoch (int64, first axis = rows)."""
+    raise NotImplementedError
+
+  def _make_batch(self, rows: np.ndarray, mask: np.ndarray) -> dict:
+    raise NotImplementedError
+
+  def num_batches(self, epoch: int = 0) -> int:
+    """Number of (global = local) batches of an epoch."""
+    n = len(self.rows(epoch))
+    if self.train:
+      return n // self.global_batch_size
+    return -(-n // self.global_batch_size)
+
+  def _local_rows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(num_batches, L, ...) row indices of this process and (num_batches, L) mask."""
+    trip = self.rows(epoch)
+    nb = self.num_batches(epoch)
+    b, l = self.global_batch_size, self.local_batch_size
+    total = nb * b
+    mask = np.zeros(total, np.float32)
+    n = min(total, len(trip))
+    mask[:n] = 1.0
+    rows = np.zeros((total,) + trip.shape[1:], np.int64)
+    rows[:n] = trip[:n]
+    if n < total:
+      rows[n:] = trip[0]  # Padding rows: real data, masked out.
+    rows = rows.reshape((nb, b) + trip.shape[1:])[
+        :, self.process_index * l:(self.process_index + 1) * l]
+    mask = mask.reshape(nb, b)[:, self.process_index * l:
+                               (self.process_index + 1) * l]
+    return rows, mask
+
+  def _fetch(self, keys):
+    return [records_lib.deserialize_record(x)
+            for x in self._source.__getitems__(keys)]
+
+  def epoch(self, epoch: int) -> Iterator[dict]:
+    """Process-local batches of an epoch (see the subclass docs for the keys).
+
+    Every batch has "mask" float32 (L,) (1 = real row, 0 = padding), L =
+    global_batch_size / process_count; features are float32 (L, C, 96, 94), C =
+    len(features.channels).
+    """
+    rows, mask = self._local_rows(epoch)
+    if not len(rows):
+      return iter(())
+    ds = grain.MapDataset.range(len(rows)).map(
+        lambda b: self._make_batch(rows[b], mask[b]))
+    if self._threads <= 0:
+      return iter(ds)
+    return iter(ds.to_iter_dataset(grain.ReadOptions(
+        num_threads=self._threads, prefetch_buffer_size=self._prefetch)))
+
+
+class TripletLoader(_RecordsLoader):
+  """Process-local triplet batches of one split (paper 3.2.3 / 3.3 / 3.4).
+
+  Args:
+    records_dir: folder written by `records.build_records`.
+    split: 'train' | 'validation' | 'test'.
+    config: reads seed, train.global_batch_size, features.channels and
+      data.{good_threshold, poor_threshold, pair_tolerance_seconds, key_align,
+      loader_threads (2), loader_prefetch (4), loader_cache_records (256)}.
+    process_index, process_count: this process and the process count (None:
+      jax.process_index() / jax.process_count()).
+    train: True -> per-epoch pairing, drop_remainder; False -> epoch-0
+      pairing, padded last batch. None: split == 'train'.
+
+  Batches: {"anchor", "positive", "negative"}: float32 (L, C, 96, 94), "mask".
+
+  Raises:
+    FileNotFoundError: no complete records for the split, or no stats.json.
+    ValueError: global batch not divisible by process_count.
+  """
+
+  def __init__(self, records_dir: str, split: str, config, *,
+               process_index: int | None = None,
+               process_count: int | None = None, train: bool | None = None):
+    super().__init__(records_dir, split, config, process_index=process_index,
+                     process_count=process_count, train=train)
     self._pairs_cache: dict[int, np.ndarray] = {}
     if self.train and self.num_batches(0) == 0:
       logging.warning(
           "%s/%s: %d triplets (good/poor pairs), fewer than one global batch "
           "of %d: no training batches", self.records_dir, split,
           len(self.triplets(0)), self.global_batch_size)
-
-  def __len__(self) -> int:
-    return len(self.metadata)
 
   def triplets(self, epoch: int) -> np.ndarray:
     """int64 (T, 2) (good, poor) record indices of an epoch, global order."""
@@ -307,35 +378,9 @@ class TripletLoader:
                                                 epoch)}
     return self._pairs_cache[epoch]
 
-  def num_batches(self, epoch: int = 0) -> int:
-    """Number of (global = local) batches of an epoch."""
-    n = len(self.triplets(epoch))
-    if self.train:
-      return n // self.global_batch_size
-    return -(-n // self.global_batch_size)
-
-  def _local_rows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-    """(num_batches, L, 2) triplet indices of this process and (num_batches, L) mask."""
-    trip = self.triplets(epoch)
-    nb = self.num_batches(epoch)
-    b, l = self.global_batch_size, self.local_batch_size
-    total = nb * b
-    mask = np.zeros(total, np.float32)
-    n = min(total, len(trip))
-    mask[:n] = 1.0
-    rows = np.zeros((total, 2), np.int64)
-    rows[:n] = trip[:n]
-    if n < total:
-      rows[n:] = trip[0]  # Padding rows: real data, masked out.
-    rows = rows.reshape(nb, b, 2)[:, self.process_index * l:
-                                  (self.process_index + 1) * l]
-    mask = mask.reshape(nb, b)[:, self.process_index * l:
-                               (self.process_index + 1) * l]
-    return rows, mask
-
-  def _fetch(self, keys):
-    return [records_lib.deserialize_record(x)
-            for x in self._source.__getitems__(keys)]
+  def rows(self, epoch: int) -> np.ndarray:
+    """The epoch's triplets (`triplets`)."""
+    return self.triplets(epoch)
 
   def _make_batch(self, rows: np.ndarray, mask: np.ndarray) -> dict:
     uniq = sorted(set(rows.reshape(-1).tolist()))
@@ -355,23 +400,74 @@ class TripletLoader:
         mask=mask.astype(np.float32),
     )
 
-  def epoch(self, epoch: int) -> Iterator[dict]:
-    """Process-local batches of an epoch (see class and module docs).
 
-    Yields:
-      {"anchor", "positive", "negative"}: float32 (L, C, 96, 94), "mask":
-      float32 (L,) (1 = real triplet, 0 = padding), L = global_batch_size /
-      process_count, C = len(features.channels).
-    """
-    rows, mask = self._local_rows(epoch)
-    if not len(rows):
-      return iter(())
-    ds = grain.MapDataset.range(len(rows)).map(
-        lambda b: self._make_batch(rows[b], mask[b]))
-    if self._threads <= 0:
-      return iter(ds)
-    return iter(ds.to_iter_dataset(grain.ReadOptions(
-        num_threads=self._threads, prefetch_buffer_size=self._prefetch)))
+def order_clips(index: _Index, config, epoch: int | None) -> np.ndarray:
+  """Scored clips of one epoch in global order (regression systems, paper 3.2.1).
+
+  Every record whose performance has a human score takes part (target = that
+  score). epoch None: record order (evaluation); otherwise a permutation drawn from
+  (config.seed, epoch).
+
+  Returns:
+    int64 (N,) record indices.
+  """
+  scored = np.flatnonzero(~np.isnan(index.score)).astype(np.int64)
+  if epoch is None:
+    return scored
+  rng = np.random.default_rng([int(config.seed), int(epoch), 0xC11F])
+  return scored[rng.permutation(len(scored))]
+
+
+class ClipLoader(_RecordsLoader):
+  """Process-local batches of scored clips for the regression systems (Direct 3.2.1,
+  Delta 3.2.2, EmbDirect 3.2.4).
+
+  Rows: every clip whose performance has a human score, shuffled per epoch from
+  (config.seed, epoch) for train (incomplete last batch dropped), record order with
+  a padded last batch (mask 0) otherwise. Process p of P gets rows [p*L, (p+1)*L) of
+  each global batch, like TripletLoader (same Args).
+
+  Batches: {"performance", "reference"}: float32 (L, C, 96, 94) model inputs
+  (performance key-shifted when data.key_align = 'shift', both normalised with
+  stats.json), "target": float32 (L,) human scores (score units, 0..100), "mask".
+
+  Raises:
+    FileNotFoundError: no complete records for the split, or no stats.json.
+    ValueError: global batch not divisible by process_count.
+  """
+
+  def __init__(self, records_dir: str, split: str, config, *,
+               process_index: int | None = None,
+               process_count: int | None = None, train: bool | None = None):
+    super().__init__(records_dir, split, config, process_index=process_index,
+                     process_count=process_count, train=train)
+    self._order_cache: dict = {}
+    if self.train and self.num_batches(0) == 0:
+      logging.warning(
+          "%s/%s: %d scored clips, fewer than one global batch of %d: no "
+          "training batches", self.records_dir, split, len(self.rows(0)),
+          self.global_batch_size)
+
+  def rows(self, epoch: int) -> np.ndarray:
+    """int64 (N,) record indices of an epoch's scored clips, global order."""
+    key = int(epoch) if self.train else None
+    if key not in self._order_cache:
+      self._order_cache = {key: order_clips(self._index, self.config, key)}
+    return self._order_cache[key]
+
+  def _make_batch(self, rows: np.ndarray, mask: np.ndarray) -> dict:
+    rows = rows.reshape(-1)
+    recs = self._cache.get_many(sorted(set(rows.tolist())), self._fetch)
+    chosen = [recs[i] for i in rows.tolist()]
+    return dict(
+        performance=prepare_clips(np.stack([r["performance"] for r in chosen]),
+                                  self.stats, self.config,
+                                  transpositions=self._index.transposition[rows]),
+        reference=prepare_clips(np.stack([r["reference"] for r in chosen]),
+                                self.stats, self.config),
+        target=self._index.score[rows].astype(np.float32),
+        mask=mask.astype(np.float32),
+    )
 
 
 def load_segments(records_dir: str, split: str

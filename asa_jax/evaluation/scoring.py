@@ -1,4 +1,10 @@
-"""Clip and performance scores of a trained triplet model (paper 3.2.3).
+"""Clip and performance scores of a trained learned system (paper 3.2.1-3.2.4).
+
+Clip score: triplet systems (Rori, Racc) the cosine similarity described below;
+regression systems (Direct, Delta, EmbDirect) the predicted score in score units
+(0..100). Models with `score_clips(performance, reference, *, train)` (every
+asa_jax.models model) are scored through it; modules with only `embed_performance` /
+`embed_anchor` get the cosine of the two embeddings.
 
 "Given the 128-dimension output of the model, the final assessment output is the
 cosine similarity between the embedding of the given performance and the embedding
@@ -42,7 +48,8 @@ class PerformanceScore(NamedTuple):
   Attributes:
     song_id: song the performance sings.
     performance_id: performance identifier (unique within the song).
-    predicted: mean clip cosine similarity, in [-1, 1] (paper 3.2.3).
+    predicted: mean clip score: cosine similarity in [-1, 1] (triplet systems, paper
+      3.2.3) or predicted score in score units 0..100 (regression systems).
     human: human score (paper 4.1: mean of the judges), None when the corpus has none.
   """
   song_id: str
@@ -57,9 +64,12 @@ class ClipEmbeddings:
 
   Attributes:
     metadata: N metadata dicts, as read from the records.
-    performance: float32 (N, D) performance-tower embeddings.
-    anchor: float32 (N, D) anchor-tower embeddings of the paired reference clips.
-    similarity: float32 (N,) cosine similarity of each row pair (the clip score).
+    performance: float32 (N, D) performance-tower embeddings (regression systems:
+      their tower's embedding of the model input; Delta: of reference - performance).
+    anchor: float32 (N, D) anchor-tower embeddings of the paired reference clips;
+      (N, 0) for systems without an anchor tower (Direct, Delta, EmbDirect).
+    similarity: float32 (N,) the clip score: cosine similarity of each row pair
+      (triplet systems) or the predicted score (regression systems).
   """
   metadata: list[dict[str, Any]]
   performance: np.ndarray
@@ -120,35 +130,41 @@ def prepare_segments(segments: Iterable[Segment], stats: Mapping[str, Any],
     yield metadata, performance, reference
 
 
-def make_embed_fn(model, variables) -> Callable[[np.ndarray, np.ndarray],
-                                                 tuple[jax.Array, jax.Array]]:
-  """Returns one jitted function (performance, reference) -> (p_emb, a_emb).
+def make_embed_fn(model, variables) -> Callable[
+    [np.ndarray, np.ndarray], tuple[jax.Array, jax.Array, jax.Array]]:
+  """Returns one jitted function (performance, reference) -> (p_emb, a_emb, score).
 
-  Calls `model.embed_performance` and `model.embed_anchor` with `train=False`
-  (dropout off, batch statistics frozen). Both inputs are float32 (B, C, 96, 94);
-  outputs are (B, D). The function compiles once per input shape, so callers should
-  feed one fixed batch size.
+  Calls `model.score_clips` with `train=False` (dropout off, batch statistics
+  frozen) when the model has it, else `model.embed_performance` and
+  `model.embed_anchor` and scores by cosine similarity. Both inputs are float32
+  (B, C, 96, 94); outputs are (B, D), (B, D) or (B, 0), and (B,) float32. The function
+  compiles once per input shape, so callers should feed one fixed batch size.
   """
+  uniform = callable(getattr(model, "score_clips", None))
 
   @jax.jit
   def embed(variables, performance, reference):
+    if uniform:
+      return model.apply(variables, performance, reference, train=False,
+                         method="score_clips")
     p = model.apply(variables, performance, train=False, method="embed_performance")
     a = model.apply(variables, reference, train=False, method="embed_anchor")
-    return p, a
+    return p, a, losses.cosine_similarity(p, a)
 
   return lambda performance, reference: embed(variables, performance, reference)
 
 
 def embed_clips(model, variables, segments: Iterable[Segment], *,
                 batch_size: int) -> ClipEmbeddings:
-  """Embeds every (performance clip, reference clip) pair of a stream.
+  """Embeds and scores every (performance clip, reference clip) pair of a stream.
 
   Clips are batched by `batch_size`; the last batch is zero-padded to the same size
   (padding rows are dropped) so the jitted embedding compiles exactly once.
 
   Args:
-    model: a Flax module with `embed_performance(x, *, train)` and
-      `embed_anchor(x, *, train)` ((B, C, 96, 94) -> (B, D)), e.g. TripletModel.
+    model: a Flax module with `score_clips(performance, reference, *, train)` (every
+      asa_jax.models model), or with `embed_performance(x, *, train)` and
+      `embed_anchor(x, *, train)` ((B, C, 96, 94) -> (B, D)).
     variables: its variables ({"params": ..., maybe "batch_stats": ...}).
     segments: iterable of (metadata, performance, reference) model inputs, features
       float32 (C, 96, 94) already normalised (see `prepare_segments`).
@@ -166,13 +182,15 @@ def embed_clips(model, variables, segments: Iterable[Segment], *,
   metadata: list[dict[str, Any]] = []
   perf_out: list[np.ndarray] = []
   anchor_out: list[np.ndarray] = []
+  score_out: list[np.ndarray] = []
   perf_buf = ref_buf = None
   fill = 0
 
   def flush(count: int) -> None:
-    p, a = embed(perf_buf, ref_buf)
+    p, a, score = embed(perf_buf, ref_buf)
     perf_out.append(np.asarray(p, np.float32)[:count])
     anchor_out.append(np.asarray(a, np.float32)[:count])
+    score_out.append(np.asarray(score, np.float32)[:count])
 
   for meta, performance, reference in segments:
     if perf_buf is None:
@@ -199,10 +217,8 @@ def embed_clips(model, variables, segments: Iterable[Segment], *,
   if not metadata:
     empty = np.zeros((0, 0), np.float32)
     return ClipEmbeddings([], empty, empty, np.zeros((0,), np.float32))
-  performance = np.concatenate(perf_out)
-  anchor = np.concatenate(anchor_out)
-  return ClipEmbeddings(metadata, performance, anchor,
-                        cosine_similarity(performance, anchor))
+  return ClipEmbeddings(metadata, np.concatenate(perf_out), np.concatenate(anchor_out),
+                        np.concatenate(score_out))
 
 
 def _human_score(value) -> float | None:
@@ -213,7 +229,8 @@ def _human_score(value) -> float | None:
 
 
 def aggregate_scores(clips: ClipEmbeddings) -> list[PerformanceScore]:
-  """Performance score = mean of its clip similarities (paper 3.2.3).
+  """Performance score = mean of its clip scores (paper 3.2.3; regression systems:
+  mean predicted clip score).
 
   Args:
     clips: clip embeddings; metadata needs song_id, performance_id, score.
@@ -247,10 +264,14 @@ def score_performances(model, variables,
                        stats: Mapping[str, Any], config, *,
                        split: str | Sequence[str] = "test",
                        return_clips: bool = False):
-  """Scores every performance of a record set (paper 3.2.3).
+  """Scores every performance of a record set with any learned system.
+
+  Paper 3.2.3 (triplet: predicted = mean clip cosine similarity), 3.2.1 / 3.2.2 /
+  3.2.4 (regression: predicted = mean predicted clip score, score units 0..100).
 
   Args:
-    model: Flax module with `embed_performance` / `embed_anchor` (TripletModel).
+    model: a model from asa_jax.models.build_model / restore_for_inference (or any
+      module with `score_clips`, or `embed_performance` + `embed_anchor`).
     variables: its restored variables.
     segments: a records_dir (read with `input_pipeline.loader.load_segments` for each
       split in `split`), or an iterable of (metadata, performance, reference) with

@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+from asa_jax import losses
 from asa_jax.models.cnnsa import CNNSATower
 
 
@@ -64,6 +65,17 @@ class TripletModel(nn.Module):
     """(B, C, 96, 94) performance clips -> (B, embedding_dim) float32."""
     return self.performance_tower(x, train=train)
 
+  def score_clips(self, performance: jnp.ndarray, reference: jnp.ndarray, *,
+                  train: bool = False
+                  ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """(performance emb (B, D), anchor emb (B, D), clip score (B,)) for scoring.
+
+    The clip score is the cosine similarity of the two embeddings (paper 3.2.3).
+    """
+    p = self.performance_tower(performance, train=train)
+    a = self.anchor_tower(reference, train=train)
+    return p, a, losses.cosine_similarity(p, a)
+
 
 def build_tower(config: ml_collections.ConfigDict, **kwargs) -> CNNSATower:
   """A CNNSA tower from `config.model`, with input channels = config.features.channels."""
@@ -71,14 +83,12 @@ def build_tower(config: ml_collections.ConfigDict, **kwargs) -> CNNSATower:
 
 
 def build_model(config: ml_collections.ConfigDict) -> TripletModel:
-  """Returns the triplet model for `config` (configs/base.py fields `model.*`).
+  """The triplet model of `config` (rori / racc); see asa_jax.models.build_model.
 
   Raises:
-    ValueError: if config.system names a model this function does not build
-      (only the triplet systems 'rori' and 'racc' are built here).
+    ValueError: if config.system is not a triplet system.
   """
-  system = config.get("system", "rori")
-  if system not in ("rori", "racc"):
-    raise ValueError(f"build_model builds the triplet systems rori/racc; got {system!r}")
-  return TripletModel(anchor_tower=build_tower(config),
-                      performance_tower=build_tower(config))
+  from asa_jax.models import systems  # pylint: disable=g-import-not-at-top
+  if systems.system_kind(config) != "triplet":
+    raise ValueError(f"triplet.build_model builds rori/racc; got {config.system!r}")
+  return systems.build_model(config)

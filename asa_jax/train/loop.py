@@ -1,6 +1,8 @@
 """Training loop: epochs, validation, early stopping, checkpoints (paper 3.4).
 
-`train_and_evaluate(config, workdir)` trains the triplet model with Adam, evaluates the
+`train_and_evaluate(config, workdir)` trains any learned system (triplet systems on
+triplet batches, regression systems on scored clips; asa_jax.train.step) with Adam,
+evaluates the
 validation loss after every epoch, keeps the best checkpoint by validation loss and
 stops after `config.train.patience` epochs without improvement (paper 3.4: patience 5,
 at most 200 epochs). Running it again with the same workdir resumes where the last
@@ -21,19 +23,21 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
-from asa_jax.models import build_model
+from asa_jax.models import build_model, system_kind
 from asa_jax.train import mesh as mesh_lib
 from asa_jax.train.checkpoint import Checkpoints
 from asa_jax.train.metrics import MetricWriter
 from asa_jax.train.state import TrainState, create_train_state
-from asa_jax.train.step import make_eval_step, make_train_step
+from asa_jax.train.step import make_steps
 
 
 class BatchSource(Protocol):
-  """What the loop needs from a loader (input_pipeline.loader.TripletLoader)."""
+  """What the loop needs from a loader (input_pipeline.loader.TripletLoader or
+  ClipLoader)."""
 
   def epoch(self, epoch: int) -> Iterator[dict]:
-    """Process-local batches {"anchor","positive","negative"[, "mask"]}."""
+    """Process-local batches: {"anchor","positive","negative"[, "mask"]} (triplet)
+    or {"performance","reference","target"[, "mask"]} (regression)."""
 
   def num_batches(self, epoch: int) -> int:
     """Number of batches `epoch(epoch)` yields."""
@@ -83,12 +87,15 @@ def prepare_records(config: ml_collections.ConfigDict, workdir: str) -> str:
 
 def default_loader_factory(records_dir: str, config: ml_collections.ConfigDict
                            ) -> LoaderFactory:
-  """split -> input_pipeline.loader.TripletLoader for this process."""
-  from input_pipeline.loader import TripletLoader  # pylint: disable=g-import-not-at-top
+  """split -> this process's TripletLoader (triplet systems) or ClipLoader
+  (regression systems) from input_pipeline.loader."""
+  from input_pipeline import loader as loader_lib  # pylint: disable=g-import-not-at-top
+  cls = (loader_lib.TripletLoader if system_kind(config) == "triplet"
+         else loader_lib.ClipLoader)
 
   def factory(split: str) -> BatchSource:
     try:
-      return TripletLoader(records_dir, split, config,
+      return cls(records_dir, split, config,
                            process_index=jax.process_index(),
                            process_count=jax.process_count())
     except FileNotFoundError as e:
@@ -114,9 +121,10 @@ class _EmptySource:
 
 def _pad_batch(batch: dict, rows: int) -> dict:
   """Pads a short process-local batch with zero rows and mask 0 (validation tails)."""
-  n = batch["anchor"].shape[0]
+  keys = sorted(k for k in batch if k != "mask")
+  n = batch[keys[0]].shape[0]
   mask = np.asarray(batch.get("mask", np.ones((n,), np.float32)), np.float32)
-  out = {k: np.asarray(batch[k], np.float32) for k in ("anchor", "positive", "negative")}
+  out = {k: np.asarray(batch[k], np.float32) for k in keys}
   if n > rows:
     raise ValueError(f"batch has {n} rows; expected at most {rows} per process")
   if n < rows:
@@ -137,7 +145,8 @@ def init_state(config: ml_collections.ConfigDict, mesh) -> tuple[Any, TrainState
   so repeated runs in one process (resume, tests) compile it once.
   """
   model = build_model(config)
-  key = (model, float(config.train.learning_rate), len(config.features.channels), mesh)
+  key = (model, config.system, config.train.get("optimizer", "adam"),
+         float(config.train.learning_rate), len(config.features.channels), mesh)
   if key not in _INIT_CACHE:
     _INIT_CACHE[key] = jax.jit(functools.partial(create_train_state, model, config),
                                out_shardings=mesh_lib.replicated(mesh))
@@ -151,27 +160,32 @@ def _initial_meta() -> dict:
 
 def evaluate(eval_fn, state: TrainState, loader: BatchSource, mesh,
              local_rows: int) -> dict:
-  """Masked mean validation loss and cosines over loader.epoch(0) (fixed pairing).
+  """Masked means over loader.epoch(0) (fixed pairing / order) of the eval step's sums.
 
-  Returns {"loss", "cos_ap", "cos_an", "count"}; loss is nan when there are no
-  validation triplets.
+  Returns {"loss", <each other "<name>_sum" as "<name>">, "count"}: triplet systems
+  {"loss", "cos_ap", "cos_an", "count"}, regression {"loss", "mae", "count"};
+  without validation rows the result is {"loss": nan, "count": 0.0}.
   """
   sums = None
   for batch in loader.epoch(0):
     out = eval_fn(state, mesh_lib.to_global(_pad_batch(batch, local_rows), mesh))
     sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
   if sums is None:
-    return {"loss": math.nan, "cos_ap": math.nan, "cos_an": math.nan, "count": 0.0}
+    return {"loss": math.nan, "count": 0.0}
   s = _host(sums)
   count = float(s["count"])
   div = lambda v: float(v) / count if count else math.nan
-  return {"loss": div(s["loss_sum"]), "cos_ap": div(s["cos_ap_sum"]),
-          "cos_an": div(s["cos_an_sum"]), "count": count}
+  return {**{k[:-len("_sum")]: div(v) for k, v in s.items() if k.endswith("_sum")},
+          "count": count}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        loader_factory: LoaderFactory | None = None) -> dict:
-  """Trains (or resumes training) the triplet model; paper 3.2.3 loss, 3.4 schedule.
+  """Trains (or resumes training) config.system; paper 3.2.x losses, 3.4 schedule.
+
+  EmbDirect (3.2.4): a fresh run first loads the frozen performance tower from
+  config.embdirect.rori_workdir (asa_jax.train.embdirect); a resumed run takes it from
+  its own checkpoint.
 
   Args:
     config: run config (configs/base.py fields).
@@ -208,6 +222,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     state, meta = restored
     logging.info("resumed from step %d (epoch %d, batch %d)", meta["step"],
                  meta["epoch"], meta["batch_in_epoch"])
+  elif config.system == "embdirect":
+    # Paper 3.2.4: start from the trained Rori's performance tower (frozen).
+    from asa_jax.train import embdirect  # pylint: disable=g-import-not-at-top
+    try:
+      state = embdirect.install_frozen_tower(state, config, workdir)
+    except Exception:
+      ckpts.close()
+      raise
 
   def result() -> dict:
     return {"step": meta["step"], "epoch": meta["epoch"],
@@ -221,9 +243,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   repl = mesh_lib.replicated(mesh)
   bshard = mesh_lib.batch_sharding(mesh)
-  margin = float(config.loss.margin)
-  train_fn = make_train_step(margin, repl, bshard, repl)
-  eval_fn = make_eval_step(margin, repl, bshard, repl)
+  train_fn, eval_fn = make_steps(config, repl, bshard, repl)
   writer = MetricWriter(workdir)
   max_steps = int(config.train.get("max_steps", 0) or 0)
   ckpt_every = int(config.train.get("checkpoint_every_steps", 0) or 0)
@@ -313,6 +333,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 def restore_for_inference(config: ml_collections.ConfigDict, workdir: str
                           ) -> tuple[Any, dict]:
   """(model, {"params", "batch_stats"}) from the best checkpoint, else the latest.
+
+  Works for every learned system (the model is asa_jax.models.build_model(config));
+  an EmbDirect checkpoint holds its frozen tower, so the Rori workdir is not read.
 
   Raises:
     FileNotFoundError: if the workdir has no checkpoint.

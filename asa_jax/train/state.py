@@ -25,8 +25,18 @@ class TrainState(train_state.TrainState):
 _OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd}
 
 
+def _frozen_labels(params: Any) -> dict:
+  """Label prefix tree for optax.multi_transform: the EmbDirect tower is 'frozen'."""
+  from asa_jax.models.embdirect import FROZEN_COLLECTION  # pylint: disable=g-import-not-at-top
+  return {k: "frozen" if k == FROZEN_COLLECTION else "train" for k in params}
+
+
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """config.train.optimizer with config.train.learning_rate, optax defaults otherwise.
+
+  EmbDirect (paper 3.2.4): the `performance_tower` subtree gets optax.set_to_zero()
+  through optax.multi_transform (zero updates, no optimizer state), so only the head
+  trains; the model also applies stop_gradient to the tower's output.
 
   'adam' is the paper's (3.4, lr 1e-6). 'sgd' exists for equality tests: Adam divides
   each gradient by its running RMS, which turns rounding noise in a near-zero gradient
@@ -40,8 +50,15 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   name = config.train.get("optimizer", "adam")
   if name not in _OPTIMIZERS:
     raise ValueError(f"config.train.optimizer={name!r}: use one of {sorted(_OPTIMIZERS)}")
-  return optax.inject_hyperparams(_OPTIMIZERS[name])(
-      learning_rate=config.train.learning_rate)
+  base = _OPTIMIZERS[name]
+  if config.get("system") == "embdirect":
+    def frozen_tower(learning_rate):
+      return optax.multi_transform(
+          {"train": base(learning_rate), "frozen": optax.set_to_zero()},
+          _frozen_labels)
+    return optax.inject_hyperparams(frozen_tower)(
+        learning_rate=config.train.learning_rate)
+  return optax.inject_hyperparams(base)(learning_rate=config.train.learning_rate)
 
 
 def input_shape(config: ml_collections.ConfigDict, batch: int = 1) -> tuple[int, ...]:
@@ -60,13 +77,15 @@ def create_train_state(model: flax.linen.Module, config: ml_collections.ConfigDi
   Call under jax.jit (with out_shardings) for speed and placement; see loop.py.
 
   Args:
-    model: a TripletModel.
+    model: the model of config.system (asa_jax.models.build_model).
     config: the run config.
     seed: integer seed (config.seed).
   """
+  from asa_jax.models import system_kind  # pylint: disable=g-import-not-at-top
   init_key = jax.random.key(seed, impl="rbg")
   x = jnp.zeros(input_shape(config), jnp.float32)
-  variables = model.init(init_key, x, x, x, train=False)
+  inputs = (x, x, x) if system_kind(config) == "triplet" else (x, x)
+  variables = model.init(init_key, *inputs, train=False)
   return TrainState.create(apply_fn=model.apply, params=variables["params"],
                            tx=make_optimizer(config),
                            batch_stats=variables.get("batch_stats", {}),

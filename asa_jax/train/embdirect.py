@@ -1,0 +1,146 @@
+"""EmbDirect's frozen tower: load a trained Rori's performance tower (paper 3.2.4).
+
+"we take the Rori model pre-trained in previous section and output the clip embedding"
+(3.2.4). `install_frozen_tower(state, config)` puts the performance tower params and
+BatchNorm statistics of the Rori checkpoint in config.embdirect.rori_workdir into a
+fresh EmbDirect TrainState. The Rori model is rebuilt from config.embdirect.rori_config
+(a config spec "path/to/config.py[:variant words]", like train.py's --config).
+"""
+
+import filecmp
+import importlib.util
+import os
+import sys
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from asa_jax.models.cnnsa import CNNSATower
+from asa_jax.models.embdirect import FROZEN_COLLECTION
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def load_config_spec(spec: str) -> ml_collections.ConfigDict:
+  """A config from "FILE[:ARG]" (FILE relative to the cwd, else to the repo root).
+
+  Calls the file's get_config(ARG) (get_config() without ARG), as
+  ml_collections.config_flags does for --config=FILE:ARG.
+
+  Raises:
+    FileNotFoundError: FILE does not exist.
+    ValueError: empty spec, or FILE has no get_config.
+  """
+  if not spec:
+    raise ValueError("empty config spec (expected e.g. 'configs/rori.py:demo')")
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    path = os.path.join(_REPO, path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"config file of spec {spec!r} not found (cwd or {_REPO})")
+  if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+  module_spec = importlib.util.spec_from_file_location(
+      f"_asa_config_{abs(hash(path))}", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ValueError(f"{path} has no get_config()")
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def rori_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The Rori config named by config.embdirect.rori_config, checked against config.
+
+  Raises:
+    ValueError: not set, not a triplet system, or its tower (model fields other than
+      dropout, or the number of input channels) differs from config's.
+  """
+  spec = config.embdirect.get("rori_config", "")
+  if not spec:
+    raise ValueError("config.embdirect.rori_config is empty: name the Rori config, "
+                     "e.g. 'configs/rori.py:demo'")
+  r = load_config_spec(spec)
+  if r.get("system") not in ("rori", "racc"):
+    raise ValueError(f"embdirect.rori_config {spec!r} is system {r.get('system')!r}, "
+                     "not a triplet system")
+  mine = CNNSATower.from_config(config.model, dropout=0.0)
+  theirs = CNNSATower.from_config(r.model, dropout=0.0)
+  if mine != theirs or len(r.features.channels) != len(config.features.channels):
+    raise ValueError(
+        f"EmbDirect's tower does not match the Rori config {spec!r}: "
+        f"{mine} / {len(config.features.channels)} channels vs "
+        f"{theirs} / {len(r.features.channels)} channels; copy its model fields")
+  return r
+
+
+def load_rori_tower(config: ml_collections.ConfigDict) -> tuple[Any, Any]:
+  """(params, batch_stats) of the Rori performance tower (replicated jax arrays).
+
+  Raises:
+    ValueError: config.embdirect.rori_workdir empty, or a config mismatch
+      (see `rori_config`).
+    FileNotFoundError: the workdir or its checkpoint is missing.
+  """
+  from asa_jax.train.loop import restore_for_inference  # pylint: disable=g-import-not-at-top
+  workdir = config.embdirect.get("rori_workdir", "")
+  if not workdir:
+    raise ValueError("config.embdirect.rori_workdir is empty: EmbDirect needs a "
+                     "trained Rori workdir (--config.embdirect.rori_workdir=...)")
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    raise FileNotFoundError(
+        f"embdirect.rori_workdir {workdir!r} has no checkpoints/ folder: train Rori "
+        f"there first ({config.embdirect.rori_config})")
+  r = rori_config(config)
+  try:
+    _, variables = restore_for_inference(r, workdir)
+  except FileNotFoundError as e:
+    raise FileNotFoundError(f"EmbDirect: no Rori checkpoint in {workdir}: {e}") from e
+  return (variables["params"]["performance_tower"],
+          variables["batch_stats"]["performance_tower"])
+
+
+def _check_same_shapes(name: str, got: Any, want: Any, workdir: str) -> None:
+  shapes = lambda t: jax.tree.map(lambda x: (tuple(x.shape), str(x.dtype)), t)
+  if jax.tree.structure(got) != jax.tree.structure(want) or shapes(got) != shapes(want):
+    raise ValueError(f"the Rori performance tower {name} in {workdir} do not match "
+                     "EmbDirect's tower shapes (check embdirect.rori_config)")
+
+
+def install_frozen_tower(state: Any, config: ml_collections.ConfigDict,
+                         workdir: str | None = None) -> Any:
+  """A copy of an EmbDirect TrainState whose `performance_tower` params and
+  batch_stats are the trained Rori's (paper 3.2.4).
+
+  Args:
+    state: freshly initialised EmbDirect TrainState (replicated).
+    config: the EmbDirect config (embdirect.rori_workdir, embdirect.rori_config).
+    workdir: EmbDirect's workdir; if given, a warning is logged when its stats.json
+      differs from the Rori workdir's (the tower would see differently normalised
+      inputs than it was trained on).
+
+  Raises:
+    ValueError, FileNotFoundError: see `load_rori_tower`; shape mismatch.
+  """
+  params, batch_stats = load_rori_tower(config)
+  rori_dir = config.embdirect.rori_workdir
+  _check_same_shapes("params", params, state.params[FROZEN_COLLECTION], rori_dir)
+  _check_same_shapes("batch_stats", batch_stats, state.batch_stats[FROZEN_COLLECTION],
+                     rori_dir)
+  if workdir:
+    mine = os.path.join(workdir, "stats.json")
+    theirs = os.path.join(rori_dir, "stats.json")
+    if os.path.exists(mine) and os.path.exists(theirs) and not filecmp.cmp(
+        mine, theirs, shallow=False):
+      logging.warning("EmbDirect stats.json differs from the Rori workdir's %s: the "
+                      "frozen tower sees other normalisation than in training", theirs)
+  new_params = dict(state.params)
+  new_params[FROZEN_COLLECTION] = params
+  new_stats = dict(state.batch_stats)
+  new_stats[FROZEN_COLLECTION] = batch_stats
+  logging.info("EmbDirect: frozen Rori performance tower from %s (%d parameters)",
+               rori_dir, sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params)))
+  return state.replace(params=new_params, batch_stats=new_stats)
