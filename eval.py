@@ -1,10 +1,32 @@
-"""Evaluates a trained system on a manifest: Pearson's r per song and Mix (Table 2).
+r"""Evaluates trained systems and baselines on a manifest: Pearson's r (Table 2).
+
+One system (as before):
 
   python eval.py --config=configs/rori.py:demo --workdir=runs/rori \
       --manifest=demo_data/manifest.csv --output_dir=runs/rori/eval --split=test
 
-Everything testable lives in `asa_jax.evaluation.run.evaluate`.
+Several systems in one table: repeat --system=[NAME=]SPEC@WORKDIR (NAME defaults to
+config.name or config.system; per-system config overrides with
+--system_override=NAME:KEY=VALUE) and add baselines by name (--baselines=all or
+--baselines=peakBW,dtw_pitch):
+
+  python eval.py --system=rori=configs/rori.py:demo@runs/rori \
+      --system=direct=configs/direct.py:demo@runs/direct --baselines=all \
+      --manifest=demo_data/manifest.csv --split=test --output_dir=runs/eval
+
+Every system of a Table 2 suite trained by `python -m asa_jax.experiments.table2`
+(workdirs ROOT/NAME; --manifest, --baselines and --output_dir default to the
+suite's manifest, the suite's baselines and ROOT/eval):
+
+  python eval.py --suite=demo --workdir_root=runs/table2
+
+Outputs: scores.csv, pearson.json, table.md, scatter_<system>.png,
+clip_embeddings_<system>.npz, figure6.png, figure7.png (asa_jax.evaluation.run).
+A system that cannot be evaluated is reported and skipped; the exit status is 1 when
+any system failed (the one-system form raises instead).
 """
+
+import sys
 
 from absl import app
 from absl import flags
@@ -14,22 +36,97 @@ from ml_collections import config_flags
 
 from asa_jax import logs
 from asa_jax.evaluation import run
+from asa_jax.experiments import specs
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "System config file, e.g. configs/rori.py:demo.",
+    "config", None, "One system: config file, e.g. configs/rori.py:demo.",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Training workdir (checkpoints and stats.json).")
+    "workdir", None, "One system: training workdir (checkpoints and stats.json).")
+_SYSTEMS = flags.DEFINE_multi_string(
+    "system", [], "[NAME=]SPEC@WORKDIR of a learned system, e.g. "
+    "rori_spec=configs/rori.py:demo,ablation_spec@runs/rori_spec (repeatable).")
+_SYSTEM_OVERRIDES = flags.DEFINE_multi_string(
+    "system_override", [], "NAME:KEY=VALUE config override of one --system "
+    "(repeatable), e.g. embdirect:embdirect.rori_workdir=runs/rori.")
+_SUITE = flags.DEFINE_string(
+    "suite", None, "Evaluate a Table 2 suite (configs/table2.py: demo | ssvd | "
+    "paper) trained under --workdir_root.")
+_WORKDIR_ROOT = flags.DEFINE_string(
+    "workdir_root", None, "With --suite: the root of the suite's workdirs.")
+_BASELINES = flags.DEFINE_string(
+    "baselines", None, "Rule-based baselines: all | none | comma-separated names "
+    "(default: none; with --suite the suite's).")
 _MANIFEST = flags.DEFINE_string(
-    "manifest", None, "Manifest CSV of the performances to score.")
+    "manifest", None, "Manifest CSV of the performances to score (default with "
+    "--suite: the suite's manifest).")
 _OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", None, "Where scores.csv, pearson.json, table.md, the scatter PNG "
-    "and the feature records (OUTPUT_DIR/records) go.")
+    "output_dir", None, "Where scores.csv, pearson.json, table.md, the PNGs and the "
+    "feature records go (default with --suite: WORKDIR_ROOT/eval).")
 _SPLIT = flags.DEFINE_enum(
-    "split", "all", ["all", *run.SPLITS],
-    "Manifest split to score; 'all' scores every performance of the manifest.")
+    "split", None, ["all", *run.SPLITS],
+    "Manifest split to score; 'all' scores every performance (default: all; with "
+    "--suite the suite's split).")
+_BOOTSTRAP = flags.DEFINE_integer(
+    "bootstrap_samples", None, "Resamples of the 95% CIs (default: "
+    "config.eval.bootstrap_samples, 1000).")
 
-flags.mark_flags_as_required(["config", "workdir", "manifest", "output_dir"])
+
+def _parse_system(text: str, overrides: dict) -> run.LearnedSystem:
+  left, sep, workdir = text.rpartition("@")
+  if not sep or not left or not workdir:
+    raise app.UsageError(f"--system={text}: expected [NAME=]SPEC@WORKDIR")
+  name, eq, spec = left.partition("=")
+  if not eq:
+    name, spec = "", left
+  config = specs.load_config(spec)
+  name = name or run.system_name(config)
+  for override in overrides.pop(name, []):
+    specs.apply_override(config, override)
+  return run.LearnedSystem(name, config, workdir)
+
+
+def _multi() -> int:
+  from asa_jax.experiments import pipeline  # pylint: disable=g-import-not-at-top
+  overrides: dict[str, list[str]] = {}
+  for text in _SYSTEM_OVERRIDES.value:
+    name, sep, override = text.partition(":")
+    if not sep:
+      raise app.UsageError(f"--system_override={text}: expected NAME:KEY=VALUE")
+    overrides.setdefault(name, []).append(override)
+  learned = [_parse_system(text, overrides) for text in _SYSTEMS.value]
+  if overrides:
+    raise app.UsageError(f"--system_override for unknown system(s): {list(overrides)}")
+  baselines = _BASELINES.value
+  manifest, output_dir, split = _MANIFEST.value, _OUTPUT_DIR.value, _SPLIT.value
+  kwargs = {}
+  if _SUITE.value:
+    if not _WORKDIR_ROOT.value:
+      raise app.UsageError("--suite needs --workdir_root")
+    suite = pipeline.load_suite(_SUITE.value)
+    manifest = manifest or suite.manifest
+    output_dir = output_dir or f"{_WORKDIR_ROOT.value}/eval"
+    split = split or suite.split
+    baselines = tuple(suite.baselines) if baselines is None else baselines
+    for job in pipeline.plan_jobs(suite, _WORKDIR_ROOT.value, manifest):
+      if job.error:
+        kwargs.setdefault("skipped", {})[job.name] = job.error
+        continue
+      try:
+        config = specs.load_config(job.spec, job.overrides)
+      except Exception as e:  # pylint: disable=broad-except
+        kwargs.setdefault("skipped", {})[job.name] = f"{type(e).__name__}: {e}"
+        continue
+      learned.append(run.LearnedSystem(job.name, config, job.workdir))
+    kwargs.update(figure6_system=suite.figure6_system,
+                  figure7_rows=tuple(suite.figure7_rows),
+                  crepe_capacity=suite.baseline_crepe_capacity)
+  if not manifest or not output_dir:
+    raise app.UsageError("--manifest and --output_dir are required")
+  result = run.evaluate_systems(
+      learned, run.resolve_baselines(baselines or ""), manifest, output_dir,
+      split or "all", bootstrap_samples=_BOOTSTRAP.value, **kwargs)
+  return 1 if result["failed"] else 0
 
 
 def main(argv):
@@ -38,9 +135,21 @@ def main(argv):
   logs.quiet_libraries()
   logging.info("JAX process %d / %d, local devices: %s", jax.process_index(),
                jax.process_count(), jax.local_devices())
-  run.evaluate(_CONFIG.value, _WORKDIR.value, _MANIFEST.value, _OUTPUT_DIR.value,
-               split=_SPLIT.value)
+  if _CONFIG.value is not None:
+    if _SYSTEMS.value or _SUITE.value:
+      raise app.UsageError("--config (one system) cannot be combined with --system "
+                           "or --suite")
+    for name in ("workdir", "manifest", "output_dir"):
+      if not flags.FLAGS[name].value:
+        raise app.UsageError(f"--config needs --{name}")
+    run.evaluate(_CONFIG.value, _WORKDIR.value, _MANIFEST.value, _OUTPUT_DIR.value,
+                 split=_SPLIT.value or "all")
+    return 0
+  if not (_SYSTEMS.value or _SUITE.value or _BASELINES.value):
+    raise app.UsageError("give --config + --workdir, or --system / --suite / "
+                         "--baselines")
+  return _multi()
 
 
 if __name__ == "__main__":
-  app.run(main)
+  sys.exit(app.run(main))

@@ -446,3 +446,164 @@ def test_evaluate_end_to_end_with_fakes(tmp_path, monkeypatch):
   assert npz["performance"].shape == (14, 6) and npz["song_id"][0] == "song1"
   with pytest.raises(ValueError, match="split"):
     run.evaluate(config, str(workdir), str(manifest), str(out), "dev")
+
+
+# --- Bootstrap confidence intervals -------------------------------------------------
+
+
+def _noisy_pairs(n, seed=0, noise=1.0):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=n)
+  return x, x + noise * rng.normal(size=n)
+
+
+def test_bootstrap_vectorised_r_equals_scipy():
+  from asa_jax.evaluation import bootstrap  # pylint: disable=g-import-not-at-top
+  x, y = _noisy_pairs(12)
+  assert bootstrap.pearson_r(x, y) == pytest.approx(
+      scipy.stats.pearsonr(x, y).statistic, abs=1e-12)
+  batch = np.stack([x, -x, np.full(12, 3.0)])
+  r = bootstrap.pearson_r(batch, np.stack([y, y, y]))
+  assert r[0] == pytest.approx(-r[1]) and np.isnan(r[2])  # constant row -> nan
+
+
+def test_bootstrap_ci_contains_r_shrinks_with_n_and_is_seeded():
+  from asa_jax.evaluation import bootstrap  # pylint: disable=g-import-not-at-top
+  x, y = _noisy_pairs(15, seed=1)
+  r = scipy.stats.pearsonr(x, y).statistic
+  ci = bootstrap.pearson_interval(x, y, n_resamples=1000, seed=0)
+  assert ci.reason is None and ci.n_resamples == 1000 and ci.n_degenerate == 0
+  assert -1.0 <= ci.low < r < ci.high <= 1.0
+  assert ci == bootstrap.pearson_interval(x, y, n_resamples=1000, seed=0)
+  other = bootstrap.pearson_interval(x, y, n_resamples=1000, seed=1)
+  assert (other.low, other.high) != (ci.low, ci.high)
+  # Same relationship, more performances: a narrower interval.
+  widths = []
+  for n in (10, 90, 810):
+    xs, ys = _noisy_pairs(n, seed=2)
+    c = bootstrap.pearson_interval(xs, ys, n_resamples=1000, seed=0)
+    widths.append(c.high - c.low)
+  assert widths[0] > widths[1] > widths[2]
+  # The percentile interval is the quantiles of scipy's own bootstrap distribution.
+  res = scipy.stats.bootstrap((x, y), bootstrap.pearson_r, n_resamples=1000,
+                              paired=True, vectorized=True, method="percentile",
+                              rng=np.random.default_rng(0))
+  assert ci.low == pytest.approx(res.confidence_interval.low, abs=1e-12)
+  assert ci.high == pytest.approx(res.confidence_interval.high, abs=1e-12)
+
+
+def test_bootstrap_undefined_and_degenerate_cases():
+  from asa_jax.evaluation import bootstrap  # pylint: disable=g-import-not-at-top
+  short = bootstrap.pearson_interval([1.0, 2.0], [1.0, 3.0])
+  assert short.low is None and "n=2" in short.reason
+  const = bootstrap.pearson_interval([1.0, 2.0, 3.0, 4.0], [5.0] * 4)
+  assert const.low is None and "constant" in const.reason
+  assert bootstrap.pearson_interval([1, 2, 3], [1, 2, 4], n_resamples=0).low is None
+  # 3 pairs, 2 distinct human values: many resamples are constant; dropped, counted.
+  ci = bootstrap.pearson_interval([0.1, 0.5, 0.9], [10.0, 10.0, 80.0], seed=0)
+  assert 150 < ci.n_degenerate < 500 and ci.low is not None and ci.high <= 1.0
+  # Mostly constant resamples: no interval, with the reason.
+  # (Each side has one odd value; a resample missing either is constant: 58%.)
+  ci = bootstrap.pearson_interval([1.0, 1.0, 1.0, 1.0, 2.0], [1.0, 1.0, 1.0, 2.0, 1.0],
+                                  n_resamples=200)
+  assert ci.low is None and "constant" in ci.reason and ci.n_degenerate > 100
+  with pytest.raises(ValueError, match="human has 3"):
+    bootstrap.pearson_interval([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_correlate_attaches_cis_per_song_and_mix():
+  scores = [(s, f"p{i}", float(x), float(y))
+            for s, seed in (("song1", 3), ("song2", 4))
+            for i, (x, y) in enumerate(zip(*_noisy_pairs(9, seed=seed)))]
+  result = pearson.correlate(scores, log=None, n_resamples=300, seed=5)
+  for corr in [*result["per_song"].values(), result["mix"]]:
+    assert corr.ci is not None and corr.ci.low <= corr.r <= corr.ci.high
+    assert corr.to_json()["ci95"] == [corr.ci.low, corr.ci.high]
+  # Mix resamples all 18 performances: narrower than the 9-performance songs here.
+  mix = result["mix"].ci
+  assert mix.high - mix.low < max(c.ci.high - c.ci.low
+                                  for c in result["per_song"].values())
+
+
+# --- Inter-judge agreement ------------------------------------------------------------
+
+
+class _Row:
+
+  def __init__(self, song_id, performance_id, judge_scores):
+    self.song_id, self.performance_id = song_id, performance_id
+    self.judge_scores = judge_scores
+
+
+def test_inter_judge_agreement_by_hand():
+  from asa_jax.evaluation import judges  # pylint: disable=g-import-not-at-top
+  a = [(10, 12, 30), (40, 35, 20), (70, 75, 60), (90, 80, 85)]   # song1
+  b = [(20, 30, 10), (50, 45, 60), (80, 90, 70)]                  # song2
+  rows = [_Row("song1", f"a{i}", s) for i, s in enumerate(a)]
+  rows += [_Row("song2", f"b{i}", s) for i, s in enumerate(b)]
+  rows.append(_Row("song2", "b0", (0, 0, 0)))  # phrase row of b0: counted once
+  result = judges.inter_judge_agreement(rows)
+
+  def by_hand(perfs):
+    cols = np.array(perfs, float).T
+    rs = [np.corrcoef(cols[j], cols[k])[0, 1] for j, k in ((0, 1), (0, 2), (1, 2))]
+    return np.mean(rs)
+
+  assert result["per_song"]["song1"].r == pytest.approx(by_hand(a))
+  assert result["per_song"]["song2"].r == pytest.approx(by_hand(b))
+  overall = result["overall"]
+  assert overall.r == pytest.approx(by_hand(a + b))
+  assert (overall.n_performances, overall.n_judges, overall.n_pairs) == (7, 3, 3)
+  doc = judges.agreement_json(result)
+  assert doc["overall"]["r"] == pytest.approx(by_hand(a + b))
+  assert "reason" not in doc["overall"]
+  text = judges.agreement_text(result)
+  assert "3 judges" in text and f"{by_hand(a + b):.3f}" in text
+
+
+def test_inter_judge_agreement_edge_cases():
+  from asa_jax.evaluation import judges  # pylint: disable=g-import-not-at-top
+  assert judges.inter_judge_agreement([_Row("s", "p", ()), _Row("s", "q", (5,))]) == {}
+  assert judges.agreement_json({}) is None and judges.agreement_text({}) == ""
+  # Judge 2 gives one constant score: pairs with judge 2 are undefined and left out.
+  rows = [_Row("s", f"p{i}", (x, y, 50)) for i, (x, y) in
+          enumerate([(10, 20), (30, 25), (60, 70), (90, 80)])]
+  agreement = judges.inter_judge_agreement(rows)["overall"]
+  assert agreement.n_pairs == 1 and agreement.n_undefined_pairs == 2
+  assert agreement.r == pytest.approx(np.corrcoef([10, 30, 60, 90],
+                                                  [20, 25, 70, 80])[0, 1])
+  two = judges.mean_pairwise_r([(1, 2), (3, 4)])  # n = 2 < 3: undefined
+  assert two.r is None and "no judge pair" in two.reason
+
+
+# --- Table with several systems -------------------------------------------------------
+
+
+def test_table_md_groups_rows_and_shows_cis(tmp_path):
+  rng = np.random.default_rng(6)
+  systems = {}
+  for name in ("binning", "dtw_pitch", "rori", "direct", "rori_spec", "delta"):
+    systems[name] = [scoring.PerformanceScore(f"song{s}", f"p{i}", float(rng.normal()),
+                                              float(rng.uniform(0, 100)))
+                     for s in (1, 2) for i in range(6)]
+  groups = {"binning": "Histogram", "dtw_pitch": "DTWDist", "rori": "Proposed",
+            "direct": "Baseline", "rori_spec": "Ablation", "delta": "Proposed"}
+  refs = {"rori": "Original Track", "dtw_pitch": "Original Track f0"}
+  correlations = {s: pearson.correlate(v, log=None, n_resamples=100)
+                  for s, v in systems.items()}
+  path = tmp_path / "table.md"
+  report.write_table_md(path, correlations, refs, groups,
+                        notes=["Inter-judge agreement: overall 0.800"])
+  text = path.read_text()
+  lines = [l for l in text.splitlines() if l.startswith("| ")]
+  cells = [[c.strip() for c in l.strip("|").split("|")] for l in lines]
+  assert cells[0] == ["Group", "System", "Reference Used", "song1", "song2", "Mix"]
+  assert [c[1] for c in cells[1:]] == ["direct", "rori", "delta", "rori_spec",
+                                       "binning", "dtw_pitch"]
+  assert [c[0] for c in cells[1:]] == ["Baseline", "Proposed", "Proposed", "Ablation",
+                                       "Histogram", "DTWDist"]
+  assert cells[2][2] == "Original Track" and cells[6][2] == "Original Track f0"
+  assert cells[1][2] == "None"
+  mix = correlations["rori"]["mix"]
+  assert cells[2][5] == f"{mix.r:.3f} [{mix.ci.low:.2f}, {mix.ci.high:.2f}]"
+  assert "bootstrap" in text and text.rstrip().endswith("overall 0.800")

@@ -348,6 +348,7 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
                      figure7_rows: Sequence[str] = figures.ABLATION_ROWS,
                      bootstrap_samples: int | None = None, seed: int = 0,
                      crepe_capacity: str = "tiny", raise_errors: bool = False,
+                     skipped: Mapping[str, str] | None = None,
                      log: Callable[[str], None] = print) -> dict:
   """Evaluates several systems on one manifest split and writes Table 2 outputs.
 
@@ -376,6 +377,8 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
     seed: bootstrap seed.
     crepe_capacity: CREPE model of the baselines' f0 contours.
     raise_errors: re-raise a system's error instead of skipping it.
+    skipped: name -> reason of systems the caller could not even set up (e.g. not
+      trained); reported with the failed ones.
     log: progress, problems and the table.
 
   Returns:
@@ -412,7 +415,7 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
   references: dict[str, str] = {}
   groups: dict[str, str] = {}
   ylabels: dict[str, str] = {}
-  failed: dict[str, str] = {}
+  failed: dict[str, str] = dict(skipped or {})
 
   def fail(name: str, error: BaseException) -> None:
     if raise_errors:
