@@ -1,4 +1,4 @@
-"""In-memory triplet batch source with the TripletLoader interface (for tests).
+"""In-memory batch sources with the TripletLoader / ClipLoader interface (for tests).
 
 Global batch b of epoch e is a deterministic function of (seed, split, e, b); process
 p of P gets rows [p*L, (p+1)*L) with L = global_batch / P, like the real loader. The
@@ -51,10 +51,32 @@ class FakeTripletLoader:
       yield local
 
 
-def tiny_config():
-  """The Rori config shrunk for fast CPU tests (8 conv channels, 1 attention layer)."""
-  from configs import rori  # pylint: disable=g-import-not-at-top
-  c = rori.get_config("small")
+class FakeClipLoader(FakeTripletLoader):
+  """Fake scored-clip loader (regression systems): batches {"performance",
+  "reference", "target", "mask"}. The target (score units) is a function of the
+  performance clip's mean (and, for the reference, of its distance), so it is
+  learnable."""
+
+  def global_batch_at(self, epoch: int, b: int) -> dict:
+    """The full global batch b of `epoch`: features (G, C, 96, 94), target (G,)."""
+    rng = np.random.default_rng(
+        [self.seed, 0 if self.split == "train" else 1, epoch, b, 7])
+    shape = (self.global_batch, self.channels, constants.N_BINS, constants.N_FRAMES)
+    quality = rng.uniform(0.0, 1.0, self.global_batch).astype(np.float32)
+    reference = rng.standard_normal(shape, dtype=np.float32)
+    noise = rng.standard_normal(shape, dtype=np.float32)
+    scale = (1.0 - quality)[:, None, None, None]
+    performance = reference + scale * noise + quality[:, None, None, None]
+    return {"performance": performance, "reference": reference,
+            "target": 100.0 * quality, "mask": np.ones((self.global_batch,), np.float32)}
+
+
+def tiny_config(arg: str = "small", system: str = "rori"):
+  """A system config (configs/<system>.py:<arg>) shrunk for fast CPU tests (8 conv
+  channels, 1 attention layer, 8-d embedding, head (8, 8))."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  c = importlib.import_module(f"configs.{system}").get_config(arg)
+  c.model.head_hidden = (8, 8)
   c.model.conv_channels = (8,) * 7
   c.model.attention_layers = 1
   c.model.attention_hidden = 16
@@ -70,9 +92,13 @@ def tiny_config():
 
 def factory(config, *, num_batches: int = 3, process_index: int = 0,
             process_count: int = 1, val_last_batch_rows: int | None = None):
-  """loader_factory for train_and_evaluate: split -> FakeTripletLoader."""
+  """loader_factory for train_and_evaluate: split -> FakeTripletLoader (triplet
+  systems) or FakeClipLoader (regression systems)."""
+  from asa_jax.models import system_kind  # pylint: disable=g-import-not-at-top
+  cls = FakeTripletLoader if system_kind(config) == "triplet" else FakeClipLoader
+
   def make(split):
-    return FakeTripletLoader(
+    return cls(
         split, config, num_batches=num_batches if split == "train" else 2,
         process_index=process_index, process_count=process_count,
         last_batch_rows=None if split == "train" else val_last_batch_rows)

@@ -265,3 +265,44 @@ def test_real_features_end_to_end(tmp_path):
   # The good performance is the reference itself: identical clips.
   np.testing.assert_allclose(batch["anchor"], batch["positive"], atol=1e-2)
   assert np.abs(batch["negative"] - batch["positive"]).mean() > 0.05
+
+
+def test_clip_loader_scored_clips_shuffle_and_process_rows(records_dir):
+  """ClipLoader (regression systems): every scored clip once per train epoch in an
+  order drawn from (seed, epoch); targets are the human scores; process p gets rows
+  [p*L, (p+1)*L) of each global batch; validation-style pads with mask 0."""
+  config = _config(batch=8)
+  meta = loader.ClipLoader(str(records_dir), "train", config, process_index=0,
+                           process_count=1).metadata
+  scored = {i for i, m in enumerate(meta) if m["score"] is not None}
+  score_of = {i: m["score"] for i, m in enumerate(meta)}
+  one = loader.ClipLoader(str(records_dir), "train", config, process_index=0,
+                          process_count=1)
+  n_batches = len(scored) // 8
+  assert one.num_batches(0) == n_batches
+  ids = []
+  for batch in one.epoch(0):
+    assert batch["performance"].shape == (8, 5, 96, 94)
+    assert batch["reference"].shape == (8, 5, 96, 94)
+    got = _ids(batch["reference"] * np.asarray(one.stats["std"])[:, None, None]
+               + np.asarray(one.stats["mean"])[:, None, None])
+    np.testing.assert_allclose(batch["target"], [score_of[i] for i in got])
+    assert batch["mask"].tolist() == [1.0] * 8
+    ids.extend(got.tolist())
+  assert len(ids) == len(set(ids)) == n_batches * 8 and set(ids) <= scored
+  assert not np.array_equal(one.rows(0), one.rows(1))
+  assert sorted(one.rows(0).tolist()) == sorted(one.rows(1).tolist()) == sorted(scored)
+  halves = [loader.ClipLoader(str(records_dir), "train", config, process_index=p,
+                              process_count=2) for p in range(2)]
+  for b, (full, h0, h1) in enumerate(zip(one.epoch(1), halves[0].epoch(1),
+                                         halves[1].epoch(1))):
+    np.testing.assert_array_equal(
+        np.concatenate([h0["target"], h1["target"]]), full["target"])
+    np.testing.assert_array_equal(
+        np.concatenate([h0["performance"], h1["performance"]]), full["performance"])
+  evaluation = loader.ClipLoader(str(records_dir), "train", config, process_index=0,
+                                 process_count=1, train=False)
+  masks = np.concatenate([b["mask"] for b in evaluation.epoch(3)])
+  assert evaluation.num_batches(0) == -(-len(scored) // 8)
+  assert masks.sum() == len(scored) and len(masks) % 8 == 0
+  np.testing.assert_array_equal(evaluation.rows(5), sorted(scored))

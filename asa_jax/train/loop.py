@@ -145,7 +145,7 @@ def init_state(config: ml_collections.ConfigDict, mesh) -> tuple[Any, TrainState
   so repeated runs in one process (resume, tests) compile it once.
   """
   model = build_model(config)
-  key = (model, config.system, config.train.get("optimizer", "adam"),
+  key = (model, config.system == "embdirect", config.train.get("optimizer", "adam"),
          float(config.train.learning_rate), len(config.features.channels), mesh)
   if key not in _INIT_CACHE:
     _INIT_CACHE[key] = jax.jit(functools.partial(create_train_state, model, config),
