@@ -202,6 +202,6 @@ def plot_ablation(path: str | os.PathLike, correlations: Mapping[str, Mapping], 
   ax.set_ylabel("Pearson's r with human score")
   ax.set_title("Input representation ablation (Rori; error bars: 95% bootstrap CI)",
                fontsize="medium")
-  ax.legend(fontsize="small", loc="lower left", ncol=len(present))
+  ax.legend(fontsize="small", loc="best", ncol=min(4, len(present)))
   ax.grid(True, axis="y", alpha=0.3)
   _save(fig, path, dpi)

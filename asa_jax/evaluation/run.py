@@ -422,8 +422,8 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
       raise error
     failed[name] = f"{type(error).__name__}: {error}"
     log(f"[{name}] FAILED, skipped: {failed[name]}")
-    if error.__traceback__ is not None:
-      log("".join(traceback.format_exception(error)).rstrip())
+    if error.__traceback__ is not None and not isinstance(error, FileNotFoundError):
+      log("".join(traceback.format_exception(error)).rstrip())  # Unexpected: details.
 
   built: set[str] = set()
   for system in learned:
