@@ -1,6 +1,8 @@
 """Every learned system of Table 2 (paper 3.2.1-3.2.4, 4.5): build, train, restore,
 score. Fake in-memory batches (tests/fake_loader.py), tiny towers."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -13,6 +15,7 @@ from asa_jax.models import (REGRESSION_SYSTEMS, TRIPLET_SYSTEMS, build_model,
                             system_kind)
 from asa_jax.train import loop, mesh as mesh_lib, restore_for_inference
 from asa_jax.train import train_and_evaluate
+from asa_jax.train.state import create_train_state
 from asa_jax.train.step import make_steps
 from configs import delta, direct, embdirect, racc, rori, variants
 from tests import fake_loader
@@ -22,19 +25,30 @@ from tests import fake_loader
 
 
 def get_config(arg=None):
-  return fake_loader.tiny_config("small", "rori")
+  return fake_loader.tiny_config("small", "rori", blocks=4)
 '''
 
 
-def _one_step(c):
-  """Initialises config c and takes one jitted training step on a fake batch."""
+def _one_step(c, abstract=False):
+  """Initialises config c and takes one jitted training step on a fake batch.
+
+  abstract=True traces the same step with jax.eval_shape (shapes and dtypes of the
+  new state and metrics, no compilation) to keep the test file fast."""
   mesh = mesh_lib.make_mesh()
-  model, state = loop.init_state(c, mesh)
   repl = mesh_lib.replicated(mesh)
   train_fn, _ = make_steps(c, repl, mesh_lib.batch_sharding(mesh), repl)
-  batch = next(fake_loader.factory(c)("train").epoch(0))
+  batch = mesh_lib.to_global(next(fake_loader.factory(c)("train").epoch(0)), mesh)
+  if abstract:
+    model = build_model(c)
+    state = jax.eval_shape(functools.partial(create_train_state, model, c), 0)
+    before = state.params
+    new_state, metrics = jax.eval_shape(train_fn, state, batch)
+    assert jax.tree.map(lambda x: (x.shape, x.dtype), new_state.params) == (
+        jax.tree.map(lambda x: (x.shape, x.dtype), before))
+    return model, before, new_state, metrics
+  model, state = loop.init_state(c, mesh)
   before = jax.device_get(state.params)
-  state, metrics = train_fn(state, mesh_lib.to_global(batch, mesh))
+  state, metrics = train_fn(state, batch)
   return model, before, state, jax.device_get(metrics)
 
 
@@ -66,14 +80,23 @@ def test_config_variants_and_errors():
                                      "ablation_spec_f0_chroma"}
 
 
-@pytest.mark.parametrize("system,arg", [
-    ("rori", "small"), ("racc", "small"), ("direct", "small"), ("delta", "small"),
-    ("rori", "small,ablation_spec"), ("rori", "small,ablation_spec_f0"),
-    ("rori", "small,ablation_spec_f0_chroma")])
-def test_every_config_builds_and_takes_a_step(system, arg):
-  c = fake_loader.tiny_config(arg, system)
+@pytest.mark.parametrize("system,arg,abstract", [
+    ("rori", "small", False), ("racc", "small", False), ("direct", "small", False),
+    ("delta", "small", False), ("rori", "small,ablation_spec", False),
+    ("rori", "small,ablation_spec_f0", True),
+    ("rori", "small,ablation_spec_f0_chroma", True)])
+def test_every_config_builds_and_takes_a_step(system, arg, abstract):
+  """Every system and ablation variant (EmbDirect: see the EmbDirect tests) builds
+  and takes one training step; two ablation variants only trace it (eval_shape),
+  which checks every shape but skips another compilation."""
+  c = fake_loader.tiny_config(arg, system, blocks=4)
   assert system in TRIPLET_SYSTEMS + REGRESSION_SYSTEMS
-  _, before, state, metrics = _one_step(c)
+  _, before, state, metrics = _one_step(c, abstract)
+  if abstract:
+    assert metrics["loss"].shape == () and state.step.shape == ()
+    kernel = state.params["performance_tower"]["block_1"]["conv_1"]["kernel"]
+    assert kernel.shape[2] == len(c.features.channels)
+    return
   assert int(state.step) == 1 and np.isfinite(metrics["loss"])
   assert metrics["grad_norm"] > 0
   # The input channel count follows features.channels (paper 4.5).
@@ -91,37 +114,46 @@ def test_delta_input_is_exactly_reference_minus_performance():
   """Paper 3.2.2: the tower receives reference - performance (captured at the
   tower's call), and Delta equals Direct with the same parameters fed the
   difference directly."""
-  c = fake_loader.tiny_config("small", "delta")
+  c = fake_loader.tiny_config("small", "delta", blocks=4)
   model = build_model(c)
   rng = np.random.default_rng(0)
   shape = (3, 5, constants.N_BINS, constants.N_FRAMES)
   perf = jnp.asarray(rng.standard_normal(shape), jnp.float32)
   ref = jnp.asarray(rng.standard_normal(shape), jnp.float32)
-  variables = model.init(jax.random.PRNGKey(0), perf, ref, train=False)
-  seen = []
+  variables = jax.jit(lambda p, r: model.init(jax.random.PRNGKey(0), p, r,
+                                               train=False))(perf, ref)
 
-  def capture(next_fun, args, kwargs, context):
-    if context.module.name == "tower" and context.method_name == "__call__":
-      seen.append(np.asarray(args[0]))
-    return next_fun(*args, **kwargs)
+  @jax.jit
+  def run(variables, perf, ref):
+    seen = []
 
-  with nn.intercept_methods(capture):
-    out = model.apply(variables, perf, ref, train=False)
-  assert len(seen) == 1
-  np.testing.assert_array_equal(seen[0], np.asarray(ref) - np.asarray(perf))
+    def capture(next_fun, args, kwargs, context):
+      if context.module.name == "tower" and context.method_name == "__call__":
+        seen.append(args[0])
+      return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(capture):
+      out = model.apply(variables, perf, ref, train=False)
+    assert len(seen) == 1
+    return out, seen[0]
+
+  out, tower_input = run(variables, perf, ref)
+  np.testing.assert_array_equal(np.asarray(tower_input),
+                                np.asarray(ref) - np.asarray(perf))
   c.system = "direct"
   direct_model = build_model(c)
-  want = direct_model.apply(variables, ref - perf, jnp.zeros_like(perf), train=False)
-  np.testing.assert_array_equal(np.asarray(out), np.asarray(want))
+  want = jax.jit(lambda v, x: direct_model.apply(v, x, jnp.zeros_like(x),
+                                                 train=False))(variables, ref - perf)
+  np.testing.assert_allclose(np.asarray(out), np.asarray(want), rtol=1e-6, atol=1e-6)
   # Swapping the clips changes the input's sign, and so the prediction.
-  assert not np.allclose(out, model.apply(variables, ref, perf, train=False))
+  assert not np.allclose(out, run(variables, ref, perf)[0])
 
 
 def _tiny_rori_workdir(tmp_path):
   """Trains the tiny Rori 2 steps; returns (workdir, config spec of its config)."""
   spec_file = tmp_path / "tiny_rori.py"
   spec_file.write_text(_TINY_RORI_CONFIG)
-  c = fake_loader.tiny_config("small", "rori")
+  c = fake_loader.tiny_config("small", "rori", blocks=4)
   c.train.max_steps = 2
   workdir = str(tmp_path / "rori")
   train_and_evaluate(c, workdir, loader_factory=fake_loader.factory(c))
@@ -132,7 +164,7 @@ def test_embdirect_freezes_the_rori_tower_bit_identically(tmp_path):
   """Paper 3.2.4: after training, EmbDirect's performance tower params and
   batch_stats are bit-identical to the Rori checkpoint's; the head changed."""
   rori_dir, spec = _tiny_rori_workdir(tmp_path)
-  c = fake_loader.tiny_config("small", "embdirect")
+  c = fake_loader.tiny_config("small", "embdirect", blocks=4)
   c.embdirect.rori_config = spec
   c.embdirect.rori_workdir = rori_dir
   c.train.max_steps = 4  # 3 batches/epoch: one epoch + validation + one more step.
@@ -141,7 +173,7 @@ def test_embdirect_freezes_the_rori_tower_bit_identically(tmp_path):
                            loader_factory=fake_loader.factory(c))
   assert out["step"] == 4 and np.isfinite(out["val_loss"])
 
-  rori_cfg = fake_loader.tiny_config("small", "rori")
+  rori_cfg = fake_loader.tiny_config("small", "rori", blocks=4)
   _, rori_vars = restore_for_inference(rori_cfg, rori_dir)
   rori_vars = loop._host(rori_vars)
   # Latest (step 4) and best (step 3) both keep the tower.
@@ -174,7 +206,7 @@ def test_embdirect_freezes_the_rori_tower_bit_identically(tmp_path):
 
 
 def test_embdirect_clear_errors(tmp_path):
-  c = fake_loader.tiny_config("small", "embdirect")
+  c = fake_loader.tiny_config("small", "embdirect", blocks=4)
   factory = fake_loader.factory(c)
   c.embdirect.rori_workdir = str(tmp_path / "missing")
   with pytest.raises(FileNotFoundError, match="no checkpoints"):
@@ -187,7 +219,7 @@ def test_embdirect_clear_errors(tmp_path):
 
 
 def test_regression_resume_matches_straight_run(tmp_path):
-  c = fake_loader.tiny_config("small", "direct")
+  c = fake_loader.tiny_config("small", "direct", blocks=4)
   c.train.max_steps = 2
   resumed = str(tmp_path / "resumed")
   out = train_and_evaluate(c, resumed, loader_factory=fake_loader.factory(c))
@@ -207,7 +239,7 @@ def test_regression_resume_matches_straight_run(tmp_path):
 def test_restore_and_score_regression_system(tmp_path):
   """score_performances on a trained Delta: predicted = mean predicted clip score
   (score units), anchor embeddings (N, 0), performance = tower embeddings."""
-  c = fake_loader.tiny_config("small", "delta")
+  c = fake_loader.tiny_config("small", "delta", blocks=4)
   c.train.max_steps = 3
   c.eval.batch_size = 4
   train_and_evaluate(c, str(tmp_path), loader_factory=fake_loader.factory(c))
