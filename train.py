@@ -1,5 +1,10 @@
 """Trains a system: `python train.py --config=configs/rori.py:small --workdir=runs/x`.
 
+Every learned system of Table 2: configs/{rori,racc,direct,delta,embdirect}.py with
+comma-separated variant words (configs/variants.py), e.g. `configs/rori.py:demo,
+ablation_spec`. EmbDirect needs a trained Rori: `--config=configs/embdirect.py:demo
+--config.embdirect.rori_workdir=runs/rori`.
+
 Builds feature records from config.data.manifest when missing, trains with early
 stopping, and resumes from <workdir>/checkpoints when run again (paper 3.4).
 Multi-process: set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID.

@@ -192,7 +192,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     workdir: run directory: checkpoints/, metrics.jsonl, tensorboard/, stats.json.
     loader_factory: split name ('train' | 'validation') -> batch source with
       `.epoch(e)` and `.num_batches(e)` yielding process-local batches. Default:
-      build/read records (`prepare_records`) and use input_pipeline TripletLoader.
+      build/read records (`prepare_records`) and use input_pipeline TripletLoader
+      (triplet systems) or ClipLoader (regression systems).
 
   Returns:
     {"step", "epoch", "train_loss", "val_loss", "best_val_loss", "stopped_early"}
