@@ -171,9 +171,9 @@ def test_table_md_rows_and_columns(tmp_path):
   assert cells[0] == ["Group", "System", "Reference Used", "song1", "song2", "Mix"]
   assert len(lines) == 4  # header, separator, two systems
   rori_song1 = correlations["rori"]["per_song"]["song1"].r
-  assert cells[2] == ["Other", "rori", "Original Track", f"{rori_song1:.3f}", "-",
+  assert cells[2] == ["Other", "Rori", "Original Track", f"{rori_song1:.3f}", "-",
                       f"{correlations['rori']['mix'].r:.3f}"]
-  assert cells[3][:3] == ["Other", "racc", "Accompaniment Track"]
+  assert cells[3][:3] == ["Other", "Racc", "Accompaniment Track"]
   assert cells[3][4] == "-"  # racc has no song2 performance
   assert all(len(c) == 6 for c in cells)
 
@@ -194,7 +194,7 @@ def test_report_systems_writes_all_outputs(tmp_path):
   for name in ("scores.csv", "pearson.json", "table.md", "scatter_rori.png",
                "scatter_racc.png"):
     assert (tmp_path / name).stat().st_size > 0
-  assert any("| racc | None |" in m for m in messages)  # the table is printed
+  assert any("| Racc | None |" in m for m in messages)  # the table is printed
 
 
 def test_reference_label():
@@ -434,7 +434,7 @@ def test_evaluate_end_to_end_with_fakes(tmp_path, monkeypatch):
   assert doc["rori"]["mix"]["n"] == 6
   text = "\n".join(messages)
   assert "song1/p4" not in text and "song2/q5" in text  # q5: no clips
-  assert "have no human score" in text and "| rori | Original Track |" in text
+  assert "have no human score" in text and "| Rori | Original Track |" in text
   assert len(doc["rori"]["mix"]["ci95"]) == 2  # bootstrap CI of every defined r
   assert doc["rori"]["mix"]["ci95"][0] <= doc["rori"]["mix"]["r"]
   assert doc["_meta"]["bootstrap"]["resamples"] == 200
@@ -598,8 +598,8 @@ def test_table_md_groups_rows_and_shows_cis(tmp_path):
   lines = [l for l in text.splitlines() if l.startswith("| ")]
   cells = [[c.strip() for c in l.strip("|").split("|")] for l in lines]
   assert cells[0] == ["Group", "System", "Reference Used", "song1", "song2", "Mix"]
-  assert [c[1] for c in cells[1:]] == ["direct", "rori", "delta", "rori_spec",
-                                       "binning", "dtw_pitch"]
+  assert [c[1] for c in cells[1:]] == ["Direct", "Rori", "Delta", "Rori, Spec",
+                                       "binning", "pitch"]
   assert [c[0] for c in cells[1:]] == ["Baseline", "Proposed", "Proposed", "Ablation",
                                        "Histogram", "DTWDist"]
   assert cells[2][2] == "Original Track" and cells[6][2] == "Original Track f0"

@@ -134,9 +134,9 @@ def test_evaluate_systems_learned_failed_and_baselines(tmp_path, monkeypatch):
   rows = [[c.strip() for c in l.strip("|").split("|")]
           for l in table.splitlines() if l.startswith("| ")]
   assert [r[:3] for r in rows[1:]] == [
-      ["Proposed", "rori", "Original Track"],
+      ["Proposed", "Rori", "Original Track"],
       ["Proposed", "rori_again", "Original Track"],
-      ["Histogram", "binning", "None"], ["DTWDist", "dtw_pitch", "Original Track f0"]]
+      ["Histogram", "binning", "None"], ["DTWDist", "pitch", "Original Track f0"]]
   assert "Inter-judge agreement" in table and "Not evaluated: " in table
   with open(out / "scores.csv", newline="") as f:
     assert len(list(csv.DictReader(f))) == 32

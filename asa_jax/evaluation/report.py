@@ -23,6 +23,14 @@ UNDEFINED = "-"
 META_KEY = "_meta"
 # Table 2's row groups, in the paper's order (+ our ablation rows, paper 4.5).
 GROUP_ORDER = ("Baseline", "Proposed", "Ablation", "Histogram", "DTWDist", "Other")
+# Table 2's "Configuration" labels (paper names; our ablation and DTW rows named after
+# paper 4.5 / 4.2.2); other systems are shown by their own name.
+DISPLAY_NAMES = {
+    "direct": "Direct", "delta": "Delta", "rori": "Rori", "racc": "Racc",
+    "embdirect": "EmbDirect", "rori_spec": "Rori, Spec",
+    "rori_spec_f0": "Rori, Spec+f0", "rori_spec_f0_chroma": "Rori, Spec+f0+chroma",
+    "dtw_pitch": "pitch", "dtw_volume": "volume", "dtw_rhythm": "rhythm",
+}
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -144,7 +152,8 @@ def format_table(correlations_by_system: Mapping[str, Mapping],
 
   Returns:
     Markdown: header `| Group | System | Reference Used | <songs...> | Mix |`, one row
-    per system, r with 3 decimals followed by the bootstrap 95% CI `[lo, hi]` when
+    per system (labelled with DISPLAY_NAMES, the paper's names), r with 3 decimals
+    followed by the bootstrap 95% CI `[lo, hi]` when
     computed, '-' where r is undefined or the system has no performance of that
     song. Songs are the union over systems, natural order.
   """
@@ -157,7 +166,8 @@ def format_table(correlations_by_system: Mapping[str, Mapping],
            "|" + "|".join(["---", "---", "---"] + ["---:"] * (len(songs) + 1)) + "|"]
   for system in order_systems(list(correlations_by_system), groups):
     result = correlations_by_system[system]
-    cells = [groups.get(system, "Other"), system, references.get(system, "None")]
+    cells = [groups.get(system, "Other"), DISPLAY_NAMES.get(system, system),
+             references.get(system, "None")]
     cells += [_cell(result["per_song"].get(song)) for song in songs]
     cells.append(_cell(result[pearson_lib.MIX]))
     lines.append("| " + " | ".join(cells) + " |")
