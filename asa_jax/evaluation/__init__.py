@@ -5,6 +5,10 @@ Mix, Table 2-shaped outputs and figures.
   pearson.py  pearson / correlate: r per song and pooled (Table 2), None + reason
   report.py   scores.csv, pearson.json, table.md (atomic writes)
   plots.py    predicted-vs-human scatter PNG
+  bootstrap.py  95% bootstrap CI of Pearson's r (performances resampled)
+  judges.py   inter-judge agreement: mean pairwise Pearson's r (paper 4.1)
+  figures.py  Figure 6 (PCA of clip embeddings, 4.4), Figure 7 (ablation bars, 4.5)
   run.py      evaluate(config, workdir, manifest, output_dir, split) for eval.py;
+              evaluate_systems(...) for several learned systems and baselines;
               report_systems(output_dir, {system: scores}, references)
 """
