@@ -21,7 +21,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from typing import Callable
 
@@ -32,6 +31,7 @@ from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import dtw as dtw_lib
 from asa_jax.baselines import histogram as histogram_lib
 from asa_jax.baselines import mast_data
+from asa_jax.evaluation import report
 
 MEASURES = histogram_lib.HISTOGRAM_MEASURES + ("dtw_pitch",)
 MIN_PEARSON_N = 3
@@ -177,19 +177,6 @@ def per_melody_table(results: dict, key: str) -> str:
   return "\n".join(lines)
 
 
-def _atomic_write(path: str, text: str) -> None:
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
 def _json_safe(x):
   if isinstance(x, float) and math.isnan(x):
     return None
@@ -235,7 +222,7 @@ def run(mast_dir: str, output_dir: str,
       "seconds": round(time.time() - start, 1),
   }
   os.makedirs(output_dir, exist_ok=True)
-  _atomic_write(os.path.join(output_dir, "mast.json"),
+  report.atomic_write_text(os.path.join(output_dir, "mast.json"),
                 json.dumps(_json_safe(summary), indent=1) + "\n")
   md = [
       "# MAST check of the rule-based baselines (paper 4.2)", "",
@@ -249,7 +236,7 @@ def run(mast_dir: str, output_dir: str,
       "## Overall", "", table, "",
       "## Pearson r per melody", "", per_melody_table(results, "pearson"), "",
       "## ROC AUC per melody", "", per_melody_table(results, "auc"), ""]
-  _atomic_write(os.path.join(output_dir, "mast.md"), "\n".join(md))
+  report.atomic_write_text(os.path.join(output_dir, "mast.md"), "\n".join(md))
   log(table)
   log(f"mast: wrote {output_dir}/mast.json and mast.md "
       f"({summary['seconds']} s)")

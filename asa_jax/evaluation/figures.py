@@ -18,7 +18,6 @@ matplotlib Agg backend; PNGs are written atomically.
 
 from __future__ import annotations
 
-import io
 import os
 from typing import Mapping, Sequence
 
@@ -29,7 +28,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from asa_jax.evaluation import pearson as pearson_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from asa_jax.evaluation import report  # pylint: disable=g-import-not-at-top,wrong-import-position
+from asa_jax.evaluation import plots  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 ALPHA_MIN = 0.12
 # Figure 7 rows (config.name of the ablation configs, paper 4.5) and their labels.
@@ -87,16 +86,6 @@ def score_alpha(human: np.ndarray) -> np.ndarray:
   return ALPHA_MIN + (1.0 - ALPHA_MIN) * (human - lo) / (hi - lo)
 
 
-def _save(fig, path, dpi) -> None:
-  try:
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-  finally:
-    plt.close(fig)
-  report.atomic_write_bytes(path, buf.getvalue())
-
-
 def plot_embeddings_pca(path: str | os.PathLike, embeddings: np.ndarray,
                         song_ids: Sequence[str], human: Sequence[float], *,
                         system: str = "", dpi: int = 120) -> np.ndarray:
@@ -149,7 +138,7 @@ def plot_embeddings_pca(path: str | os.PathLike, embeddings: np.ndarray,
   for handle in leg.legend_handles:
     handle.set_alpha(1.0)
   ax.grid(True, alpha=0.3)
-  _save(fig, path, dpi)
+  plots.save_png(fig, path, dpi)
   return proj
 
 
@@ -204,4 +193,4 @@ def plot_ablation(path: str | os.PathLike, correlations: Mapping[str, Mapping], 
                fontsize="medium")
   ax.legend(fontsize="small", loc="best", ncol=min(4, len(present)))
   ax.grid(True, axis="y", alpha=0.3)
-  _save(fig, path, dpi)
+  plots.save_png(fig, path, dpi)

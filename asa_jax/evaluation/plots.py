@@ -61,6 +61,15 @@ def plot_scatter(path: str | os.PathLike, scores: Iterable, correlations: Mappin
     ax.grid(True, alpha=0.3)
     if by_song:
       ax.legend(fontsize="small", loc="best")
+  except BaseException:
+    plt.close(fig)
+    raise
+  save_png(fig, path, dpi)
+
+
+def save_png(fig, path: str | os.PathLike, dpi: int) -> None:
+  """Lays out, renders and closes a matplotlib figure; writes the PNG atomically."""
+  try:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
