@@ -85,6 +85,10 @@ def apply_variants(c: ml_collections.ConfigDict, arg: str | None, *, file: str,
     c.train.learning_rate = 1e-3
     c.train.global_batch_size = 32
     c.train.max_epochs = 30
+    # A small tower can sit at loss = margin (cos(a,p) = cos(a,n)) for several epochs
+    # before it starts to separate: on the demo corpus Rori Spec+f0 stopped at epoch 6
+    # with patience 5, and with 12 began learning at epoch 7 (BUILD_NOTES.md).
+    c.train.patience = 10
   if size == "demo":
     # Tuned for Rori on the generated corpus (validation songs): the paper's lr 1e-6
     # barely moves a small tower in the CPU budget, 1e-3 overfits the 8 training
