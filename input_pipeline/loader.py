@@ -235,9 +235,11 @@ class _LRU:
 class _RecordsLoader:
   """Shared part of TripletLoader and ClipLoader: records, stats, process rows.
 
-  Subclasses define `rows(epoch)` (the epoch's global row order: an int64 array whose
-  first axis is the row) and `_make_batch(rows, mask)`.
+  Subclasses define `_epoch_rows(epoch)` (the epoch's global row order: an int64 array
+  whose first axis is the row; `epoch` is None outside training, where the order is
+  fixed), `_make_batch(rows, mask)` and ROWS (what a row is, for messages).
   """
+  ROWS = "rows"
 
   def __init__(self, records_dir: str, split: str, config, *,
                process_index: int | None = None,
@@ -278,12 +280,25 @@ class _RecordsLoader:
     self._threads = int(d.get("loader_threads", 2))
     self._prefetch = int(d.get("loader_prefetch", 4))
     self._cache = _LRU(int(d.get("loader_cache_records", 256)))
+    self._rows_cache: dict = {}
+    if self.train and self.num_batches(0) == 0:
+      logging.warning(
+          "%s/%s: %d %s, fewer than one global batch of %d: no training batches",
+          self.records_dir, split, len(self.rows(0)), self.ROWS,
+          self.global_batch_size)
 
   def __len__(self) -> int:
     return len(self.metadata)
 
   def rows(self, epoch: int) -> np.ndarray:
-    """Global row order of an epoch (int64, first axis = rows)."""
+    """Global row order of an epoch (int64, first axis = rows); outside training
+    every epoch has the same order. Only the latest epoch's order is kept."""
+    key = int(epoch) if self.train else None
+    if key not in self._rows_cache:
+      self._rows_cache = {key: self._epoch_rows(key)}
+    return self._rows_cache[key]
+
+  def _epoch_rows(self, epoch: int | None) -> np.ndarray:
     raise NotImplementedError
 
   def _make_batch(self, rows: np.ndarray, mask: np.ndarray) -> dict:
@@ -358,29 +373,14 @@ class TripletLoader(_RecordsLoader):
     ValueError: global batch not divisible by process_count.
   """
 
-  def __init__(self, records_dir: str, split: str, config, *,
-               process_index: int | None = None,
-               process_count: int | None = None, train: bool | None = None):
-    super().__init__(records_dir, split, config, process_index=process_index,
-                     process_count=process_count, train=train)
-    self._pairs_cache: dict[int, np.ndarray] = {}
-    if self.train and self.num_batches(0) == 0:
-      logging.warning(
-          "%s/%s: %d triplets (good/poor pairs), fewer than one global batch "
-          "of %d: no training batches", self.records_dir, split,
-          len(self.triplets(0)), self.global_batch_size)
+  ROWS = "triplets (good/poor pairs)"
 
   def triplets(self, epoch: int) -> np.ndarray:
     """int64 (T, 2) (good, poor) record indices of an epoch, global order."""
-    epoch = int(epoch) if self.train else 0
-    if epoch not in self._pairs_cache:
-      self._pairs_cache = {epoch: pair_triplets(self._index, self.config,
-                                                epoch)}
-    return self._pairs_cache[epoch]
+    return self.rows(epoch)
 
-  def rows(self, epoch: int) -> np.ndarray:
-    """The epoch's triplets (`triplets`)."""
-    return self.triplets(epoch)
+  def _epoch_rows(self, epoch: int | None) -> np.ndarray:
+    return pair_triplets(self._index, self.config, 0 if epoch is None else epoch)
 
   def _make_batch(self, rows: np.ndarray, mask: np.ndarray) -> dict:
     uniq = sorted(set(rows.reshape(-1).tolist()))
@@ -436,24 +436,11 @@ class ClipLoader(_RecordsLoader):
     ValueError: global batch not divisible by process_count.
   """
 
-  def __init__(self, records_dir: str, split: str, config, *,
-               process_index: int | None = None,
-               process_count: int | None = None, train: bool | None = None):
-    super().__init__(records_dir, split, config, process_index=process_index,
-                     process_count=process_count, train=train)
-    self._order_cache: dict = {}
-    if self.train and self.num_batches(0) == 0:
-      logging.warning(
-          "%s/%s: %d scored clips, fewer than one global batch of %d: no "
-          "training batches", self.records_dir, split, len(self.rows(0)),
-          self.global_batch_size)
+  ROWS = "scored clips"
 
-  def rows(self, epoch: int) -> np.ndarray:
+  def _epoch_rows(self, epoch: int | None) -> np.ndarray:
     """int64 (N,) record indices of an epoch's scored clips, global order."""
-    key = int(epoch) if self.train else None
-    if key not in self._order_cache:
-      self._order_cache = {key: order_clips(self._index, self.config, key)}
-    return self._order_cache[key]
+    return order_clips(self._index, self.config, epoch)
 
   def _make_batch(self, rows: np.ndarray, mask: np.ndarray) -> dict:
     rows = rows.reshape(-1)
