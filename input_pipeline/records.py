@@ -33,8 +33,12 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
+import signal
 import sys
-from typing import Any, Iterable
+from concurrent import futures
+from concurrent.futures import process as futures_process
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from array_record.python import array_record_module
@@ -72,6 +76,13 @@ class BuildReport:
     num_records: split -> number of records of the manifest's performances.
     num_performances: split -> number of complete performances.
     stats_source: 'train' (computed), the stats_from path, or None (no stats).
+    worker_failures: one dict per performance whose worker process died (crash,
+      signal, out of memory): performance_id, split, attempts, reason; such a
+      performance was retried once alone in a fresh process and, if that died too,
+      is also listed in `skipped`.
+    manifest: absolute path of the manifest the records were built from.
+    manifest_sha256: SHA-256 of that manifest's bytes (evaluation reuses these
+      records only when its manifest has the same path and hash).
   """
   records_dir: str
   built: list[str] = dataclasses.field(default_factory=list)
@@ -82,6 +93,9 @@ class BuildReport:
   num_records: dict = dataclasses.field(default_factory=dict)
   num_performances: dict = dataclasses.field(default_factory=dict)
   stats_source: str | None = None
+  worker_failures: list[dict] = dataclasses.field(default_factory=list)
+  manifest: str | None = None
+  manifest_sha256: str | None = None
 
   def to_json(self) -> dict:
     """The report as a JSON-serialisable dict (written to build_report.json)."""
@@ -95,7 +109,8 @@ class BuildReport:
     return (f"records in {self.records_dir}: {per_split}; built "
             f"{len(self.built)}, resumed {len(self.existing)}, skipped "
             f"{len(self.skipped)} performances, {len(self.problems)} row "
-            f"problems, stats from {self.stats_source}")
+            f"problems, {len(self.worker_failures)} dead workers, stats from "
+            f"{self.stats_source}")
 
 
 # --- Indirections to the features package (tests replace these). -------------
@@ -127,6 +142,15 @@ def _audio_error_type():
 
 
 # --- Record format and atomic writes. -----------------------------------------
+
+
+def file_sha256(path: str) -> str:
+  """Hex SHA-256 of a file's bytes (identifies the manifest a build used)."""
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
 
 
 def performance_key(performance_id: str) -> str:
@@ -363,13 +387,17 @@ class _Performance:
   rows: list
 
 
-def _extract_batched(clips: list[np.ndarray], config) -> np.ndarray:
+Extractor = Callable[..., np.ndarray]
+
+
+def _extract_batched(clips: list[np.ndarray], config,
+                     extractor: Extractor) -> np.ndarray:
   """Features of (N, 48000) clips in batches: float16 (N, 5, 96, 94)."""
   batch = int(config.data.get("extract_batch_size", 16))
   out = []
   for i in range(0, len(clips), batch):
-    feats = extract_features(np.stack(clips[i:i + batch]).astype(np.float32),
-                             crepe_capacity=config.features.crepe_capacity)
+    feats = extractor(np.stack(clips[i:i + batch]).astype(np.float32),
+                      crepe_capacity=config.features.crepe_capacity)
     feats = np.asarray(feats)
     if feats.shape[1:] != constants.FEATURE_SHAPE:
       raise ValueError(f"extract_features returned {feats.shape}, expected "
@@ -379,13 +407,22 @@ def _extract_batched(clips: list[np.ndarray], config) -> np.ndarray:
 
 
 def _build_song(records_dir: str, performances: list[_Performance],
-                config) -> list[dict]:
+                config, extractor: Extractor | None = None,
+                inflight_dir: str | None = None) -> list[dict]:
   """Builds the incomplete performances of one song; one result dict each.
+
+  `extractor` (default: this module's `extract_features`, read at call time) computes
+  the clip features. In a pool worker, `inflight_dir` gets a file <pid>.json naming
+  the performance being built, so that the parent knows which performances were in
+  progress if a worker process dies.
 
   Reference audio, its pitch-class profile and its clip features are cached per song
   keyed by (reference file, reference_start), so performances sharing grid
   positions reuse the reference features.
   """
+  extractor = extractor or extract_features
+  marker = (os.path.join(inflight_dir, f"{os.getpid()}.json") if inflight_dir
+            else None)
   audio_error = _audio_error_type()
   raise_errors = config.data.on_error == "raise"
   min_seconds = float(config.data.min_seconds)
@@ -409,6 +446,9 @@ def _build_song(records_dir: str, performances: list[_Performance],
     if is_complete(records_dir, perf.split, perf.key):
       results.append(dict(status="existing", performance_id=perf.performance_id))
       continue
+    if marker:
+      _write_json_atomic(marker, dict(performance_id=perf.performance_id,
+                                      split=perf.split, key=perf.key))
     metas, perf_clips, ref_keys = [], [], []
     pending_ref: dict[tuple[str, float], np.ndarray] = {}
     problems = []
@@ -459,7 +499,7 @@ def _build_song(records_dir: str, performances: list[_Performance],
       continue
     pending_keys = list(pending_ref)
     feats = _extract_batched(perf_clips + [pending_ref[k] for k in pending_keys],
-                             config)
+                             config, extractor)
     perf_feats = feats[:len(perf_clips)]
     for k, f in zip(pending_keys, feats[len(perf_clips):]):
       ref_feats[k] = f
@@ -473,8 +513,163 @@ def _build_song(records_dir: str, performances: list[_Performance],
 
 
 def _song_task(args) -> tuple[int, list[dict]]:
-  records_dir, performances, config = args
-  return len(performances), _build_song(records_dir, performances, config)
+  records_dir, performances, config, extractor, inflight_dir = args
+  results = _build_song(records_dir, performances, config, extractor, inflight_dir)
+  if inflight_dir:
+    try:
+      os.remove(os.path.join(inflight_dir, f"{os.getpid()}.json"))
+    except FileNotFoundError:
+      pass
+  return len(performances), results
+
+
+# --- Worker processes that may die. --------------------------------------------
+
+# A pool that broke this many times without any performance in progress (workers dying
+# while starting) gives up on the performances it still had.
+_MAX_ANONYMOUS_BREAKS = 2
+
+
+def describe_exit(exitcode: int | None) -> str:
+  """Words for a child process's exit status: 'killed by signal SIGKILL (exit code
+  -9)', 'exited with code 1', ..."""
+  if exitcode is None:
+    return "did not exit"
+  if exitcode < 0:
+    try:
+      name = signal.Signals(-exitcode).name
+    except ValueError:
+      name = f"signal {-exitcode}"
+    return f"killed by signal {name} (exit code {exitcode})"
+  return f"exited with code {exitcode}"
+
+
+def _alone_entry(records_dir: str, perf: _Performance, config,
+                 extractor: Extractor, result_path: str) -> None:
+  """Child process of `_retry_alone`: builds one performance, writes its result."""
+  try:
+    out = dict(results=_build_song(records_dir, [perf], config, extractor))
+  except Exception as e:  # pylint: disable=broad-except  (reported by the parent)
+    out = dict(error=f"{type(e).__name__}: {e}")
+  _write_json_atomic(result_path, out)
+
+
+def _retry_alone(records_dir: str, perf: _Performance, config,
+                 extractor: Extractor, scratch: str) -> tuple[dict, dict | None]:
+  """Builds one performance alone in a fresh spawned process (second attempt).
+
+  Returns:
+    (result dict as `_build_song` gives, worker failure dict or None). A process that
+    dies gives a 'skipped' result whose reason names the signal / exit code.
+
+  Raises:
+    RuntimeError: the build raised an exception (data.on_error 'raise', or a bug).
+  """
+  result_path = os.path.join(scratch, f"alone-{perf.split}-{perf.key}.json")
+  if os.path.exists(result_path):
+    os.remove(result_path)
+  proc = multiprocessing.get_context("spawn").Process(
+      target=_alone_entry, args=(records_dir, perf, config, extractor, result_path),
+      name=f"records-retry-{perf.key}")
+  proc.start()
+  proc.join()
+  if proc.exitcode == 0 and os.path.exists(result_path):
+    with open(result_path, encoding="utf-8") as f:
+      out = json.load(f)
+    if "error" in out:
+      raise RuntimeError(f"{perf.performance_id}: {out['error']}")
+    return out["results"][0], None
+  how = describe_exit(proc.exitcode)
+  reason = (f"its worker process died twice (in the pool, then alone: {how}); "
+            "skipped")
+  failure = dict(performance_id=perf.performance_id, song_id=perf.song_id,
+                 split=perf.split, attempts=2, exit_code=proc.exitcode,
+                 signal=(signal.Signals(-proc.exitcode).name
+                         if proc.exitcode is not None and proc.exitcode < 0
+                         and -proc.exitcode in signal.valid_signals() else None),
+                 reason=reason)
+  return dict(status="skipped", performance_id=perf.performance_id,
+              song_id=perf.song_id, split=perf.split, reason=reason), failure
+
+
+def _read_inflight(inflight_dir: str) -> set[str]:
+  """performance_ids named by the in-progress markers of (dead) workers."""
+  ids = set()
+  for path in glob.glob(os.path.join(glob.escape(inflight_dir), "*.json")):
+    try:
+      with open(path, encoding="utf-8") as f:
+        ids.add(json.load(f)["performance_id"])
+    except (OSError, ValueError, KeyError):
+      pass  # A marker cut short by the kill: that worker had not started the work.
+  return ids
+
+
+def _run_pool(songs: list[list[_Performance]], records_dir: str, config,
+              extractor: Extractor, workers: int,
+              collect: Callable[[list[dict], int], None]) -> list[dict]:
+  """Builds songs on a spawned process pool that survives dying workers.
+
+  A worker that dies (signal, os._exit, out-of-memory kill) breaks the pool
+  (concurrent.futures raises BrokenProcessPool for every unfinished task). Then the
+  performances that were in progress in any worker (their in-flight markers) are
+  retried once each, alone in a fresh process; one whose process dies again is
+  skipped and reported. The unfinished rest goes to a new pool; finished
+  performances are complete on disk and are not redone.
+
+  Returns:
+    Worker failures (see BuildReport.worker_failures).
+  """
+  inflight_dir = os.path.join(records_dir, ".inflight")
+  failures: list[dict] = []
+  anonymous_breaks = 0
+  queue = [perfs for perfs in songs if perfs]
+  ctx = multiprocessing.get_context("spawn")
+  while queue:
+    shutil.rmtree(inflight_dir, ignore_errors=True)
+    os.makedirs(inflight_dir)
+    broken: list[list[_Performance]] = []
+    with futures.ProcessPoolExecutor(min(workers, len(queue)),
+                                     mp_context=ctx) as pool:
+      jobs = {pool.submit(_song_task, (records_dir, perfs, config, extractor,
+                                       inflight_dir)): perfs for perfs in queue}
+      for job in futures.as_completed(jobs):
+        try:
+          n, results = job.result()
+        except futures_process.BrokenProcessPool:
+          broken.append(jobs[job])
+          continue
+        collect(results, n)
+    queue = []
+    if not broken:
+      break
+    suspects = _read_inflight(inflight_dir)
+    print(f"build_records: a worker process died; retrying alone the "
+          f"performance(s) then in progress: {sorted(suspects) or 'none'}",
+          file=sys.stderr)
+    if not suspects:
+      anonymous_breaks += 1
+    for perfs in broken:
+      rest = []
+      for perf in perfs:
+        if perf.performance_id in suspects:
+          result, failure = _retry_alone(records_dir, perf, config, extractor,
+                                         inflight_dir)
+          collect([result], 1)
+          if failure:
+            print(f"build_records: {perf.performance_id}: {failure['reason']}",
+                  file=sys.stderr)
+            failures.append(failure)
+        elif anonymous_breaks >= _MAX_ANONYMOUS_BREAKS:
+          collect([dict(status="skipped", performance_id=perf.performance_id,
+                        song_id=perf.song_id, split=perf.split,
+                        reason="worker processes kept dying before starting any "
+                        "performance")], 1)
+        else:
+          rest.append(perf)
+      if rest:
+        queue.append(rest)
+  shutil.rmtree(inflight_dir, ignore_errors=True)
+  return failures
 
 
 # --- Public entry point. -------------------------------------------------------
@@ -535,7 +730,9 @@ def build_records(manifest_path: str, records_dir: str, config, *,
       manifest_path, on_error=config.data.on_error)
   _check_fingerprint(records_dir, config)
   _remove_temporaries(records_dir)
-  report = BuildReport(records_dir=records_dir, problems=list(problems))
+  report = BuildReport(records_dir=records_dir, problems=list(problems),
+                       manifest=os.path.abspath(manifest_path),
+                       manifest_sha256=file_sha256(manifest_path))
   songs = _group(rows)
 
   # Delete complete performances that the manifest no longer lists.
@@ -547,35 +744,45 @@ def build_records(manifest_path: str, records_dir: str, config, *,
         os.remove(os.path.join(records_dir, split, f"{key}.array_record"))
         report.removed_stale.append(f"{split}/{key}")
 
-  tasks = [(records_dir, perfs, config) for perfs in songs.values()]
   total = sum(len(p) for p in songs.values())
   workers = max(1, int(config.data.build_workers))
+  extractor = extract_features  # Read now: tests replace it, and it travels to workers.
+  started_complete = {p.performance_id for perfs in songs.values() for p in perfs
+                      if is_complete(records_dir, p.split, p.key)}
+  todo, done = [], []  # Songs with work left / songs already complete.
+  for perfs in songs.values():
+    (todo if any(p.performance_id not in started_complete for p in perfs)
+     else done).append(perfs)
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   progress = tqdm(total=total, desc="records", unit="perf", disable=None)
 
-  def collect(results):
+  def collect(results: list[dict], n: int) -> None:
     for res in results:
-      if res["status"] == "built":
+      if res["status"] == "built" or (res["status"] == "existing" and
+                                      res["performance_id"] not in started_complete):
+        # "existing" but not at the start: built by this run before a worker died.
         report.built.append(res["performance_id"])
-        report.problems.extend(res["problems"])
+        report.problems.extend(res.get("problems", []))
       elif res["status"] == "existing":
         report.existing.append(res["performance_id"])
       else:
         report.skipped.append({k: res[k] for k in (
             "performance_id", "song_id", "split", "reason")})
+    progress.update(n)
 
   try:
-    if workers == 1 or len(tasks) <= 1:
-      for task in tasks:
-        n, results = _song_task(task)
-        collect(results)
-        progress.update(n)
+    collect([dict(status="existing", performance_id=p.performance_id)
+             for perfs in done for p in perfs], sum(len(perfs) for perfs in done))
+    if workers == 1 or len(todo) <= 1:
+      for perfs in todo:
+        n, results = _song_task((records_dir, perfs, config, extractor, None))
+        collect(results, n)
     else:
-      ctx = multiprocessing.get_context("spawn")
-      with ctx.Pool(min(workers, len(tasks))) as pool:
-        for n, results in pool.imap_unordered(_song_task, tasks):
-          collect(results)
-          progress.update(n)
+      # One process fills numba's cache before the workers read it (numba_cache.py).
+      from asa_jax import numba_cache  # pylint: disable=g-import-not-at-top
+      numba_cache.warm(config)
+      report.worker_failures = _run_pool(todo, records_dir, config, extractor,
+                                         workers, collect)
   finally:
     progress.close()
 

@@ -1,6 +1,8 @@
 """Tests of input_pipeline.records.build_records with fake (cheap) features."""
 
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -245,3 +247,87 @@ def test_performance_key_is_file_safe():
   assert records.performance_key("abc_1.x") == "abc_1.x"
   k1, k2 = records.performance_key("a/b"), records.performance_key("a_b")
   assert "/" not in k1 and k1 != k2
+
+
+# --- A worker process that dies (issue: the main job hung on a dead worker). ----
+
+BOMB_PEAK = 0.12  # The performance whose clips kill their worker.
+PEAKS = {"a1": 0.25, "a2": 0.35, "bomb": BOMB_PEAK, "b2": 0.45, "c1": 0.55,
+         "c2": 0.65, "d1": 0.75}
+REF_PEAK = 0.9
+
+
+def _owner(peak):
+  """The performance (or 'ref') whose file was scaled to the band holding `peak`."""
+  for name, p in list(PEAKS.items()) + [("ref", REF_PEAK)]:
+    if 0.8 * p < peak <= p * 1.001:
+      return name
+  return None
+
+
+def killing_features(clips, *, crepe_capacity):
+  """Fake extractor run in the build's worker processes: logs whose clips it got
+  (pid + owners) and SIGKILLs its own process on the bomb's clips."""
+  del crepe_capacity
+  owners = {_owner(float(p)) for p in np.abs(np.asarray(clips)).max(axis=1)}
+  with open(os.environ["ASA_TEST_EXTRACT_LOG"], "a", encoding="utf-8") as f:
+    f.write(json.dumps({"pid": os.getpid(), "owners": sorted(map(str, owners))})
+            + "\n")
+  if "bomb" in owners:
+    os.kill(os.getpid(), signal.SIGKILL)
+  return fake_features(clips)
+
+
+@pytest.mark.timeout(600)  # A hang (the old multiprocessing.Pool) fails the test.
+def test_dead_worker_is_retried_alone_then_skipped(tmp_path, monkeypatch):
+  d = tmp_path / "corpus"
+  d.mkdir()
+  base_melody = melody(12)
+  scaled = lambda peak: base_melody / np.abs(base_melody).max() * peak
+  sf.write(d / "ref.wav", scaled(REF_PEAK), SR)
+  songs = {"a1": "s1", "a2": "s1", "bomb": "s2", "b2": "s2", "c1": "s3",
+           "c2": "s3", "d1": "s4"}
+  lines = ["song_id,performance_id,performance_audio,reference_audio,"
+           "accompaniment_audio,score,judge_scores,split"]
+  for perf, peak in PEAKS.items():
+    sf.write(d / f"{perf}.wav", scaled(peak), SR)
+    lines.append(f"{songs[perf]},{perf},{perf}.wav,ref.wav,,50,,train")
+  (d / "manifest.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+  log = tmp_path / "extract_log.jsonl"
+  monkeypatch.setenv("ASA_TEST_EXTRACT_LOG", str(log))
+  monkeypatch.setattr(records, "extract_features", killing_features)
+  config = base.get_config()
+  config.data.build_workers = 2
+  config.data.extract_batch_size = 4  # Several calls per performance.
+  out = tmp_path / "records"
+
+  report = records.build_records(str(d / "manifest.csv"), str(out), config)
+
+  good = sorted(set(PEAKS) - {"bomb"})
+  assert sorted(report.built) == good
+  assert records.complete_keys(str(out), "train") == good
+  assert [s["performance_id"] for s in report.skipped] == ["bomb"]
+  assert "SIGKILL" in report.skipped[0]["reason"]
+  assert len(report.worker_failures) == 1
+  failure = report.worker_failures[0]
+  assert (failure["performance_id"], failure["signal"], failure["exit_code"],
+          failure["attempts"]) == ("bomb", "SIGKILL", -signal.SIGKILL, 2)
+  saved = json.loads((out / "build_report.json").read_text())
+  assert saved["worker_failures"] == report.worker_failures
+  assert saved["skipped"][0]["performance_id"] == "bomb"
+
+  # Who extracted what: the bomb in exactly two processes (the pool worker, then
+  # alone); a performance finished before the crash is never extracted again, and
+  # one cut short by the crash (in the other worker) at most once more, alone.
+  calls = [json.loads(l) for l in log.read_text().splitlines()]
+  pids = {name: {c["pid"] for c in calls if name in c["owners"]} for name in PEAKS}
+  assert len(pids["bomb"]) == 2
+  assert all(1 <= len(pids[name]) <= 2 for name in good)
+  assert sum(len(pids[name]) == 2 for name in good) <= 1  # <= workers - 1.
+
+  # Nothing finished is lost: a rerun (harmless extractor) builds only the bomb.
+  rerun = Counter()
+  monkeypatch.setattr(records, "extract_features", rerun)
+  config.data.build_workers = 1
+  again = records.build_records(str(d / "manifest.csv"), str(out), config)
+  assert sorted(again.existing) == good and again.built == ["bomb"]
