@@ -448,6 +448,60 @@ def test_evaluate_end_to_end_with_fakes(tmp_path, monkeypatch):
     run.evaluate(config, str(workdir), str(manifest), str(out), "dev")
 
 
+def test_evaluation_reuses_matching_training_records(tmp_path, monkeypatch):
+  """evaluate() reads <workdir>/records when they were built from the same manifest
+  bytes with the same feature settings, and builds its own otherwise."""
+  import soundfile as sf  # pylint: disable=g-import-not-at-top
+  from configs import base  # pylint: disable=g-import-not-at-top
+  from input_pipeline import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  from input_pipeline import records  # pylint: disable=g-import-not-at-top
+  from tests import test_records  # pylint: disable=g-import-not-at-top
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  sf.write(corpus / "ref.wav", test_records.melody(14), 16000)
+  lines = ["song_id,performance_id,performance_audio,reference_audio,"
+           "accompaniment_audio,score,judge_scores,split"]
+  for i, (shift, score, split) in enumerate([(0, 90, "train"), (3, 20, "train"),
+                                             (0, 80, "test"), (2, 30, "test"),
+                                             (1, 50, "test")]):
+    sf.write(corpus / f"p{i}.wav", test_records.melody(14, shift=shift), 16000)
+    lines.append(f"s1,p{i},p{i}.wav,ref.wav,,{score},,{split}")
+  manifest = corpus / "manifest.csv"
+  manifest.write_text("\n".join(lines) + "\n")
+  monkeypatch.setattr(records, "extract_features", test_records.Counter())
+  config = base.get_config()
+  config.data.manifest = str(manifest)
+  config.eval.bootstrap_samples = 50
+  workdir = tmp_path / "work"
+  records.build_records(str(manifest), str(workdir / "records"), config)
+  (workdir / "stats.json").write_text((workdir / "records" / "stats.json").read_text())
+  rows = [r for r in manifest_lib.read_manifest(str(manifest))[0] if r.split == "test"]
+  assert run.training_records_for(config, str(workdir), str(manifest), rows) == str(
+      workdir / "records")
+
+  def no_build(*args, **kwargs):
+    raise AssertionError("evaluation rebuilt records that training already built")
+
+  model, variables = _fake_model((5, 96, 94))
+  monkeypatch.setattr(records, "build_records", no_build)
+  monkeypatch.setattr(run, "restore_model", lambda c, w: (model, variables))
+  messages = []
+  result = run.evaluate(config, str(workdir), str(manifest), str(tmp_path / "out"),
+                        "test", log=messages.append)
+  assert sorted(s.performance_id for s in result["scores"]) == ["p2", "p3", "p4"]
+  assert any("reusing the training records" in m for m in messages)
+  assert not (tmp_path / "out" / "records_original").exists()
+
+  # Not reused: other feature settings, other manifest bytes, a missing performance.
+  other = base.get_config()
+  other.data.segment_hop_seconds = 1.0
+  assert run.training_records_for(other, str(workdir), str(manifest), rows) is None
+  os.remove(workdir / "records" / "test" / "p3.json")
+  assert run.training_records_for(config, str(workdir), str(manifest), rows) is None
+  manifest.write_text("\n".join(lines[:-1]) + "\n")
+  assert run.training_records_for(config, str(workdir), str(manifest), rows[:2]) is None
+
+
 # --- Bootstrap confidence intervals -------------------------------------------------
 
 

@@ -287,6 +287,49 @@ def records_dir_for(config, output_dir: str) -> str:
   return f"{base}_{digest}"
 
 
+def training_records_for(config, workdir: str, manifest_path: str,
+                         rows: Sequence) -> str | None:
+  """The system's training records folder, when it already holds what is evaluated.
+
+  Reused when all hold: the folder (config.data.records_dir, else workdir/records)
+  was built with the same feature settings (`build_config.json` ==
+  `input_pipeline.records.build_fingerprint(config)`), from the same manifest file
+  with the same bytes (`build_report.json`'s manifest path and SHA-256), and every
+  evaluated performance is complete there or was skipped by that build.
+
+  Args:
+    config: the system's config.
+    workdir: its training workdir.
+    manifest_path: the evaluated manifest CSV.
+    rows: the evaluated manifest rows (input_pipeline.manifest rows).
+
+  Returns:
+    The folder, or None (then evaluation builds its own records).
+  """
+  from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
+  folder = os.path.abspath(config.data.records_dir or os.path.join(workdir, "records"))
+  try:
+    with open(os.path.join(folder, "build_config.json"), encoding="utf-8") as f:
+      built_with = json.load(f)
+    with open(os.path.join(folder, "build_report.json"), encoding="utf-8") as f:
+      build = json.load(f)
+  except (OSError, ValueError):
+    return None
+  if built_with != json.loads(json.dumps(records_lib.build_fingerprint(config))):
+    return None
+  if (build.get("manifest") != os.path.abspath(manifest_path) or
+      build.get("manifest_sha256") != records_lib.file_sha256(manifest_path)):
+    return None
+  skipped = {item["performance_id"] for item in build.get("skipped", [])}
+  for row in rows:
+    if row.performance_id in skipped:
+      continue
+    key = records_lib.performance_key(row.performance_id)
+    if not records_lib.is_complete(folder, row.split, key):
+      return None
+  return folder
+
+
 def _read_rows(manifest_path: str, split: str, on_error: str,
                log: Callable[[str], None]) -> list:
   from input_pipeline import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
@@ -302,9 +345,13 @@ def _read_rows(manifest_path: str, split: str, on_error: str,
   return rows
 
 
-def _score_learned(system: LearnedSystem, rows: list, build_manifest: str,
-                   output_dir: str, built: set, log: Callable[[str], None]):
+def _score_learned(system: LearnedSystem, rows: list, manifest_path: str,
+                   build_manifest: str, output_dir: str, built: set,
+                   log: Callable[[str], None]):
   """Scores one learned system: stats, checkpoint, (shared) records, clips.
+
+  Reads the system's training records when `training_records_for` allows it; else
+  builds (once per feature setting and run) under output_dir.
 
   Returns (scores, clips). Raises whatever fails (missing stats.json or checkpoint,
   records build errors, no clip scored).
@@ -314,11 +361,16 @@ def _score_learned(system: LearnedSystem, rows: list, build_manifest: str,
   stats_path = os.path.join(system.workdir, "stats.json")
   stats = load_stats(stats_path)
   model, variables = restore_model(config, system.workdir)
-  records_dir = records_dir_for(config, output_dir)
-  if records_dir not in built:  # One (resumable) build per feature setting and run.
-    records_lib.build_records(build_manifest, records_dir, config,  # Prints a summary.
-                              stats_from=stats_path)
-    built.add(records_dir)
+  records_dir = training_records_for(config, system.workdir, manifest_path, rows)
+  if records_dir is not None:
+    log(f"[{name}] reusing the training records in {records_dir} (same manifest and "
+        "feature settings)")
+  else:
+    records_dir = records_dir_for(config, output_dir)
+    if records_dir not in built:  # One (resumable) build per feature setting and run.
+      records_lib.build_records(build_manifest, records_dir, config,  # Prints a summary.
+                                stats_from=stats_path)
+      built.add(records_dir)
   splits = sorted({row.split for row in rows})
   splits = [s for s in splits if os.path.isdir(os.path.join(records_dir, s))]
   scores, clips = scoring.score_performances(model, variables, records_dir, stats,
@@ -430,7 +482,7 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
     log(f"[{system.name}] evaluating {system.workdir}")
     try:
       scores[system.name], clips[system.name] = _score_learned(
-          system, rows, build_manifest, output_dir, built, log)
+          system, rows, manifest_path, build_manifest, output_dir, built, log)
     except Exception as e:  # pylint: disable=broad-except
       fail(system.name, e)
       continue
