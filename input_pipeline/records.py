@@ -6,9 +6,11 @@ performance and the reference clip "on the same position" become one record.
 Layout of `records_dir`:
   build_config.json          settings that change the features (fingerprint)
   stats.json                 {"mean": [5], "std": [5], "channels": [5], ...}
-  build_report.json          built / skipped performances and reasons
+  build_report.json          built / skipped performances and reasons, dead
+                             workers, the manifest's path and SHA-256
   <split>/<key>.array_record one file per performance, one record per segment
   <split>/<key>.json         per-record metadata (same order), written LAST
+  .inflight/<pid>.json       during a multi-worker build: what each worker builds
 
 A record is `flax.serialization.msgpack_serialize` of dict(song_id, performance_id,
 split, segment_start, reference_start, score (nan if none), transposition,
@@ -21,6 +23,10 @@ complete iff its sidecar exists; a rerun skips complete ones and deletes leftove
 temporary files. Phrase files (several manifest rows with one performance_id) are
 processed row by row (own VAD and reference positions) and filed under the one
 performance; a bad row is reported and the others are kept.
+
+With data.build_workers > 1, songs are built on a spawned ProcessPoolExecutor after
+one process has filled numba's cache (asa_jax.numba_cache). A worker that dies is
+reported, never waited on: see `_run_pool`.
 """
 
 from __future__ import annotations
@@ -632,13 +638,18 @@ def _run_pool(songs: list[list[_Performance]], records_dir: str, config,
                                      mp_context=ctx) as pool:
       jobs = {pool.submit(_song_task, (records_dir, perfs, config, extractor,
                                        inflight_dir)): perfs for perfs in queue}
-      for job in futures.as_completed(jobs):
-        try:
-          n, results = job.result()
-        except futures_process.BrokenProcessPool:
-          broken.append(jobs[job])
-          continue
-        collect(results, n)
+      try:
+        for job in futures.as_completed(jobs):
+          try:
+            n, results = job.result()
+          except futures_process.BrokenProcessPool:
+            broken.append(jobs[job])
+            continue
+          collect(results, n)
+      except BaseException:
+        # An error (data.on_error 'raise') or Ctrl-C: drop the queued songs.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     queue = []
     if not broken:
       break
@@ -703,6 +714,13 @@ def build_records(manifest_path: str, records_dir: str, config, *,
   'accompaniment'), one ArrayRecord file + sidecar. Then stats.json (train
   split, or copied from `stats_from`) and build_report.json.
 
+  With config.data.build_workers > 1, songs are built by that many spawned worker
+  processes. A worker that dies (signal, native crash, OOM kill) does not stop or hang
+  the build: the performances then in progress are retried once each, alone in a
+  fresh process; one that dies again is skipped and listed in the report's
+  `worker_failures` (signal, exit code). The extractor is this module's
+  `extract_features` as bound when the build starts (it is pickled to the workers).
+
   Args:
     manifest_path: manifest CSV (see input_pipeline.manifest).
     records_dir: output folder (created; resumable).
@@ -716,7 +734,9 @@ def build_records(manifest_path: str, records_dir: str, config, *,
 
   Raises:
     ManifestError: bad manifest (header, or a row when data.on_error='raise').
-    AudioError / ValueError: unusable audio when data.on_error == 'raise'.
+    AudioError / ValueError: unusable audio when data.on_error == 'raise'
+      (RuntimeError naming the performance when it happened in a retried-alone
+      process).
     RecordsConfigError: records_dir holds records built with other settings.
   """
   if config.data.on_error not in ("raise", "skip"):
