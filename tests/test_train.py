@@ -9,6 +9,7 @@ import pytest
 
 from asa_jax.train import loop, mesh as mesh_lib, restore_for_inference
 from asa_jax.train import train_and_evaluate
+from asa_jax.train.checkpoint import Checkpoints
 from asa_jax.train.step import make_train_step
 from tests import fake_loader
 
@@ -81,7 +82,12 @@ def test_early_stopping_and_rerun_after_stop(tmp_path, monkeypatch):
   out = train_and_evaluate(c, workdir, loader_factory=factory)
   assert out == {"step": 4, "epoch": 4, "train_loss": out["train_loss"],
                  "val_loss": 0.7, "best_val_loss": 0.5, "stopped_early": True}
-  best = os.listdir(os.path.join(workdir, "checkpoints", "best"))
-  assert "2" in best  # Epoch 1 ended at step 2.
+  _, target = loop.init_state(c, mesh_lib.make_mesh())
+  ckpts = Checkpoints(workdir)
+  try:
+    _, best_meta = ckpts.restore_best(target)
+  finally:
+    ckpts.close()
+  assert best_meta["step"] == 2 and best_meta["val_loss"] == 0.5  # Epoch 1's end.
   again = train_and_evaluate(c, workdir, loader_factory=factory)
   assert again["step"] == 4 and again["stopped_early"]

@@ -1,11 +1,25 @@
 """Orbax checkpoints: 'latest' (resume) and 'best' (lowest validation loss).
 
-Layout: <workdir>/checkpoints/latest/<step>/{state,meta} and
-<workdir>/checkpoints/best/<step>/{state,meta}; each keeps one step. `state` is the
-TrainState pytree (params, batch_stats, opt_state, step, rng); `meta` is JSON:
-{"step", "epoch" (epoch to run next / in progress), "batch_in_epoch" (batches of that
+Layout: <workdir>/checkpoints/latest/save_<n>/{state,meta} and
+<workdir>/checkpoints/best/save_<n>/{state,meta}. `state` is the TrainState pytree
+(params, batch_stats, opt_state, step, rng); `meta` is JSON: {"step" (training
+step), "epoch" (epoch to run next / in progress), "batch_in_epoch" (batches of that
 epoch already trained), "best_val_loss", "bad_epochs" (patience counter), "stopped"
-(early-stopped or finished), "val_loss"}.
+(early-stopped or finished), "val_loss", "train_loss"}.
+
+<n> is a save serial number, not the training step (that is meta["step"]): it only
+increases, one per save of that kind, so every save writes a new directory and none
+deletes one first. This makes the checkpoints survive a kill (kill -9, preemption) at
+any instant: Orbax writes a save into `save_<n>.orbax-checkpoint-tmp`, commits it with
+an atomic rename to `save_<n>`, and only then removes the older `save_<n-1>`
+(max_to_keep=1). A restart therefore finds the old or the new checkpoint, never none.
+(Naming directories by training step instead forces a delete-then-save whenever the
+same step is saved again -- e.g. 'best' when a resumed run replays to the epoch end
+where it saved 'best' before it was killed -- and a kill in between lost it.)
+Restoring reads the newest committed `save_<n>`; leftover `*.orbax-checkpoint-tmp`
+directories of a killed save are ignored, and removed before this process's first
+save. Checkpoints written by older versions (directories named by the training step,
+`<step>/`) are still read; the next save of that kind replaces them.
 """
 
 import os
@@ -13,39 +27,81 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
+
+STEP_PREFIX = "save"  # Orbax step directories: save_<serial>.
+
+
+def _name_format():
+  """Writes save_<n>; reads save_<n> and the older layout's plain <step>."""
+  write = ocp.step.standard_name_format(step_prefix=STEP_PREFIX)
+  return ocp.step.composite_name_format(
+      write, [write, ocp.step.standard_name_format()])
 
 
 def _manager(directory: str) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       os.path.abspath(directory),
-      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True,
-                                           enable_async_checkpointing=False),
+      options=ocp.CheckpointManagerOptions(
+          max_to_keep=1, create=True, enable_async_checkpointing=False,
+          step_name_format=_name_format()),
       item_names=("state", "meta"))
 
 
 class Checkpoints:
-  """The 'latest' and 'best' checkpoint managers of one workdir."""
+  """The 'latest' and 'best' checkpoint managers of one workdir.
+
+  Each kind is saved under an increasing serial number (`save_<n>`), initialised
+  from the newest committed one when this object is created: every process of a
+  multi-process run creates it before the first save, so all agree on the numbers
+  without reading the directory again. Opening a workdir only to restore (e.g.
+  `restore_for_inference` while training runs) removes nothing: uncommitted dirs are
+  cleaned up only before this object's first save.
+  """
 
   def __init__(self, workdir: str):
-    self.latest = _manager(os.path.join(workdir, "checkpoints", "latest"))
-    self.best = _manager(os.path.join(workdir, "checkpoints", "best"))
+    root = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self.latest = _manager(os.path.join(root, "latest"))
+    self.best = _manager(os.path.join(root, "best"))
+    self._serial = {"latest": self.latest.latest_step() or 0,
+                    "best": self.best.latest_step() or 0}
+    self._cleaned = False
 
-  @staticmethod
-  def _save(mngr: ocp.CheckpointManager, state: Any, meta: dict) -> None:
-    step = int(meta["step"])
-    if step in mngr.all_steps():  # Re-save (e.g. end of epoch after a step save).
-      mngr.delete(step)
-    mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                            meta=ocp.args.JsonSave(meta)))
+  def _remove_uncommitted(self) -> None:
+    """Removes `*.orbax-checkpoint-tmp` dirs left by a killed save (process 0; the
+    other processes wait for it at the start of the Orbax save that follows)."""
+    self._cleaned = True
+    if jax.process_index() != 0:
+      return
+    for mngr in (self.latest, self.best):
+      for tmp in ocp.path.step.all_temporary_paths(mngr.directory):
+        logging.info("removing uncommitted checkpoint %s", tmp.get())
+        tmp.get().rmtree(missing_ok=True)
+
+  def _save(self, kind: str, state: Any, meta: dict) -> None:
+    if not self._cleaned:
+      self._remove_uncommitted()
+    mngr = getattr(self, kind)
+    serial = self._serial[kind] + 1
+    # A new directory every time: the previous save stays until this one is
+    # committed (atomic rename), then max_to_keep=1 removes it.
+    saved = mngr.save(serial, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(meta))))
+    if not saved:
+      raise RuntimeError(f"Orbax skipped the save of {kind} checkpoint {serial} "
+                         f"(step {meta['step']}) in {mngr.directory}")
     mngr.wait_until_finished()
+    self._serial[kind] = serial
 
   def save_latest(self, state: Any, meta: dict) -> None:
-    """Saves the resume checkpoint (all processes must call)."""
-    self._save(self.latest, state, meta)
+    """Saves the resume checkpoint (all processes must call). Atomic: until it is
+    committed, the previous 'latest' stays in place."""
+    self._save("latest", state, meta)
 
   def save_best(self, state: Any, meta: dict) -> None:
-    """Saves the best-validation checkpoint (all processes must call)."""
-    self._save(self.best, state, meta)
+    """Saves the best-validation checkpoint (all processes must call). Atomic: until
+    it is committed, the previous 'best' stays in place."""
+    self._save("best", state, meta)
 
   @staticmethod
   def _restore(mngr: ocp.CheckpointManager, target: Any
@@ -60,12 +116,13 @@ class Checkpoints:
     return out["state"], dict(out["meta"])
 
   def restore_latest(self, target: Any) -> tuple[Any, dict] | None:
-    """(state, meta) of the latest checkpoint, or None. `target` gives structure +
-    shardings (arrays or jax.ShapeDtypeStruct with .sharding)."""
+    """(state, meta) of the newest committed 'latest' checkpoint, or None. `target`
+    gives structure + shardings (arrays or jax.ShapeDtypeStruct with .sharding);
+    meta["step"] is the training step."""
     return self._restore(self.latest, target)
 
   def restore_best(self, target: Any) -> tuple[Any, dict] | None:
-    """(state, meta) of the best checkpoint, or None."""
+    """(state, meta) of the newest committed 'best' checkpoint, or None."""
     return self._restore(self.best, target)
 
   def close(self) -> None:
