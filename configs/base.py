@@ -78,6 +78,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.global_batch_size = 128  # paper 3.4.
   c.train.max_epochs = 200  # paper 3.4.
   c.train.patience = 5  # Early stopping on validation loss (paper 3.4).
+  # What early stopping and the 'best' checkpoint follow: 'loss' (validation loss,
+  # paper 3.4) | 'pearson' | 'spearman' (of the validation performances' predicted
+  # scores against their labels; needs feature records, not a custom loader).
+  c.train.selection_metric = "loss"
   c.train.log_every_steps = 1
   c.train.checkpoint_every_steps = 0  # 0: checkpoint at the end of each epoch only.
   c.train.max_steps = 0  # 0: no step limit (epochs and early stopping decide).

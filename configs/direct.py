@@ -2,7 +2,7 @@
 (paper 3.2.1, Figure 2; Table 2 row "Direct", no reference).
 
 Trained with MSE on score / model.score_scale over every clip whose performance has
-a human score (input_pipeline.loader.ClipLoader). Variants: "" | small | demo | ssvd
+a human score (input_pipeline.loader.ClipLoader). Variants: "" | small | demo | ssvd | real
 (configs/variants.py).
 """
 
@@ -25,6 +25,6 @@ def get_config(arg: str | None = None, *, system: str = "direct",
   c.data.reference = "original"
   c.loss.name = "mse"
   size, _ = variants.apply_variants(c, arg, file=file)
-  if size in ("demo", "ssvd"):
+  if size in ("demo", "ssvd", "real"):
     c.train.learning_rate = REGRESSION_DEMO_LR
   return c

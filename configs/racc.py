@@ -2,8 +2,11 @@
 
 Same model and training as Rori (configs/rori.py); the anchor clip is cut from the
 manifest's `accompaniment_audio` (data.reference = 'accompaniment'), so Racc needs
-its own records. Variants: "" | small | demo (configs/variants.py). `ssvd` raises:
-SSVD has no accompaniment tracks.
+its own records. Variants: "" | small | demo | real (configs/variants.py). `ssvd`
+raises: SSVD has no accompaniment tracks. With `real`, only the MIR-1K rows have an
+accompaniment (the SSVD rows are skipped and reported by the build), and the anchor is
+cut at the performance's own position (the accompaniment is the clip's own backing
+track: no DTW, no key shift).
 """
 
 from configs import base, variants
@@ -22,4 +25,7 @@ def get_config(arg: str | None = None):
   if size == "ssvd":
     raise ValueError("configs/racc.py:ssvd: the SSVD corpus has no accompaniment "
                      "tracks, so Racc cannot run on it (paper Table 2 row omitted)")
+  if size == "real":
+    c.data.alignment = "none"
+    c.data.key_align = "none"
   return c

@@ -10,6 +10,7 @@ import pytest
 from asa_jax.train import loop, mesh as mesh_lib, restore_for_inference
 from asa_jax.train import train_and_evaluate
 from asa_jax.train.checkpoint import Checkpoints
+from asa_jax.train.checkpoint import Checkpoints
 from asa_jax.train.step import make_train_step
 from tests import fake_loader
 
@@ -91,3 +92,37 @@ def test_early_stopping_and_rerun_after_stop(tmp_path, monkeypatch):
   assert best_meta["step"] == 2 and best_meta["val_loss"] == 0.5  # Epoch 1's end.
   again = train_and_evaluate(c, workdir, loader_factory=factory)
   assert again["step"] == 4 and again["stopped_early"]
+
+
+def test_model_selection_by_validation_correlation(tmp_path, monkeypatch):
+  """train.selection_metric='pearson': 'best' and early stopping follow the validation
+  Pearson's r of performance scores (scripted 0.1, 0.6, 0.3, 0.2 with patience 2: best
+  = epoch 1, stop after epoch 3), not the validation loss."""
+  from tests import test_checkpoint_kill, tiny_config  # pylint: disable=g-import-not-at-top
+  records_dir = test_checkpoint_kill._build_records(tmp_path, monkeypatch)
+  c = tiny_config.get_config()
+  c.data.records_dir = records_dir
+  c.train.max_epochs = 6
+  c.train.patience = 2
+  c.train.selection_metric = "pearson"
+
+  # The real scorer on these records: 2 labelled validation performances -> undefined.
+  _, state = loop.init_state(c, mesh_lib.make_mesh())
+  real = loop.validation_correlation_fn(c, records_dir)(state)
+  assert real["n"] == 2.0 and np.isnan(real["pearson"])
+
+  scripted = iter([0.1, 0.6, 0.3, 0.2, 0.9, 0.9])
+  monkeypatch.setattr(loop, "validation_correlation_fn", lambda config, d: (
+      lambda state: {"pearson": next(scripted), "spearman": 0.0, "n": 2.0}))
+  workdir = str(tmp_path / "run")
+  out = train_and_evaluate(c, workdir)
+  assert out["stopped_early"] and out["epoch"] == 4
+  best = Checkpoints(workdir).restore_best(state)
+  assert best is not None and best[1]["best_selection"] == pytest.approx(-0.6)
+  assert best[1]["epoch"] == 2  # Saved at the end of epoch 1.
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert [r["pearson"] for r in rows if r["split"] == "validation"] == [
+      0.1, 0.6, 0.3, 0.2]
+  with pytest.raises(ValueError, match="selection_metric"):
+    c.train.selection_metric = "auc"
+    train_and_evaluate(c, str(tmp_path / "bad"))

@@ -4,7 +4,9 @@ Layout: <workdir>/checkpoints/latest/save_<n>/{state,meta} and
 <workdir>/checkpoints/best/save_<n>/{state,meta}. `state` is the TrainState pytree
 (params, batch_stats, opt_state, step, rng); `meta` is JSON: {"step" (training
 step), "epoch" (epoch to run next / in progress), "batch_in_epoch" (batches of that
-epoch already trained), "best_val_loss", "bad_epochs" (patience counter), "stopped"
+epoch already trained), "best_val_loss" (validation loss at the best epoch),
+"best_selection" (best value of the selection metric, lower = better: the loss or
+minus the correlation), "bad_epochs" (patience counter), "stopped"
 (early-stopped or finished), "val_loss", "train_loss"}.
 
 <n> is a save serial number, not the training step (that is meta["step"]): it only

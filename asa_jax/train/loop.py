@@ -2,10 +2,13 @@
 
 `train_and_evaluate(config, workdir)` trains any learned system (triplet systems on
 triplet batches, regression systems on scored clips; asa_jax.train.step) with Adam,
-evaluates the
-validation loss after every epoch, keeps the best checkpoint by validation loss and
-stops after `config.train.patience` epochs without improvement (paper 3.4: patience 5,
-at most 200 epochs). Running it again with the same workdir resumes where the last
+evaluates the validation loss after every epoch, keeps the best checkpoint by the
+selection metric and stops after `config.train.patience` epochs without improvement
+of it (paper 3.4: validation loss, patience 5, at most 200 epochs). With
+`train.selection_metric` 'pearson' or 'spearman' the selection follows the
+correlation of the validation performances' predicted scores with their labels
+instead (logged next to the loss), since the validation triplet loss did not track the
+test r (BUILD_NOTES.md). Running it again with the same workdir resumes where the last
 checkpoint left off (same step, epoch and position inside the epoch, same dropout keys).
 """
 
@@ -155,7 +158,43 @@ def init_state(config: ml_collections.ConfigDict, mesh) -> tuple[Any, TrainState
 
 def _initial_meta() -> dict:
   return {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_val_loss": None,
-          "bad_epochs": 0, "stopped": False, "val_loss": None, "train_loss": None}
+          "best_selection": None, "bad_epochs": 0, "stopped": False,
+          "val_loss": None, "train_loss": None}
+
+
+SELECTION_METRICS = ("loss", "pearson", "spearman")
+
+
+def validation_correlation_fn(config: ml_collections.ConfigDict, records_dir: str
+                              ) -> Callable[[TrainState], dict]:
+  """state -> {"pearson", "spearman", "n"} of the validation performances.
+
+  Every validation performance is scored as the evaluation scores it
+  (asa_jax.evaluation.scoring.score_performances: mean clip cosine for triplet
+  systems, mean predicted score for regression systems) and its predicted scores are
+  correlated with the labels over all validation performances pooled (scipy.stats
+  pearsonr / spearmanr). nan where fewer than 3 labelled performances or constant
+  scores.
+  """
+  import scipy.stats  # pylint: disable=g-import-not-at-top
+  from asa_jax.evaluation import scoring  # pylint: disable=g-import-not-at-top
+  from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
+  model = build_model(config)
+  stats = records_lib.load_stats(records_dir)
+
+  def fn(state: TrainState) -> dict:
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    scores = scoring.score_performances(model, variables, records_dir, stats, config,
+                                        split=VALIDATION_SPLIT)
+    pairs = np.array([(s.predicted, s.human) for s in scores
+                      if s.human is not None and np.isfinite(s.human)], np.float64)
+    out = {"pearson": math.nan, "spearman": math.nan, "n": float(len(pairs))}
+    if len(pairs) >= 3 and np.ptp(pairs[:, 0]) > 0 and np.ptp(pairs[:, 1]) > 0:
+      out["pearson"] = float(scipy.stats.pearsonr(pairs[:, 0], pairs[:, 1])[0])
+      out["spearman"] = float(scipy.stats.spearmanr(pairs[:, 0], pairs[:, 1])[0])
+    return out
+
+  return fn
 
 
 def evaluate(eval_fn, state: TrainState, loader: BatchSource, mesh,
@@ -205,8 +244,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   """
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
+  selection = config.train.selection_metric
+  if selection not in SELECTION_METRICS:
+    raise ValueError(f"train.selection_metric must be one of {SELECTION_METRICS}, "
+                     f"not {selection!r}")
+  correlation_fn = None
   if loader_factory is None:
-    loader_factory = default_loader_factory(prepare_records(config, workdir), config)
+    records_dir = prepare_records(config, workdir)
+    loader_factory = default_loader_factory(records_dir, config)
+    if selection != "loss":
+      correlation_fn = validation_correlation_fn(config, records_dir)
+  elif selection != "loss":
+    raise ValueError(f"train.selection_metric {selection!r} scores the validation "
+                     "records; it cannot be used with a custom loader_factory")
   mesh = mesh_lib.make_mesh()
   local_rows = mesh_lib.local_batch_size(config.train.global_batch_size)
   logging.info("process %d/%d, %d local / %d global devices, local batch %d",
@@ -308,20 +358,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       break
 
     val = evaluate(eval_fn, state, val_loader, mesh, local_rows)
+    if correlation_fn is not None:
+      val.update(correlation_fn(state))
     writer.write(step, {**val, "epoch": epoch}, prefix="validation", echo=True)
     meta.update(step=step, epoch=epoch + 1, batch_in_epoch=0,
                 val_loss=None if math.isnan(val["loss"]) else val["loss"])
-    if not math.isnan(val["loss"]):
-      best = meta["best_val_loss"]
-      if best is None or val["loss"] < best:
-        meta.update(best_val_loss=val["loss"], bad_epochs=0)
+    # Lower is better: the loss, or minus the correlation.
+    value = val["loss"] if selection == "loss" else -val[selection]
+    if not math.isnan(value):
+      best = meta.get("best_selection")
+      if best is None and selection == "loss":  # Checkpoints from before the field.
+        best = meta["best_val_loss"]
+      if best is None or value < best:
+        meta.update(best_selection=value, best_val_loss=val["loss"], bad_epochs=0)
         ckpts.save_best(state, meta)
       else:
         meta["bad_epochs"] += 1
-        if meta["bad_epochs"] >= patience:
-          meta["stopped"] = True
-          logging.info("early stopping at epoch %d: no improvement for %d epochs",
-                       epoch, meta["bad_epochs"])
+    elif correlation_fn is not None:  # Undefined correlation: no improvement.
+      meta["bad_epochs"] += 1
+    if meta["bad_epochs"] >= patience and not meta["stopped"]:
+      meta["stopped"] = True
+      logging.info("early stopping at epoch %d: no improvement of the validation %s "
+                   "for %d epochs", epoch, selection, meta["bad_epochs"])
     ckpts.save_latest(state, meta)
     writer.flush()
     if meta["stopped"]:
