@@ -50,7 +50,10 @@ def mel_power(clips: np.ndarray) -> np.ndarray:
 
 def power_to_db(power: np.ndarray) -> np.ndarray:
   """10 log10(max(power, 1e-10)) in dB: fixed reference 1.0, floor -100 dB."""
-  return (10.0 * np.log10(np.maximum(power, AMIN))).astype(np.float32)
+  db = (10.0 * np.log10(np.maximum(power, AMIN))).astype(np.float32)
+  # float32 log10 is not correctly rounded on every CPU (AVX-512 numpy gives
+  # log10(float32(1e-10)) = -10.000001): clamp so silence is exactly the floor.
+  return np.maximum(db, np.float32(FLOOR_DB))
 
 
 def log_mel(clips: np.ndarray) -> np.ndarray:
