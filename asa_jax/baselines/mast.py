@@ -3,8 +3,10 @@ r"""MAST check of the rule-based baselines against human grades (issue 3).
   python -m asa_jax.baselines.mast --mast_dir=../shared/data/mast \
       --output_dir=DIR
 
-Runs the seven pitch-histogram measures (paper 4.2.1) and the DTW pitch rating
-(4.2.2) on MASTmelody's f0 curves directly (`contours_from_f0`; see
+Runs the seven pitch-histogram measures (paper 4.2.1), the DTW pitch rating
+(4.2.2) and the key- and tempo-invariant melodic similarity `dtw_melody`
+(Molina et al., ICASSP 2013; asa_jax.baselines.dtw_melody) on MASTmelody's f0
+curves directly (`contours_from_f0`; see
 `mast_data` for the data and the performance/reference pairing) and reports,
 per melody and over all performances, Pearson's r between each measure and the
 mean of the raters' 4-level grades (scipy.stats.pearsonr) and the ROC AUC of
@@ -29,11 +31,15 @@ import scipy.stats
 
 from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import dtw as dtw_lib
+from asa_jax.baselines import dtw_melody
 from asa_jax.baselines import histogram as histogram_lib
 from asa_jax.baselines import mast_data
 from asa_jax.evaluation import report
 
-MEASURES = histogram_lib.HISTOGRAM_MEASURES + ("dtw_pitch",)
+# Measures against the melody's reference(s): name -> rating(perf, ref).
+PAIR_RATINGS = {"dtw_pitch": dtw_lib.dtw_pitch_rating,
+                dtw_melody.MEASURE: dtw_melody.dtw_melody_rating}
+MEASURES = histogram_lib.HISTOGRAM_MEASURES + tuple(PAIR_RATINGS)
 MIN_PEARSON_N = 3
 
 
@@ -91,14 +97,14 @@ def score_curves(curves: list[mast_data.MastCurve],
     pairing, refs = pairs[c.name]
     row["pairing"] = pairing
     row["references"] = [r.name for r in refs]
-    try:
-      if not refs:
-        raise ValueError("its melody has no reference")
-      ratings = [dtw_lib.dtw_pitch_rating(contour(c), contour(r))
-                 for r in refs]
-      row["dtw_pitch"] = float(np.median(ratings))
-    except ValueError as e:
-      log(f"mast: no dtw_pitch for {c.name}: {e}")
+    for measure, rating in PAIR_RATINGS.items():
+      try:
+        if not refs:
+          raise ValueError("its melody has no reference")
+        ratings = [rating(contour(c), contour(r)) for r in refs]
+        row[measure] = float(np.median(ratings))
+      except ValueError as e:
+        log(f"mast: no {measure} for {c.name}: {e}")
     rows.append(row)
     if (i + 1) % 200 == 0:
       log(f"mast: {i + 1}/{len(perfs)} performances scored")
