@@ -25,7 +25,7 @@ import ml_collections
 
 SUITES = ("demo", "ssvd", "paper")
 BASELINES = ("kurtosis", "skewness", "peakBW", "peakConc50", "peakConc110", "kMeans",
-             "binning", "dtw_pitch", "dtw_volume", "dtw_rhythm")
+             "binning", "dtw_pitch", "dtw_volume", "dtw_rhythm", "dtw_melody")
 FIGURE7_ROWS = ("rori_spec", "rori_spec_f0", "rori_spec_f0_chroma", "rori")
 
 

@@ -277,7 +277,7 @@ def test_score_baselines_rejects_unknown_names_and_splits(tmp_path):
 def test_baselines_table_labels():
   assert list(baselines.BASELINES) == [
       "kurtosis", "skewness", "peakBW", "peakConc50", "peakConc110", "kMeans",
-      "binning", "dtw_pitch", "dtw_volume", "dtw_rhythm"]
+      "binning", "dtw_pitch", "dtw_volume", "dtw_rhythm", "dtw_melody"]
   assert all(baselines.BASELINES[n] == "None"
              for n in histogram_lib.HISTOGRAM_MEASURES)
   assert baselines.BASELINES["dtw_pitch"] == "Original Track f0"

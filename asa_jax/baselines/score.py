@@ -7,9 +7,9 @@ performance and baseline, `predicted` oriented so that higher = better singing,
 
 Phrase rows (several manifest rows sharing a performance_id) are pooled: the
 histogram measures (4.2.1) take the voiced f0 of all the performance's phrase
-files together (one histogram per performance); the DTW ratings (4.2.2) compare
-each phrase file with its own row's reference and average the ratings weighted
-by the phrase's number of frames.
+files together (one histogram per performance); the DTW ratings (4.2.2, and
+dtw_melody) compare each phrase file with its own row's reference and average
+the ratings weighted by the phrase's number of frames.
 
 Bad input is never fatal: a manifest row that fails validation (e.g. a missing
 audio file), a performance whose (or whose reference's) audio cannot be used
@@ -28,11 +28,14 @@ import numpy as np
 from asa_jax.baselines import cache as cache_lib
 from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import dtw as dtw_lib
+from asa_jax.baselines import dtw_melody as dtw_melody_lib
 from asa_jax.baselines import histogram as histogram_lib
 from asa_jax.evaluation.scoring import PerformanceScore
 from input_pipeline import manifest as manifest_lib
 
-NAMES = histogram_lib.HISTOGRAM_MEASURES + dtw_lib.DTW_MEASURES
+# Ratings against the row's reference: name -> rating(perf, ref contours).
+REFERENCE_RATINGS = {**dtw_lib.DTW_RATINGS, **dtw_melody_lib.RATINGS}
+NAMES = histogram_lib.HISTOGRAM_MEASURES + tuple(REFERENCE_RATINGS)
 
 
 @dataclasses.dataclass
@@ -76,7 +79,9 @@ def score_baselines(manifest_path: str, names: Sequence[str], *,
     names: baseline names, each a key of asa_jax.baselines.BASELINES:
       'kurtosis', 'skewness', 'peakBW', 'peakConc50', 'peakConc110', 'kMeans',
       'binning' (4.2.1; performance only), 'dtw_pitch', 'dtw_volume',
-      'dtw_rhythm' (4.2.2; against the row's reference_audio).
+      'dtw_rhythm' (4.2.2; against the row's reference_audio) and
+      'dtw_melody' (Molina et al. 2013, key- and tempo-invariant; against
+      the row's reference_audio).
     split: 'all', or a split name ('train', 'validation', 'test'), or several
       comma-separated.
     cache_dir: folder of the per-audio-file contour cache (npz; reused by
@@ -106,7 +111,7 @@ def score_baselines(manifest_path: str, names: Sequence[str], *,
     log(f"baselines: skipped manifest row: {problem}")
   perfs = _group(r for r in rows if r.split in wanted_splits)
   hist_names = [n for n in names if n in histogram_lib.HISTOGRAM_MEASURES]
-  dtw_names = [n for n in names if n in dtw_lib.DTW_MEASURES]
+  dtw_names = [n for n in names if n in REFERENCE_RATINGS]
   out: dict[str, list[PerformanceScore]] = {n: [] for n in names}
   memo: dict[str, contours_lib.Contours | Exception] = {}
   n_cached = n_computed = n_skipped = 0
@@ -148,7 +153,7 @@ def score_baselines(manifest_path: str, names: Sequence[str], *,
     weights = np.array([c.n_frames for c in perf_c], np.float64)
     for name in dtw_names:
       try:
-        ratings = [dtw_lib.DTW_RATINGS[name](p, r)
+        ratings = [REFERENCE_RATINGS[name](p, r)
                    for p, r in zip(perf_c, ref_c)]
         scores[name] = float(np.average(ratings, weights=weights))
       except ValueError as e:

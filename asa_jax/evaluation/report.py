@@ -30,6 +30,7 @@ DISPLAY_NAMES = {
     "embdirect": "EmbDirect", "rori_spec": "Rori, Spec",
     "rori_spec_f0": "Rori, Spec+f0", "rori_spec_f0_chroma": "Rori, Spec+f0+chroma",
     "dtw_pitch": "pitch", "dtw_volume": "volume", "dtw_rhythm": "rhythm",
+    "dtw_melody": "melody (transposed; Molina 2013)",
 }
 
 

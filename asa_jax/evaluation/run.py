@@ -48,7 +48,7 @@ TRIPLET_SYSTEMS = ("rori", "racc")
 # importable) and their Table 2 groups.
 HISTOGRAM_BASELINES = ("kurtosis", "skewness", "peakBW", "peakConc50", "peakConc110",
                        "kMeans", "binning")
-DTW_BASELINES = ("dtw_pitch", "dtw_volume", "dtw_rhythm")
+DTW_BASELINES = ("dtw_pitch", "dtw_volume", "dtw_rhythm", "dtw_melody")
 # Row order inside a Table 2 group: the paper's order, then anything else.
 PAPER_ORDER = ("direct", "delta", "rori", "racc", "embdirect", *figures.ABLATION_ROWS,
                *HISTOGRAM_BASELINES, *DTW_BASELINES)

@@ -1,0 +1,252 @@
+"""Tests of the key- and tempo-invariant melodic similarity `dtw_melody`
+(Molina et al., ICASSP 2013; asa_jax.baselines.dtw_melody).
+
+Fast: contours come from synthetic f0 curves (contours_from_f0), never CREPE.
+"""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asa_jax import baselines
+from asa_jax.baselines import cache as cache_lib
+from asa_jax.baselines import contours as contours_lib
+from asa_jax.baselines import dtw as dtw_lib
+from asa_jax.baselines import dtw_melody
+from asa_jax.baselines import mast
+from asa_jax.evaluation import run as run_lib
+
+HOP = contours_lib.FRAME_SECONDS
+# A melody with steps, leaps up to a fifth, an octave span and repeated pitch
+# classes; irregular durations (seconds).
+NOTES = [60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 72, 67, 64, 60, 62, 64,
+         62, 60, 67, 65, 64, 62, 60]
+DURS = [0.4, 0.2, 0.6, 0.3, 0.5, 0.2, 0.4, 0.3, 0.7, 0.25, 0.35, 0.6, 0.2,
+        0.45, 0.3, 0.5, 0.2, 0.4, 0.6, 0.3, 0.25, 0.5, 0.35, 0.8]
+GAP_S = 0.03  # unvoiced gap after every note (consonants, breaths).
+# Wrong notes: five notes a tone or a third off (the rest in tune).
+WRONG = [n + d for n, d in zip(NOTES, [0, 0, 2, 0, 0, -3, 0, 0, 0, 0, 2, 0, 0,
+                                       0, 0, -2, 0, 0, 0, 3, 0, 0, 0, 0])]
+
+
+def melody_f0(notes=NOTES, durs=DURS, *, shift=0.0, stretch=1.0, detune=None,
+              jitter=3.0, seed=0):
+  """f0 in Hz on the 10 ms grid (0 = unvoiced gap after each note).
+
+  shift: semitones added to every note; stretch: duration factor (tempo
+  1 / stretch; a float or one per note); detune: cents per note; jitter:
+  cents of Gaussian frame noise.
+  """
+  rng = np.random.default_rng(seed)
+  stretch = np.broadcast_to(np.asarray(stretch, float), (len(notes),))
+  out = []
+  for i, (m, d) in enumerate(zip(notes, durs)):
+    n = int(round(d * stretch[i] / HOP))
+    cents = (100.0 * (m + shift - 69) + (0.0 if detune is None else detune[i])
+             + jitter * rng.standard_normal(n))
+    out += [440.0 * 2 ** (cents / 1200.0), np.zeros(int(round(GAP_S / HOP)))]
+  return np.concatenate(out)
+
+
+def contours(f0):
+  return contours_lib.contours_from_f0(np.arange(len(f0)) * HOP, f0)
+
+
+def rate(f0, ref_f0=None, **kw):
+  ref = contours(melody_f0(seed=0) if ref_f0 is None else ref_f0)
+  return dtw_melody.dtw_melody_rating(contours(f0), ref, **kw)
+
+
+def note_start(i, stretch=1.0):
+  """First frame of note i in melody_f0's output."""
+  gap = int(round(GAP_S / HOP))
+  return sum(int(round(d * stretch / HOP)) + gap for d in DURS[:i])
+
+
+@pytest.fixture(scope="module")
+def same():
+  """Rating of the same melody sung again (other frame noise)."""
+  return rate(melody_f0(seed=1))
+
+
+@pytest.fixture(scope="module")
+def wrong():
+  return rate(melody_f0(WRONG, seed=1))
+
+
+def test_identical_copy_rates_zero_and_ratings_are_bounded(same, wrong):
+  f0 = melody_f0(seed=0)
+  assert rate(f0, f0) == pytest.approx(0.0, abs=1e-9)
+  assert -dtw_melody.COST_CAP <= wrong < same < 0.0
+  assert same > -3.0  # 3 cents of frame noise on each side.
+
+
+@pytest.mark.parametrize("semitones", [3, -5, 7])
+def test_key_invariance(semitones, same, wrong):
+  transposed = melody_f0(shift=semitones, seed=1)
+  assert rate(transposed) == pytest.approx(same, abs=0.3)
+  assert rate(transposed) > wrong + 20.0
+  # Wrong notes sung in another key are still wrong.
+  assert rate(melody_f0(WRONG, shift=semitones, seed=1)) == pytest.approx(
+      wrong, abs=1.0)
+  alignment = dtw_melody.align_melodies(
+      contours(transposed).voiced_cents(),
+      contours(melody_f0(seed=0)).voiced_cents())
+  assert alignment.offset_cents == pytest.approx(-100.0 * semitones, abs=2.0)
+
+
+def test_transposition_is_searched_not_just_median_centred():
+  # The performance holds its low notes longer than the reference: the medians
+  # differ by more than the key offset, the DTW-optimal transposition does not.
+  stretch = np.where(np.asarray(NOTES) <= 62, 2.0, 0.8)
+  perf = melody_f0(shift=4, stretch=stretch, seed=1)
+  ref = contours(melody_f0(seed=0))
+  cents = contours(perf).voiced_cents()
+  median_offset = np.median(ref.voiced_cents()) - np.median(cents)
+  assert abs(median_offset + 400.0) > 150.0
+  assert dtw_melody.align_melodies(cents, ref.voiced_cents()).offset_cents == (
+      pytest.approx(-400.0, abs=5.0))
+  assert rate(perf) > -5.0
+
+
+@pytest.mark.parametrize("stretch", [0.7, 1.4])
+def test_tempo_invariance(stretch, same, wrong):
+  stretched = rate(melody_f0(stretch=stretch, seed=1))
+  assert stretched == pytest.approx(same, abs=1.0)
+  half = len(NOTES) // 2
+  reordered = rate(melody_f0(NOTES[half:] + NOTES[:half],
+                             DURS[half:] + DURS[:half], stretch=stretch, seed=1))
+  section_detuned = rate(melody_f0(
+      stretch=stretch, detune=[0] * 8 + [150] * 8 + [0] * 8, seed=1))
+  assert stretched > reordered + 20.0
+  assert stretched > section_detuned + 20.0
+  assert stretched > wrong + 20.0
+
+
+def test_local_tempo_changes_and_any_global_tempo(same):
+  # Rubato: first half 0.7x, second half 1.4x the reference's durations.
+  rubato = np.where(np.arange(len(NOTES)) < len(NOTES) // 2, 0.7, 1.4)
+  assert rate(melody_f0(stretch=rubato, seed=1)) == pytest.approx(same,
+                                                                  abs=1.0)
+  # Beyond 1/2..2 globally: the longer sequence is block-averaged first.
+  for stretch in (0.4, 2.5):
+    assert rate(melody_f0(stretch=stretch, seed=1)) == pytest.approx(same,
+                                                                     abs=1.5)
+
+
+OCTAVE_ERRORS = [
+    # (first frame, frames, f0 factor): inside a note, down; across a note
+    # change and its unvoiced gap (64 -> 65), up; at the very start, up.
+    (note_start(4) + 8, 35, 0.5),
+    (note_start(2) + 40, 40, 2.0),
+    (0, 25, 2.0),
+]
+
+
+@pytest.mark.parametrize("start,length,factor", OCTAVE_ERRORS)
+def test_octave_repair(start, length, factor, same):
+  clean = melody_f0(seed=1)
+  broken = clean.copy()
+  broken[start:start + length] *= factor
+  n_voiced = np.count_nonzero(broken[start:start + length])
+  repaired = rate(broken)
+  unrepaired = rate(broken, repair=False)
+  assert repaired == pytest.approx(same, abs=0.01)
+  assert unrepaired < same - 8.0  # the repair matters.
+  # The repair restores the contour exactly.
+  cents, moved = dtw_melody.repair_octaves(contours(broken).voiced_cents())
+  np.testing.assert_allclose(cents, contours(clean).voiced_cents(), atol=1e-6)
+  assert moved == n_voiced
+
+
+@pytest.mark.parametrize("stretch", [0.4, 0.7, 1.0, 1.4, 2.5])
+def test_octave_repair_leaves_clean_melodies_alone(stretch):
+  for notes in (NOTES, WRONG):
+    cents = contours(melody_f0(notes, stretch=stretch, seed=2)).voiced_cents()
+    repaired, moved = dtw_melody.repair_octaves(cents)
+    assert moved == 0
+    np.testing.assert_array_equal(repaired, cents)
+
+
+def test_octave_repair_keeps_long_octave_shifts():
+  # A whole phrase an octave up (longer than MAX_OCTAVE_ERROR_S) is singing,
+  # not a tracker error: left for the transposition / the DTW to judge.
+  cents = contours(melody_f0(seed=1)).voiced_cents()
+  shifted = cents.copy()
+  shifted[300:450] += 1200.0
+  assert dtw_melody.repair_octaves(shifted)[1] == 0
+
+
+def test_rating_falls_with_per_note_detune():
+  pattern = np.random.default_rng(7).uniform(0.5, 1.0, len(NOTES)) * (
+      np.resize([1, -1], len(NOTES)))
+  ratings = [rate(melody_f0(detune=amount * pattern, seed=1))
+             for amount in (0, 10, 20, 40, 80, 160)]
+  assert all(a > b for a, b in zip(ratings, ratings[1:])), ratings
+
+
+def test_bad_input_raises_like_dtw_pitch():
+  good = contours(melody_f0(seed=1))
+  silent = contours(np.zeros(200))
+  one_frame = contours(np.r_[np.zeros(50), 220.0, np.zeros(50)])
+  for bad in (silent, one_frame):
+    for perf, ref in ((bad, good), (good, bad)):
+      with pytest.raises(ValueError, match="too few voiced frames"):
+        dtw_melody.dtw_melody_rating(perf, ref)
+      with pytest.raises(ValueError, match="too few voiced frames"):
+        dtw_lib.dtw_pitch_rating(perf, ref)  # the same contract.
+  with pytest.raises(ValueError, match="frame periods"):
+    dtw_melody.dtw_melody_rating(
+        good, contours_lib.Contours(good.f0_hz, hop_s=0.02))
+  with pytest.raises(ValueError, match="non-finite"):
+    dtw_melody.align_melodies(np.array([0.0, np.nan, 1.0]), np.zeros(3))
+  # The shortest usable input (MIN_FRAMES voiced frames) still rates.
+  two = contours(np.r_[220.0, 0.0, 230.0])
+  assert -dtw_melody.COST_CAP <= dtw_melody.dtw_melody_rating(two, good) <= 0
+
+
+def test_registered_as_a_baseline_in_the_dtwdist_group():
+  assert baselines.BASELINES["dtw_melody"] == "Original Track f0 (transposed)"
+  assert "dtw_melody" in run_lib.resolve_baselines("all")
+  assert run_lib.table_group("dtw_melody") == "DTWDist"
+  assert "dtw_melody" in mast.MEASURES
+
+
+def test_score_baselines_scores_and_skips_like_the_other_dtw_ratings(
+    tmp_path):
+  """score_baselines with cached synthetic contours (no CREPE): a transposed,
+  slower copy beats wrong notes; a performance without voiced frames is left
+  out and logged, as for dtw_pitch."""
+  f0s = {"ref": melody_f0(seed=0),
+         "good": melody_f0(shift=-3, stretch=1.3, seed=1),
+         "bad": melody_f0(WRONG, seed=1),
+         "silent": np.zeros(300)}
+  cache_dir = str(tmp_path / "cache")
+  (tmp_path / "cache").mkdir()
+  for name, f0 in f0s.items():
+    path = str(tmp_path / f"{name}.wav")
+    sf.write(path, np.zeros(1600, np.float32), 16000)
+    c = contours(f0)
+    cache_lib._save(  # pylint: disable=protected-access
+        cache_lib.cache_path(path, cache_dir, "tiny"),
+        contours_lib.Contours(
+            f0_hz=c.f0_hz, hop_s=HOP,
+            energy_db=np.zeros(c.n_frames, np.float32),
+            onsets_s=np.arange(0.0, c.n_frames * HOP, 0.5),
+            confidence=np.ones(c.n_frames, np.float32)))
+  manifest = tmp_path / "manifest.csv"
+  manifest.write_text(
+      "song_id,performance_id,performance_audio,reference_audio,"
+      "accompaniment_audio,score,judge_scores,split\n" + "".join(
+          f"s1,{p},{p}.wav,ref.wav,,{s},,test\n"
+          for p, s in (("good", 90), ("bad", 20), ("silent", 50))))
+  lines = []
+  out = baselines.score_baselines(str(manifest), ["dtw_melody", "dtw_pitch"],
+                                  cache_dir=cache_dir, log=lines.append)
+  for name in ("dtw_melody", "dtw_pitch"):
+    assert [s.performance_id for s in out[name]] == ["good", "bad"], name
+    assert f"no {name} for s1/silent" in "\n".join(lines)
+  by = {s.performance_id: s for s in out["dtw_melody"]}
+  assert by["good"].predicted > by["bad"].predicted + 20.0
+  assert by["good"].predicted > -3.0 and by["good"].human == 90.0
+  assert "0 computed" in lines[-1]  # every contour came from the cache.
