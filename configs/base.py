@@ -27,6 +27,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.reference = "original"  # 'original' (Rori) | 'accompaniment' (Racc).
   c.data.good_threshold = 80.0  # score >= this is "good" (paper 3.3).
   c.data.poor_threshold = 40.0  # score < this is "poor" (paper 3.3).
+  # Triplet pairing: 'threshold' (paper 3.3: good vs poor of a song) | 'gap' (any two
+  # performances of a song whose scores differ by >= min_score_gap; for corpora of
+  # labelled degradations, input_pipeline/real_corpus.py).
+  c.data.pairing = "threshold"
+  c.data.min_score_gap = 25.0
   c.data.segment_hop_seconds = 1.5  # Hop between 3 s segments inside voiced regions.
   c.data.vad_mode = 3  # WebRTC VAD aggressiveness, 0..3 (paper 3.3 uses WebRTC VAD [27]).
   c.data.vad_frame_ms = 30  # WebRTC VAD frame length: 10, 20 or 30 ms.

@@ -168,16 +168,45 @@ def _match_segments(index: _Index, good: np.ndarray, poor: np.ndarray,
 def pair_triplets(index: _Index, config, epoch: int) -> np.ndarray:
   """Triplets of one epoch in global order (paper 3.3 pairing, see module doc).
 
+  data.pairing 'threshold' (paper 3.3): good (score >= good_threshold) against poor
+  (score < poor_threshold) performances of a song, max(len(good), len(poor)) pairs.
+  data.pairing 'gap' (labelled degradations, not in the paper): every two scored
+  performances of a song whose scores differ by at least data.min_score_gap form a
+  pair, the better one giving anchor and positive; with K versions of one recording
+  this ranks the versions against each other, not only the extremes.
+
   Returns:
-    int64 (T, 2): (good record index -> anchor and positive, poor record index
+    int64 (T, 2): (better record index -> anchor and positive, worse record index
     -> negative); deterministic in (config.seed, epoch).
+
+  Raises:
+    ValueError: unknown data.pairing.
   """
   d = config.data
+  if d.pairing not in ("threshold", "gap"):
+    raise ValueError(f"data.pairing must be 'threshold' or 'gap', not {d.pairing!r}")
   rng = np.random.default_rng([int(config.seed), int(epoch), 0x5EED])
   triplets = []
   records_of = collections.defaultdict(list)
   for i, perf in enumerate(index.performance):
     records_of[perf].append(i)
+  tolerance = float(d.pair_tolerance_seconds)
+  if d.pairing == "gap":
+    by_song = collections.defaultdict(list)
+    for perf, recs in records_of.items():
+      if not np.isnan(index.score[recs[0]]):
+        by_song[index.song[recs[0]]].append(perf)
+    for song in sorted(by_song):
+      perfs = sorted(by_song[song])
+      scores = {p: index.score[records_of[p][0]] for p in perfs}
+      pairs = [(a, b) for a in perfs for b in perfs
+               if scores[a] - scores[b] >= float(d.min_score_gap)]
+      for k in rng.permutation(len(pairs)):
+        better, worse = pairs[k]
+        triplets.extend(_match_segments(index, np.array(records_of[better]),
+                                        np.array(records_of[worse]), tolerance))
+    out = np.array(triplets, dtype=np.int64).reshape(-1, 2)
+    return out[rng.permutation(len(out))]
   songs = collections.defaultdict(lambda: ([], []))
   for perf, recs in records_of.items():
     score = index.score[recs[0]]
@@ -197,8 +226,7 @@ def pair_triplets(index: _Index, config, epoch: int) -> np.ndarray:
     for k in range(max(len(good), len(poor))):
       triplets.extend(_match_segments(
           index, np.array(records_of[good[k % len(good)]]),
-          np.array(records_of[poor[k % len(poor)]]),
-          float(d.pair_tolerance_seconds)))
+          np.array(records_of[poor[k % len(poor)]]), tolerance))
   out = np.array(triplets, dtype=np.int64).reshape(-1, 2)
   return out[rng.permutation(len(out))]
 

@@ -111,6 +111,32 @@ def test_pairs_are_good_and_poor_of_the_same_song(records_dir):
     assert poors == {"a_p1", "a_p2", "b_p1", "b_p2"}
 
 
+def test_gap_pairing_ranks_every_pair_with_a_big_enough_gap(records_dir):
+  """data.pairing='gap': any two performances of a song >= min_score_gap apart, the
+  better one as positive (labelled degradations), including two poor ones."""
+  config = _config()
+  config.data.pairing = "gap"
+  config.data.min_score_gap = 14.0
+  ld = _loader(records_dir, config)
+  meta = ld.metadata
+  trip = ld.triplets(0)
+  pairs = {(meta[g]["performance_id"], meta[p]["performance_id"]) for g, p in trip}
+  scores = {pid: s for pid, (_, s, _, _) in PERFORMANCES.items() if s is not None}
+  songs = {pid: song for pid, (song, _, _, _) in PERFORMANCES.items()}
+  want = {(a, b) for a in scores for b in scores
+          if songs[a] == songs[b] and scores[a] - scores[b] >= 14.0}
+  assert pairs == want
+  assert ("b_p2", "b_p1") in pairs  # 20 vs 5: both "poor", still ranked.
+  for g, p in trip:
+    assert meta[g]["score"] - meta[p]["score"] >= 14.0
+    assert abs(meta[g]["reference_start"] - meta[p]["reference_start"]) <= (
+        config.data.pair_tolerance_seconds)
+  np.testing.assert_array_equal(trip, _loader(records_dir, config).triplets(0))
+  config.data.pairing = "nearest"
+  with pytest.raises(ValueError, match="pairing"):
+    _loader(records_dir, config).triplets(0)
+
+
 def test_batches_contain_the_paired_clips_normalised(records_dir):
   channels = ("spec", "f0", "tempo")
   config = _config(channels=channels)
