@@ -35,6 +35,9 @@ def test_ranking_per_source_spearman(tmp_path):
   assert mixed["mean_rho"] == pytest.approx(0.0)
   assert mixed["ci95"][0] < 0.0 < mixed["ci95"][1]
   assert out["good"]["per_corpus"] == {"mir1k": pytest.approx(1.0)}
+  assert out["good"]["pearson_per_corpus"]["mir1k"][0] > 0.99
+  assert out["good"]["pearson_per_corpus"]["mir1k"][1] == 24
+  assert out["good"]["pearson_per_corpus"]["ssvd"] == [None, 2]
   with pytest.raises(ValueError, match="source_id"):
     bad = tmp_path / "plain.csv"
     bad.write_text("song_id,performance_id\n")

@@ -61,7 +61,9 @@ def ranking(scores_csv: str, sources: Mapping[str, tuple[str, str]], *,
 
   Returns:
     {system: {"mean_rho", "ci95" [lo, hi] or None, "sources" (n with a defined rho),
-     "per_corpus": {corpus: mean rho}, "per_source": {source_id: rho}}}.
+     "per_corpus": {corpus: mean rho}, "pearson_per_corpus": {corpus: [r, n]}
+     (pooled Pearson's r of all that corpus's performances; r None when undefined),
+     "per_source": {source_id: rho}}}.
   """
   import scipy.stats  # pylint: disable=g-import-not-at-top
   groups: dict[str, dict[str, list]] = collections.defaultdict(
@@ -91,9 +93,19 @@ def ranking(scores_csv: str, sources: Mapping[str, tuple[str, str]], *,
     per_corpus = collections.defaultdict(list)
     for source, rho in rhos.items():
       per_corpus[corpus_of.get(source, "")].append(rho)
+    pooled = collections.defaultdict(list)
+    for source, pairs in per_source.items():
+      pooled[corpus_of.get(source, "")].extend(pairs)
+    pearson = {}
+    for corpus, pairs in pooled.items():
+      p = np.array(pairs)
+      ok = len(p) >= 3 and np.ptp(p[:, 0]) > 0 and np.ptp(p[:, 1]) > 0
+      pearson[corpus] = [float(scipy.stats.pearsonr(p[:, 0], p[:, 1])[0]) if ok
+                         else None, int(len(p))]
     out[system] = {"mean_rho": float(values.mean()) if len(values) else None,
                    "ci95": ci, "sources": int(len(values)),
                    "per_corpus": {c: float(np.mean(v)) for c, v in per_corpus.items()},
+                   "pearson_per_corpus": pearson,
                    "per_source": rhos}
   return out
 
@@ -106,7 +118,11 @@ def main(argv) -> int:
   for system, r in sorted(result.items()):
     ci = "" if r["ci95"] is None else f" [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]"
     mean = "undefined" if r["mean_rho"] is None else f"{r['mean_rho']:.3f}"
-    print(f"{system}: mean per-source Spearman {mean}{ci} over {r['sources']} sources")
+    pooled = ", ".join(f"{c or '-'} r {v[0]:.3f} (n {v[1]})" if v[0] is not None
+                       else f"{c or '-'} r undefined (n {v[1]})"
+                       for c, v in sorted(r["pearson_per_corpus"].items()))
+    print(f"{system}: mean per-source Spearman {mean}{ci} over {r['sources']} "
+          f"sources; pooled Pearson per corpus: {pooled}")
   if f.output:
     os.makedirs(os.path.dirname(os.path.abspath(f.output)), exist_ok=True)
     with open(f.output, "w", encoding="utf-8") as fh:
