@@ -61,6 +61,8 @@ from typing import Sequence
 
 import numpy as np
 
+from asa_jax.evaluation import report as report_lib
+
 LYRICS_MATCH = 0.5
 COLUMNS = ("song_id", "performance_id", "performance_audio", "reference_audio",
            "accompaniment_audio", "score", "judge_scores", "split", "pitch_score",
@@ -217,18 +219,13 @@ def sample_degradation(severity: float, rng: np.random.Generator):
 
 def _write_wav_atomic(path: str, audio: np.ndarray, sample_rate: int) -> None:
   import soundfile as sf  # pylint: disable=g-import-not-at-top
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = f"{path}.tmp-{os.getpid()}.wav"
-  sf.write(tmp, audio, sample_rate, subtype="PCM_16")
-  os.replace(tmp, path)
+  buf = io.BytesIO()
+  sf.write(buf, audio, sample_rate, format="WAV", subtype="PCM_16")
+  report_lib.atomic_write_bytes(path, buf.getvalue())
 
 
 def _write_json_atomic(path: str, obj) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(obj, f, indent=1)
-  os.replace(tmp, path)
+  report_lib.atomic_write_text(path, json.dumps(obj, indent=1))
 
 
 def _seed_for(seed: int, name: str) -> list[int]:
@@ -402,11 +399,7 @@ def build_corpus(out_dir: str, *, mir1k_dir: str, ssvd_dir: str | None = None,
                           lineterminator="\n")
   writer.writeheader()
   writer.writerows(rows)
-  os.makedirs(out_dir, exist_ok=True)
-  tmp = os.path.join(out_dir, f"manifest.csv.tmp-{os.getpid()}")
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write(buf.getvalue())
-  os.replace(tmp, os.path.join(out_dir, "manifest.csv"))
+  report_lib.atomic_write_text(os.path.join(out_dir, "manifest.csv"), buf.getvalue())
   per_split = collections.Counter(r["split"] for r in rows)
   report = {"sources_built": len(records) - len(skipped),
             "sources_skipped": skipped, "dropped": dropped, "rows": len(rows),
