@@ -33,9 +33,10 @@ flags.DEFINE_integer("warmup", 1, "Untimed steps after compilation.")
 flags.DEFINE_integer("infer_batch", 128, "Clips per tower inference call.")
 flags.DEFINE_integer("infer_steps", 3, "Timed inference calls.")
 flags.DEFINE_string("dtype", "", "Override config.model.dtype (float32 | bfloat16).")
-flags.DEFINE_enum("conv", "custom", ["custom", "xla"],
-                  "custom: conv weight gradient of asa_jax/models/conv.py; xla: plain "
-                  "lax.conv autodiff (the pre-optimisation baseline).")
+flags.DEFINE_enum("conv", "auto", ["auto", "im2col", "xla"],
+                  "config.model.conv_impl: im2col = conv weight gradient of "
+                  "asa_jax/models/conv.py; xla = plain lax.conv autodiff (the "
+                  "pre-optimisation baseline); auto = im2col on CPU only.")
 
 
 def _flops(compiled) -> float:
@@ -63,8 +64,13 @@ def bench(variant: str) -> None:
   if FLAGS.dtype:
     config.model.dtype = FLAGS.dtype
   config.train.global_batch_size = FLAGS.batch
+  config.model.conv_impl = FLAGS.conv
   mesh = mesh_lib.make_mesh()
   model, state = loop.init_state(config, mesh)
+  # Model FLOPs are counted on the same model with XLA's own convolutions.
+  xla_config = config.copy_and_resolve_references()
+  xla_config.model.conv_impl = "xla"
+  xla_model, xla_state = loop.init_state(xla_config, mesh)
   repl = mesh_lib.replicated(mesh)
   step = make_train_step(float(config.loss.margin), repl, mesh_lib.batch_sharding(mesh),
                          repl)
@@ -75,10 +81,8 @@ def bench(variant: str) -> None:
        for k in ("anchor", "positive", "negative")}, mesh)
 
   # Model FLOPs from the unoptimised lowering with plain lax convs (see docstring).
-  conv_lib.use_custom_weight_grad(False)
   flops = _flops(jax.jit(functools.partial(train_step, margin=float(
-      config.loss.margin))).lower(state, batch))
-  conv_lib.use_custom_weight_grad(FLAGS.conv == "custom")
+      config.loss.margin))).lower(xla_state, batch))
   t = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - t
@@ -91,7 +95,7 @@ def bench(variant: str) -> None:
   jax.block_until_ready(metrics)
   dt = (time.perf_counter() - t) / FLAGS.steps
   print(f"[{variant}] devices={jax.device_count()} dtype={config.model.dtype} "
-        f"conv={FLAGS.conv} "
+        f"conv={conv_lib.resolve_impl(FLAGS.conv)} "
         f"batch={FLAGS.batch}: compile {compile_s:.1f} s, step {dt * 1e3:.0f} ms, "
         f"{FLAGS.batch / dt:.2f} triplets/s, {flops / FLAGS.batch / 1e9:.2f} GFLOP/triplet "
         f"(train), {flops / dt / 1e9:.1f} GFLOP/s achieved; XLA memory: {_mem(compiled)}; "
@@ -101,10 +105,8 @@ def bench(variant: str) -> None:
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   x = jnp.asarray(rng.standard_normal((FLAGS.infer_batch,) + shape[1:], dtype=np.float32))
   infer = jax.jit(lambda v, x: model.apply(v, x, method=type(model).embed_performance))
-  conv_lib.use_custom_weight_grad(False)  # Model FLOPs, as for the train step.
-  iflops = _flops(jax.jit(lambda v, x: model.apply(
-      v, x, method=type(model).embed_performance)).lower(variables, x))
-  conv_lib.use_custom_weight_grad(FLAGS.conv == "custom")
+  iflops = _flops(jax.jit(lambda v, x: xla_model.apply(  # Model FLOPs, as above.
+      v, x, method=type(xla_model).embed_performance)).lower(variables, x))
   t = time.perf_counter()
   icompiled = infer.lower(variables, x).compile()
   icompile_s = time.perf_counter() - t
@@ -124,7 +126,6 @@ def main(argv):
   del argv
   for variant in FLAGS.variants:
     bench(variant)
-  conv_lib.use_custom_weight_grad(True)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.dropout = 0.1
   c.model.embedding_dim = 128  # paper 3.2.3.
   c.model.dtype = "float32"  # Compute dtype of the towers ('float32' | 'bfloat16').
+  # Convolution of the towers: 'auto' = asa_jax/models/conv.py's im2col weight
+  # gradient on the CPU backend only (its loops serialise an accelerator), XLA's own
+  # convolution elsewhere; 'xla' | 'im2col' force one (same parameters).
+  c.model.conv_impl = "auto"
   # Regression head (direct, delta, embdirect; paper 3.2.1 / 3.2.4: "3 fully connected
   # layers"): Dense(h1)-ReLU-Dense(h2)-ReLU-Dense(1) on the tower's embedding.
   c.model.head_hidden = (128, 64)

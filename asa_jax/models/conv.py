@@ -22,10 +22,16 @@ runs 8 clips at a time, which XLA CPU executes faster than one whole-batch conv.
 into `flax.linen.Conv(conv_general_dilated=...)` with the parameter tree unchanged;
 any call it does not specialise (not 3x3 / padding 1 / NHWC-HWIO / undilated /
 ungrouped) goes to `lax.conv_general_dilated` unchanged.
+
+Only for XLA CPU: its `lax.scan` / chunked loops serialise work that an accelerator
+does at once. `conv_module(config.model.conv_impl)` gives the towers their
+convolution (`'auto'`: this one on the CPU backend, XLA's own elsewhere).
 """
 
 import functools
+from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -37,17 +43,8 @@ _CHUNK_ROWS = 9000
 # Clips per forward-conv chunk (see _chunked_conv).
 _FWD_CHUNK = 8
 
-# On by default; `use_custom_weight_grad(False)` routes every conv to plain lax (for
-# A/B benchmarks and model-FLOP counts). Read at trace time: it affects functions
-# traced (jitted) after the call, not already-compiled ones.
-_USE_CUSTOM = True
-
-
-def use_custom_weight_grad(enabled: bool) -> bool:
-  """Turns the custom weight gradient on/off for later traces; returns the old value."""
-  global _USE_CUSTOM
-  old, _USE_CUSTOM = _USE_CUSTOM, bool(enabled)
-  return old
+CONV_IMPLS = ("auto", "xla", "im2col")
+ModuleDef = Any
 
 
 def _taps(xp: jnp.ndarray, out_hw: tuple[int, int], strides: tuple[int, int]):
@@ -159,7 +156,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   ones = lambda d: d is None or all(int(v) == 1 for v in d)
   pad = None if isinstance(padding, str) else tuple(tuple(int(v) for v in p)
                                                      for p in padding)
-  if (_USE_CUSTOM and dn == nhwc and lhs.ndim == 4 and rhs.shape[:2] == (3, 3)
+  if (dn == nhwc and lhs.ndim == 4 and rhs.shape[:2] == (3, 3)
       and pad == ((1, 1), (1, 1)) and ones(lhs_dilation) and ones(rhs_dilation)
       and feature_group_count == 1 and precision is None and not kwargs):
     return conv3x3(lhs, rhs, tuple(int(s) for s in window_strides))
@@ -167,3 +164,43 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
       lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
       rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
       feature_group_count=feature_group_count, precision=precision, **kwargs)
+
+
+def resolve_impl(impl: str, backend: str | None = None) -> str:
+  """'auto' -> 'im2col' on the CPU backend, else 'xla'; other values checked.
+
+  Args:
+    impl: config.model.conv_impl, one of CONV_IMPLS.
+    backend: jax backend name (default `jax.default_backend()`).
+
+  Raises:
+    ValueError: unknown impl (names the valid ones).
+  """
+  if impl not in CONV_IMPLS:
+    raise ValueError(f"model.conv_impl must be one of {CONV_IMPLS}, not {impl!r}")
+  if impl != "auto":
+    return impl
+  return "im2col" if (backend or jax.default_backend()) == "cpu" else "xla"
+
+
+def conv_module(impl: str = "auto", backend: str | None = None) -> ModuleDef:
+  """The convolution module the towers use (injected, as in Flax's ImageNet example).
+
+  Args:
+    impl: 'auto' | 'xla' | 'im2col' (config.model.conv_impl; see `resolve_impl`).
+    backend: jax backend name for 'auto' (default: the default backend).
+
+  Returns:
+    `flax.linen.Conv` itself ('xla') or `nn.Conv` with this module's
+    `conv_general_dilated` ('im2col'); both have the same parameter tree.
+
+  Raises:
+    ValueError: unknown impl.
+  """
+  return nn.Conv if resolve_impl(impl, backend) == "xla" else Im2colConv
+
+
+# One object (not a new partial per call), so that towers built from equal configs
+# compare equal and jitted functions keyed on the model are reused.
+Im2colConv: ModuleDef = functools.partial(nn.Conv,
+                                          conv_general_dilated=conv_general_dilated)
