@@ -42,6 +42,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.on_error = "skip"  # Bad manifest rows / audio: 'skip' (report) | 'raise'.
   c.data.build_workers = 1  # Processes that extract features during a build.
   c.data.min_seconds = 3.0  # Audio shorter than one clip is rejected as too short.
+  # DTW alignment: reference clip starts are rounded to multiples of this (s), so
+  # nearby segments share reference clips; 0 = no rounding.
+  c.data.reference_grid_seconds = 0.25
+  c.data.extract_batch_size = 16  # Clips per feature-extraction call in a build.
+  c.data.loader_threads = 2  # Grain reader threads per loader.
+  c.data.loader_prefetch = 4  # Batches read ahead per loader.
+  c.data.loader_cache_records = 256  # Decoded records kept in the loader's LRU.
 
   # --- Features (paper 3.1). --------------------------------------------------
   c.features = ml_collections.ConfigDict()
@@ -70,9 +77,9 @@ def get_config() -> ml_collections.ConfigDict:
   # those units); predictions are reported in score units (0..100).
   c.model.score_scale = 100.0
 
-  # --- Loss (paper 3.2.3). ----------------------------------------------------
+  # --- Loss (paper 3.2.3): the triplet systems' cosine triplet-margin loss; the
+  # regression systems use MSE (paper 3.2.1), which has no setting. -------------
   c.loss = ml_collections.ConfigDict()
-  c.loss.name = "triplet_margin"
   c.loss.margin = 1.0  # alpha (paper 3.4).
 
   # --- EmbDirect (paper 3.2.4): the frozen performance tower of a trained Rori. -----

@@ -23,7 +23,6 @@ def get_config(arg: str | None = None, *, system: str = "direct",
   c = base.get_config()
   c.system = system
   c.data.reference = "original"
-  c.loss.name = "mse"
   size, _ = variants.apply_variants(c, arg, file=file)
   if size in ("demo", "ssvd", "real"):
     c.train.learning_rate = REGRESSION_DEMO_LR

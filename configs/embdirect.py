@@ -26,7 +26,6 @@ def get_config(arg: str | None = None):
   c = base.get_config()
   c.system = "embdirect"
   c.data.reference = "original"
-  c.loss.name = "mse"
   size, _ = variants.apply_variants(c, arg, file="configs/embdirect.py")
   c.embdirect.rori_config = "configs/rori.py" + (f":{size}" if size else "")
   # The frozen tower must have the Rori tower's shape and see the same inputs.

@@ -31,8 +31,8 @@ selection (features.channels) and normalisation with stats.json.
 
 Reading: `grain.sources.ArrayRecordDataSource` over the split's files,
 `grain.MapDataset.range(num_batches).map(make_batch)` -> `to_iter_dataset` with
-reader threads and prefetch (data.get('loader_threads', 2),
-data.get('loader_prefetch', 4)), decoded records kept in a small LRU.
+reader threads and prefetch (data.loader_threads, data.loader_prefetch), decoded
+records kept in a small LRU (data.loader_cache_records).
 """
 
 from __future__ import annotations
@@ -305,9 +305,9 @@ class _RecordsLoader:
     self.stats = records_lib.load_stats(stats_path)
     self._source = grain.sources.ArrayRecordDataSource(paths)
     d = config.data
-    self._threads = int(d.get("loader_threads", 2))
-    self._prefetch = int(d.get("loader_prefetch", 4))
-    self._cache = _LRU(int(d.get("loader_cache_records", 256)))
+    self._threads = int(d.loader_threads)
+    self._prefetch = int(d.loader_prefetch)
+    self._cache = _LRU(int(d.loader_cache_records))
     self._rows_cache: dict = {}
     if self.train and self.num_batches(0) == 0:
       logging.warning(
@@ -388,7 +388,7 @@ class TripletLoader(_RecordsLoader):
     split: 'train' | 'validation' | 'test'.
     config: reads seed, train.global_batch_size, features.channels and
       data.{good_threshold, poor_threshold, pair_tolerance_seconds, key_align,
-      loader_threads (2), loader_prefetch (4), loader_cache_records (256)}.
+      loader_threads, loader_prefetch, loader_cache_records}.
     process_index, process_count: this process and the process count (None:
       jax.process_index() / jax.process_count()).
     train: True -> per-epoch pairing, drop_remainder; False -> epoch-0

@@ -282,7 +282,7 @@ def plan_segments(
     ref_audio: float32 (m,) 16 kHz reference audio (original or accompaniment).
     config: the ConfigDict; reads data.segment_hop_seconds, vad_frame_ms,
       vad_mode, min_voiced_fraction, alignment ('none' | 'dtw') and
-      data.get('reference_grid_seconds', 0.25).
+      data.reference_grid_seconds.
     transposition: semitones performance minus reference (used by 'dtw').
     reference_grid_seconds: DTW reference starts are rounded to multiples of
       this (s) so equal positions across performances share one cached clip;
@@ -312,7 +312,7 @@ def plan_segments(
     spans = np.full_like(times, clip)
   else:
     if reference_grid_seconds is None:
-      reference_grid_seconds = d.get("reference_grid_seconds", 0.25)
+      reference_grid_seconds = d.reference_grid_seconds
     path = dtw_path(perf_audio, ref_audio, transposition=transposition)
     ref_starts = map_times(times, path)
     spans = map_times(times + clip, path) - ref_starts

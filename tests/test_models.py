@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from asa_jax.models import CNNSATower, TripletModel, build_model, output_frames
+from asa_jax.models import CNNSATower, build_model, output_frames
 from configs import rori
 from tests import fake_loader
 

@@ -10,7 +10,6 @@ import pytest
 from asa_jax.train import loop, mesh as mesh_lib, restore_for_inference
 from asa_jax.train import train_and_evaluate
 from asa_jax.train.checkpoint import Checkpoints
-from asa_jax.train.checkpoint import Checkpoints
 from asa_jax.train.step import make_train_step
 from tests import fake_loader
 

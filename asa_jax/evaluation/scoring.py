@@ -34,7 +34,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from asa_jax import losses
-from asa_jax.features import constants
 
 # One item of a segment stream: (metadata, performance features, reference features).
 # metadata holds at least song_id, performance_id, score (nan if none) and, with
@@ -117,7 +116,7 @@ def prepare_segments(segments: Iterable[Segment], stats: Mapping[str, Any],
       key_align or channel (from the loader).
   """
   from input_pipeline import loader  # pylint: disable=g-import-not-at-top
-  shift = config.data.get("key_align", "none") == "shift"
+  shift = config.data.key_align == "shift"
   for metadata, performance, reference in segments:
     if shift and metadata.get("transposition") is None:
       raise ValueError(

@@ -27,7 +27,7 @@ def system_kind(config: ml_collections.ConfigDict) -> str:
   Raises:
     ValueError: config.system is not a learned system.
   """
-  system = config.get("system", "rori")
+  system = config.system
   if system in TRIPLET_SYSTEMS:
     return "triplet"
   if system in REGRESSION_SYSTEMS:
@@ -39,7 +39,7 @@ def system_kind(config: ml_collections.ConfigDict) -> str:
 def build_head(config: ml_collections.ConfigDict) -> ScoreHead:
   """ScoreHead from config.model.head_hidden and config.model.score_scale."""
   return ScoreHead(hidden=tuple(int(h) for h in config.model.head_hidden),
-                   score_scale=float(config.model.get("score_scale", 100.0)))
+                   score_scale=float(config.model.score_scale))
 
 
 def build_model(config: ml_collections.ConfigDict):

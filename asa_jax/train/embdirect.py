@@ -59,13 +59,13 @@ def rori_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     ValueError: not set, not a triplet system, or its tower (model fields other than
       dropout, or the number of input channels) differs from config's.
   """
-  spec = config.embdirect.get("rori_config", "")
+  spec = config.embdirect.rori_config
   if not spec:
     raise ValueError("config.embdirect.rori_config is empty: name the Rori config, "
                      "e.g. 'configs/rori.py:demo'")
   r = load_config_spec(spec)
-  if r.get("system") not in ("rori", "racc"):
-    raise ValueError(f"embdirect.rori_config {spec!r} is system {r.get('system')!r}, "
+  if r.system not in ("rori", "racc"):
+    raise ValueError(f"embdirect.rori_config {spec!r} is system {r.system!r}, "
                      "not a triplet system")
   mine = CNNSATower.from_config(config.model, dropout=0.0)
   theirs = CNNSATower.from_config(r.model, dropout=0.0)
@@ -86,7 +86,7 @@ def load_rori_tower(config: ml_collections.ConfigDict) -> tuple[Any, Any]:
     FileNotFoundError: the workdir or its checkpoint is missing.
   """
   from asa_jax.train.loop import restore_for_inference  # pylint: disable=g-import-not-at-top
-  workdir = config.embdirect.get("rori_workdir", "")
+  workdir = config.embdirect.rori_workdir
   if not workdir:
     raise ValueError("config.embdirect.rori_workdir is empty: EmbDirect needs a "
                      "trained Rori workdir (--config.embdirect.rori_workdir=...)")

@@ -148,7 +148,7 @@ def init_state(config: ml_collections.ConfigDict, mesh) -> tuple[Any, TrainState
   so repeated runs in one process (resume, tests) compile it once.
   """
   model = build_model(config)
-  key = (model, config.system == "embdirect", config.train.get("optimizer", "adam"),
+  key = (model, config.system == "embdirect", config.train.optimizer,
          float(config.train.learning_rate), len(config.features.channels), mesh)
   if key not in _INIT_CACHE:
     _INIT_CACHE[key] = jax.jit(functools.partial(create_train_state, model, config),
@@ -296,11 +296,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   bshard = mesh_lib.batch_sharding(mesh)
   train_fn, eval_fn = make_steps(config, repl, bshard, repl)
   writer = MetricWriter(workdir)
-  max_steps = int(config.train.get("max_steps", 0) or 0)
-  ckpt_every = int(config.train.get("checkpoint_every_steps", 0) or 0)
-  log_every = max(1, int(config.train.get("log_every_steps", 1)))
+  max_steps = int(config.train.max_steps)
+  ckpt_every = int(config.train.checkpoint_every_steps)
+  log_every = max(1, int(config.train.log_every_steps))
   patience = int(config.train.patience)
-  show_bar = bool(config.train.get("progress_bar", True)) and jax.process_index() == 0
+  show_bar = bool(config.train.progress_bar) and jax.process_index() == 0
 
   step = int(meta["step"])
   pending: list[tuple[int, dict]] = []

@@ -47,11 +47,11 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   Raises:
     ValueError: for an unknown config.train.optimizer.
   """
-  name = config.train.get("optimizer", "adam")
+  name = config.train.optimizer
   if name not in _OPTIMIZERS:
     raise ValueError(f"config.train.optimizer={name!r}: use one of {sorted(_OPTIMIZERS)}")
   base = _OPTIMIZERS[name]
-  if config.get("system") == "embdirect":
+  if config.system == "embdirect":
     def frozen_tower(learning_rate):
       return optax.multi_transform(
           {"train": base(learning_rate), "frozen": optax.set_to_zero()},

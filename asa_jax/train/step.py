@@ -197,6 +197,6 @@ def make_steps(config, state_sharding, batch_sharding, metric_sharding):
   if system_kind(config) == "triplet":
     margin = float(config.loss.margin)
     return make_train_step(margin, *shardings), make_eval_step(margin, *shardings)
-  scale = float(config.model.get("score_scale", 100.0))
+  scale = float(config.model.score_scale)
   return (make_regression_train_step(scale, *shardings),
           make_regression_eval_step(scale, *shardings))
