@@ -37,7 +37,7 @@ import sys
 import numpy as np
 from array_record.python import array_record_module
 
-from asa_jax.evaluation import report as report_lib
+from asa_jax import atomic
 from input_pipeline import manifest as manifest_lib
 from input_pipeline import records as records_lib
 
@@ -126,13 +126,13 @@ def write_fold_manifests(manifest_path: str, out_dir: str, *, corpus: str,
         row["split"] = fold_split(fold_of[row["song_id"]], k, folds)
       writer.writerow(row)
     path = os.path.join(out_dir, f"fold_{k}", "manifest.csv")
-    report_lib.atomic_write_text(path, buf.getvalue())
+    atomic.write_text(path, buf.getvalue())
     paths.append(path)
   summary = {"manifest": os.path.abspath(manifest_path), "corpus": corpus,
              "folds": folds, "seed": seed, "fold_of_song": fold_of,
              "performances_per_fold": [sum(c for s, c in counts.items()
                                            if fold_of[s] == k) for k in range(folds)]}
-  report_lib.atomic_write_text(os.path.join(out_dir, "folds.json"),
+  atomic.write_text(os.path.join(out_dir, "folds.json"),
                                json.dumps(summary, indent=1))
   return paths
 

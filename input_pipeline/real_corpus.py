@@ -61,7 +61,7 @@ from typing import Sequence
 
 import numpy as np
 
-from asa_jax.evaluation import report as report_lib
+from asa_jax import atomic
 
 LYRICS_MATCH = 0.5
 COLUMNS = ("song_id", "performance_id", "performance_audio", "reference_audio",
@@ -221,11 +221,11 @@ def _write_wav_atomic(path: str, audio: np.ndarray, sample_rate: int) -> None:
   import soundfile as sf  # pylint: disable=g-import-not-at-top
   buf = io.BytesIO()
   sf.write(buf, audio, sample_rate, format="WAV", subtype="PCM_16")
-  report_lib.atomic_write_bytes(path, buf.getvalue())
+  atomic.write_bytes(path, buf.getvalue())
 
 
 def _write_json_atomic(path: str, obj) -> None:
-  report_lib.atomic_write_text(path, json.dumps(obj, indent=1))
+  atomic.write_text(path, json.dumps(obj, indent=1))
 
 
 def _seed_for(seed: int, name: str) -> list[int]:
@@ -399,7 +399,7 @@ def build_corpus(out_dir: str, *, mir1k_dir: str, ssvd_dir: str | None = None,
                           lineterminator="\n")
   writer.writeheader()
   writer.writerows(rows)
-  report_lib.atomic_write_text(os.path.join(out_dir, "manifest.csv"), buf.getvalue())
+  atomic.write_text(os.path.join(out_dir, "manifest.csv"), buf.getvalue())
   per_split = collections.Counter(r["split"] for r in rows)
   report = {"sources_built": len(records) - len(skipped),
             "sources_skipped": skipped, "dropped": dropped, "rows": len(rows),

@@ -50,6 +50,7 @@ import numpy as np
 from array_record.python import array_record_module
 from flax import serialization
 
+from asa_jax import atomic
 from asa_jax.features import constants
 from input_pipeline import manifest as manifest_lib
 from input_pipeline import segments as segments_lib
@@ -58,7 +59,7 @@ FORMAT_VERSION = 1
 # group_size:1 gives O(1) random access per record (what Grain expects);
 # records are float16 features, zstd level 1 compresses them cheaply.
 WRITER_OPTIONS = "group_size:1,zstd:1"
-_TMP_MARK = ".tmp-"
+_TMP_MARK = atomic.TMP_MARK
 
 
 class RecordsConfigError(ValueError):
@@ -196,15 +197,6 @@ def deserialize_record(data: bytes) -> dict:
   return serialization.msgpack_restore(data)
 
 
-def _write_json_atomic(path: str, obj: Any) -> None:
-  tmp = f"{path}{_TMP_MARK}{os.getpid()}"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(obj, f, indent=1, allow_nan=False)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
-
-
 def write_performance(records_dir: str, split: str, key: str,
                       metas: list[dict], performance: np.ndarray,
                       reference: np.ndarray) -> str:
@@ -228,15 +220,14 @@ def write_performance(records_dir: str, split: str, key: str,
   folder = os.path.join(records_dir, split)
   os.makedirs(folder, exist_ok=True)
   final = os.path.join(folder, f"{key}.array_record")
-  tmp = os.path.join(folder, f".{key}.array_record{_TMP_MARK}{os.getpid()}")
-  writer = array_record_module.ArrayRecordWriter(tmp, WRITER_OPTIONS)
-  try:
-    for meta, p, r in zip(metas, performance, reference):
-      writer.write(serialize_record(meta, p, r))
-  finally:
-    writer.close()
-  os.replace(tmp, final)
-  _write_json_atomic(os.path.join(folder, f"{key}.json"), list(metas))
+  with atomic.atomic_path(final) as tmp:
+    writer = array_record_module.ArrayRecordWriter(tmp, WRITER_OPTIONS)
+    try:
+      for meta, p, r in zip(metas, performance, reference):
+        writer.write(serialize_record(meta, p, r))
+    finally:
+      writer.close()
+  atomic.write_json(os.path.join(folder, f"{key}.json"), list(metas))
   return final
 
 
@@ -297,7 +288,7 @@ def build_fingerprint(config) -> dict:
       vad_max_gap_seconds=segments_lib.MAX_GAP_SECONDS,
   )
   if d.alignment == "dtw":
-    fp["reference_grid_seconds"] = float(d.get("reference_grid_seconds", 0.25))
+    fp["reference_grid_seconds"] = float(d.reference_grid_seconds)
   return fp
 
 
@@ -315,7 +306,7 @@ def _check_fingerprint(records_dir: str, config) -> None:
           + "; ".join(diffs) + "). Use another records_dir or delete this one.")
   else:
     os.makedirs(records_dir, exist_ok=True)
-    _write_json_atomic(path, fp)
+    atomic.write_json(path, fp)
 
 
 # --- Statistics (normalisation, computed on the train split). ------------------
@@ -399,7 +390,7 @@ Extractor = Callable[..., np.ndarray]
 def _extract_batched(clips: list[np.ndarray], config,
                      extractor: Extractor) -> np.ndarray:
   """Features of (N, 48000) clips in batches: float16 (N, 5, 96, 94)."""
-  batch = int(config.data.get("extract_batch_size", 16))
+  batch = int(config.data.extract_batch_size)
   out = []
   for i in range(0, len(clips), batch):
     feats = extractor(np.stack(clips[i:i + batch]).astype(np.float32),
@@ -453,7 +444,7 @@ def _build_song(records_dir: str, performances: list[_Performance],
       results.append(dict(status="existing", performance_id=perf.performance_id))
       continue
     if marker:
-      _write_json_atomic(marker, dict(performance_id=perf.performance_id,
+      atomic.write_json(marker, dict(performance_id=perf.performance_id,
                                       split=perf.split, key=perf.key))
     metas, perf_clips, ref_keys = [], [], []
     pending_ref: dict[tuple[str, float], np.ndarray] = {}
@@ -557,7 +548,7 @@ def _alone_entry(records_dir: str, perf: _Performance, config,
     out = dict(results=_build_song(records_dir, [perf], config, extractor))
   except Exception as e:  # pylint: disable=broad-except  (reported by the parent)
     out = dict(error=f"{type(e).__name__}: {e}")
-  _write_json_atomic(result_path, out)
+  atomic.write_json(result_path, out)
 
 
 def _retry_alone(records_dir: str, perf: _Performance, config,
@@ -817,7 +808,7 @@ def build_records(manifest_path: str, records_dir: str, config, *,
   if stats_from:
     stats = load_stats(stats_from)
     report.stats_source = os.path.abspath(stats_from)
-    _write_json_atomic(stats_path, stats)
+    atomic.write_json(stats_path, stats)
   else:
     train_keys = [p.key for perfs in songs.values() for p in perfs
                   if p.split == "train"
@@ -825,13 +816,13 @@ def build_records(manifest_path: str, records_dir: str, config, *,
     stats = compute_stats(records_dir, train_keys, "train")
     if stats is not None:
       report.stats_source = "train"
-      _write_json_atomic(stats_path, stats)
+      atomic.write_json(stats_path, stats)
     elif os.path.exists(stats_path):
       report.stats_source = "existing stats.json"
     else:
       print(f"build_records: no train records in {records_dir} and no "
             "stats_from: stats.json not written", file=sys.stderr)
-  _write_json_atomic(os.path.join(records_dir, "build_report.json"),
+  atomic.write_json(os.path.join(records_dir, "build_report.json"),
                      report.to_json())
   print(report.summary())
   for item in report.skipped:

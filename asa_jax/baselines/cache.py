@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 
 import numpy as np
 
+from asa_jax import atomic
 from asa_jax.baselines import contours as contours_lib
 from asa_jax.features import audio as audio_lib
 
@@ -38,18 +38,10 @@ def cache_path(audio_path: str, cache_dir: str, capacity: str) -> str:
 
 
 def _save(path: str, c: contours_lib.Contours) -> None:
-  directory = os.path.dirname(path)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, f0_hz=c.f0_hz, hop_s=np.float64(c.hop_s),
-               energy_db=c.energy_db, onsets_s=c.onsets_s,
-               confidence=c.confidence)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    np.savez(f, f0_hz=c.f0_hz, hop_s=np.float64(c.hop_s),
+             energy_db=c.energy_db, onsets_s=c.onsets_s,
+             confidence=c.confidence)
 
 
 def _load(path: str) -> contours_lib.Contours:

@@ -29,12 +29,12 @@ from typing import Callable
 import numpy as np
 import scipy.stats
 
+from asa_jax import atomic
 from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import dtw as dtw_lib
 from asa_jax.baselines import dtw_melody
 from asa_jax.baselines import histogram as histogram_lib
 from asa_jax.baselines import mast_data
-from asa_jax.evaluation import report
 
 # Measures against the melody's reference(s): name -> rating(perf, ref).
 PAIR_RATINGS = {"dtw_pitch": dtw_lib.dtw_pitch_rating,
@@ -228,7 +228,7 @@ def run(mast_dir: str, output_dir: str,
       "seconds": round(time.time() - start, 1),
   }
   os.makedirs(output_dir, exist_ok=True)
-  report.atomic_write_text(os.path.join(output_dir, "mast.json"),
+  atomic.write_text(os.path.join(output_dir, "mast.json"),
                 json.dumps(_json_safe(summary), indent=1) + "\n")
   md = [
       "# MAST check of the rule-based baselines (paper 4.2)", "",
@@ -242,7 +242,7 @@ def run(mast_dir: str, output_dir: str,
       "## Overall", "", table, "",
       "## Pearson r per melody", "", per_melody_table(results, "pearson"), "",
       "## ROC AUC per melody", "", per_melody_table(results, "auc"), ""]
-  report.atomic_write_text(os.path.join(output_dir, "mast.md"), "\n".join(md))
+  atomic.write_text(os.path.join(output_dir, "mast.md"), "\n".join(md))
   log(table)
   log(f"mast: wrote {output_dir}/mast.json and mast.md "
       f"({summary['seconds']} s)")

@@ -29,6 +29,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from asa_jax import atomic
 from asa_jax.evaluation import bootstrap
 
 
@@ -135,8 +136,7 @@ def main(argv) -> int:
     print(f"| {system} | {r}{ci} | {res['n']} | {res['songs']} | "
           f"{'-' if m is None or len(res['per_file']) < 2 else f'{m:.3f}'} |")
   if f.output:
-    from asa_jax.evaluation import report  # pylint: disable=g-import-not-at-top
-    report.atomic_write_text(f.output, json.dumps(result, indent=1))
+    atomic.write_text(f.output, json.dumps(result, indent=1))
   return 0
 
 

@@ -15,8 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from asa_jax import atomic
 from asa_jax.evaluation import pearson as pearson_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from asa_jax.evaluation import report  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _fmt(corr) -> str:
@@ -75,4 +75,4 @@ def save_png(fig, path: str | os.PathLike, dpi: int) -> None:
     fig.savefig(buf, format="png", dpi=dpi)
   finally:
     plt.close(fig)
-  report.atomic_write_bytes(path, buf.getvalue())
+  atomic.write_bytes(path, buf.getvalue())

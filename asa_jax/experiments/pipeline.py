@@ -16,6 +16,7 @@ import subprocess
 import sys
 from typing import Callable, Sequence
 
+from asa_jax import atomic
 from asa_jax.experiments import specs
 
 DONE = "DONE"
@@ -83,13 +84,6 @@ def is_done(job: Job) -> bool:
   return os.path.isfile(os.path.join(job.workdir, DONE))
 
 
-def _atomic_write(path: str, text: str) -> None:
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write(text)
-  os.replace(tmp, path)
-
-
 def train_command(job: Job, base: Sequence[str]) -> list[str]:
   """The argv that trains `job`: base + --config, --workdir, --config.KEY=VALUE."""
   return [*base, f"--config={job.spec}", f"--workdir={job.workdir}",
@@ -120,7 +114,7 @@ def train_job(job: Job, base: Sequence[str], *, log: Callable[[str], None] = pri
       return False, f"could not start {argv[0]!r}: {e}"
   if rc != 0:
     return False, f"train.py exited with status {rc}; see {log_path}"
-  _atomic_write(os.path.join(job.workdir, DONE), json.dumps({
+  atomic.write_text(os.path.join(job.workdir, DONE), json.dumps({
       "spec": job.spec, "overrides": list(job.overrides), "started": started,
       "finished": datetime.datetime.now().isoformat(timespec="seconds")},
       indent=2) + "\n")
@@ -233,7 +227,7 @@ def run_suite(suite, manifest: str, root: str, *, only: Sequence[str] | None = N
                                          if n not in failed],
       "failed": failed,
   }
-  _atomic_write(os.path.join(root, "summary.json"), json.dumps(summary, indent=2)
+  atomic.write_text(os.path.join(root, "summary.json"), json.dumps(summary, indent=2)
                 + "\n")
   if failed:
     log(f"FAILED ({len(failed)}): " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
