@@ -23,10 +23,12 @@ Fields:
 
 import ml_collections
 
+from asa_jax import ablations
+from asa_jax.baselines import names as baseline_names
+
 SUITES = ("demo", "ssvd", "paper")
-BASELINES = ("kurtosis", "skewness", "peakBW", "peakConc50", "peakConc110", "kMeans",
-             "binning", "dtw_pitch", "dtw_volume", "dtw_rhythm", "dtw_melody")
-FIGURE7_ROWS = ("rori_spec", "rori_spec_f0", "rori_spec_f0_chroma", "rori")
+BASELINES = baseline_names.ALL
+FIGURE7_ROWS = ablations.FIGURE7_ROWS
 
 
 def _spec(system: str, words: tuple[str, ...]) -> str:

@@ -22,12 +22,10 @@ example the demo learning rate, which differs per system).
 
 import ml_collections
 
+from asa_jax import ablations
+
 SIZE_WORDS = ("small", "demo", "ssvd", "real")
-ABLATIONS = {
-    "ablation_spec": (("spec",), "rori_spec"),
-    "ablation_spec_f0": (("spec", "f0"), "rori_spec_f0"),
-    "ablation_spec_f0_chroma": (("spec", "f0", "chroma"), "rori_spec_f0_chroma"),
-}
+ABLATIONS = ablations.ABLATIONS  # word -> (channels, row name, Figure 7 label).
 
 DEMO_MANIFEST = "demo_data/manifest.csv"
 SSVD_MANIFEST = "data/ssvd/manifest.csv"
@@ -130,5 +128,5 @@ def apply_variants(c: ml_collections.ConfigDict, arg: str | None, *, file: str,
     # per epoch, test per-source Spearman 0.71 instead of 0.59 (BUILD_NOTES.md).
     c.data.pairing = "gap"
   if ablation:
-    c.features.channels, c.name = ABLATIONS[ablation]
+    c.features.channels, c.name, _ = ABLATIONS[ablation]
   return size, ablation

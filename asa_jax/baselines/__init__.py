@@ -6,6 +6,7 @@ DTWDist ratings of Tsai & Lee 2012 (4.2.2; against the reference). Beyond the
 paper, `dtw_melody` is the key- and tempo-invariant melodic similarity of Molina
 et al. (ICASSP 2013; against the reference, DTWDist group of Table 2). Modules:
 
+  names.py      the names, Table 2 groups and labels, defined once.
   contours.py   audio or an f0 curve -> f0 / voicing / energy / onsets.
   cache.py      per-audio-file npz cache of the contours.
   histogram.py  kurtosis, skewness, peakBW, peakConc50, peakConc110, kMeans,
@@ -19,23 +20,18 @@ et al. (ICASSP 2013; against the reference, DTWDist group of Table 2). Modules:
 Every baseline score is oriented so that HIGHER = BETTER singing.
 """
 
-from asa_jax.baselines.score import score_baselines
+from asa_jax.baselines import names
 
-# name -> Table 2 "Reference Used" label. The paper's DTWDist references were
-# MIDI (pitch, rhythm) and the energy sequence (volume); ours are the original
-# singing track's contours. dtw_melody is not in the paper (Molina et al. 2013).
-BASELINES = {
-    "kurtosis": "None",
-    "skewness": "None",
-    "peakBW": "None",
-    "peakConc50": "None",
-    "peakConc110": "None",
-    "kMeans": "None",
-    "binning": "None",
-    "dtw_pitch": "Original Track f0",
-    "dtw_volume": "Original Track energy",
-    "dtw_rhythm": "Original Track onsets",
-    "dtw_melody": "Original Track f0 (transposed)",
-}
+# name -> Table 2 "Reference Used" label (names.py).
+BASELINES = names.REFERENCE_USED
 
-__all__ = ["BASELINES", "score_baselines"]
+
+def __getattr__(attr):
+  # score_baselines loads librosa and CREPE: only when asked for.
+  if attr == "score_baselines":
+    from asa_jax.baselines.score import score_baselines  # pylint: disable=g-import-not-at-top
+    return score_baselines
+  raise AttributeError(f"module 'asa_jax.baselines' has no attribute {attr!r}")
+
+
+__all__ = ["BASELINES", "names", "score_baselines"]

@@ -37,8 +37,9 @@ from __future__ import annotations
 import numpy as np
 
 from asa_jax.baselines import contours as contours_lib
+from asa_jax.baselines import names
 
-DTW_MEASURES = ("dtw_pitch", "dtw_volume", "dtw_rhythm")
+DTW_MEASURES = names.DTW[:3]  # The DTWDist ratings of paper 4.2.2.
 PITCH_COST_CAP = 600.0  # cents.
 VOLUME_ACTIVE_DB = 40.0  # active span: frames within this of the loudest.
 VOLUME_FLOOR_DB = 60.0  # energy floored this far below the loudest frame.

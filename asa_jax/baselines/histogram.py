@@ -52,8 +52,9 @@ import scipy.cluster.vq
 import scipy.ndimage
 import scipy.signal
 
-HISTOGRAM_MEASURES = ("kurtosis", "skewness", "peakBW", "peakConc50",
-                      "peakConc110", "kMeans", "binning")
+from asa_jax.baselines import names
+
+HISTOGRAM_MEASURES = names.HISTOGRAM
 MIN_VOICED_FRAMES = 10  # fewer voiced frames: no histogram.
 PEAK_SMOOTH_CENTS = 5.0  # Gaussian sigma of the fine histogram.
 PEAK_PROMINENCE = 0.1  # peaks need this fraction of the maximum as prominence.

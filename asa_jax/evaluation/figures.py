@@ -27,14 +27,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from asa_jax import ablations  # pylint: disable=g-import-not-at-top,wrong-import-position
 from asa_jax.evaluation import pearson as pearson_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from asa_jax.evaluation import plots  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 ALPHA_MIN = 0.12
 # Figure 7 rows (config.name of the ablation configs, paper 4.5) and their labels.
-ABLATION_ROWS = ("rori_spec", "rori_spec_f0", "rori_spec_f0_chroma", "rori")
-ABLATION_LABELS = {"rori_spec": "Spec", "rori_spec_f0": "Spec+f0",
-                   "rori_spec_f0_chroma": "Spec+f0+chroma", "rori": "All 5"}
+ABLATION_ROWS = ablations.FIGURE7_ROWS
+ABLATION_LABELS = ablations.FIGURE7_LABELS
 
 
 def pca_project(x: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray]:

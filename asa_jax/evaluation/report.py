@@ -12,9 +12,11 @@ import csv
 import io
 import json
 import os
-import uuid
 from typing import Iterable, Mapping, Sequence
 
+from asa_jax import ablations
+from asa_jax import atomic
+from asa_jax.baselines import names as baseline_names
 from asa_jax.evaluation import pearson as pearson_lib
 
 SCORES_COLUMNS = ("system", "song_id", "performance_id", "predicted", "human")
@@ -27,37 +29,8 @@ GROUP_ORDER = ("Baseline", "Proposed", "Ablation", "Histogram", "DTWDist", "Othe
 # paper 4.5 / 4.2.2); other systems are shown by their own name.
 DISPLAY_NAMES = {
     "direct": "Direct", "delta": "Delta", "rori": "Rori", "racc": "Racc",
-    "embdirect": "EmbDirect", "rori_spec": "Rori, Spec",
-    "rori_spec_f0": "Rori, Spec+f0", "rori_spec_f0_chroma": "Rori, Spec+f0+chroma",
-    "dtw_pitch": "pitch", "dtw_volume": "volume", "dtw_rhythm": "rhythm",
-    "dtw_melody": "melody (transposed; Molina 2013)",
+    "embdirect": "EmbDirect", **ablations.DISPLAY_NAMES, **baseline_names.DISPLAY_NAMES,
 }
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-  """Writes `data` to `path` via a temporary file + os.replace (creates parents).
-
-  The temporary file sits in the same folder (so os.replace is atomic) and is
-  created with the process umask (mode as a plain open() would give).
-  """
-  path = os.fspath(path)
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  tmp = os.path.join(folder, f".tmp-{os.getpid()}-{uuid.uuid4().hex}-"
-                     f"{os.path.basename(path)}")
-  try:
-    with open(tmp, "xb") as f:
-      f.write(data)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-  """UTF-8 text version of `atomic_write_bytes`."""
-  atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def scores_csv_text(scores_by_system: Mapping[str, Iterable]) -> str:
@@ -83,7 +56,7 @@ def scores_csv_text(scores_by_system: Mapping[str, Iterable]) -> str:
 def write_scores_csv(path: str | os.PathLike,
                      scores_by_system: Mapping[str, Iterable]) -> None:
   """Writes `scores_csv_text(scores_by_system)` atomically to `path`."""
-  atomic_write_text(path, scores_csv_text(scores_by_system))
+  atomic.write_text(path, scores_csv_text(scores_by_system))
 
 
 def pearson_json(correlations_by_system: Mapping[str, Mapping],
@@ -118,7 +91,7 @@ def write_pearson_json(path: str | os.PathLike,
                        correlations_by_system: Mapping[str, Mapping],
                        meta: Mapping | None = None) -> None:
   """Writes `pearson_json(...)` atomically to `path` (null for undefined r / CI)."""
-  atomic_write_text(path, json.dumps(pearson_json(correlations_by_system, meta),
+  atomic.write_text(path, json.dumps(pearson_json(correlations_by_system, meta),
                                      indent=2, allow_nan=False) + "\n")
 
 
@@ -189,5 +162,5 @@ def write_table_md(path: str | os.PathLike, correlations_by_system: Mapping[str,
              f"Mix); '{UNDEFINED}' = undefined (n < 3 or constant scores; n in "
              "pearson.json).\n")
   text = table + caption + "".join(f"\n{note}\n" for note in notes if note)
-  atomic_write_text(path, text)
+  atomic.write_text(path, text)
   return table

@@ -32,6 +32,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from asa_jax import atomic
+from asa_jax.baselines import names as baseline_names
 from asa_jax.evaluation import figures
 from asa_jax.evaluation import judges
 from asa_jax.evaluation import pearson as pearson_lib
@@ -44,11 +46,9 @@ REFERENCE_LABELS = {"original": "Original Track", "accompaniment": "Accompanimen
 # Systems that score a performance without any reference (paper 3.2.1, 3.2.4).
 UNREFERENCED_SYSTEMS = ("direct", "embdirect")
 TRIPLET_SYSTEMS = ("rori", "racc")
-# Baseline names (paper 4.2; asa_jax.baselines.BASELINES is authoritative when
-# importable) and their Table 2 groups.
-HISTOGRAM_BASELINES = ("kurtosis", "skewness", "peakBW", "peakConc50", "peakConc110",
-                       "kMeans", "binning")
-DTW_BASELINES = ("dtw_pitch", "dtw_volume", "dtw_rhythm", "dtw_melody")
+# Baseline names and their Table 2 groups (asa_jax/baselines/names.py).
+HISTOGRAM_BASELINES = baseline_names.HISTOGRAM
+DTW_BASELINES = baseline_names.DTW
 # Row order inside a Table 2 group: the paper's order, then anything else.
 PAPER_ORDER = ("direct", "delta", "rori", "racc", "embdirect", *figures.ABLATION_ROWS,
                *HISTOGRAM_BASELINES, *DTW_BASELINES)
@@ -71,7 +71,7 @@ class LearnedSystem:
 
 def system_name(config) -> str:
   """Row label of a config: config.name when set, else config.system."""
-  return str(config.get("name", "") or config.system)
+  return str(config.name or config.system)
 
 
 def table_group(name: str, system: str | None = None) -> str:
@@ -87,36 +87,25 @@ def table_group(name: str, system: str | None = None) -> str:
     return "Ablation"
   if system is not None:
     return "Baseline" if system == "direct" else "Proposed"
-  if name in HISTOGRAM_BASELINES:
-    return "Histogram"
-  if name in DTW_BASELINES or name.startswith("dtw"):
-    return "DTWDist"
-  return "Other"
+  if name in baseline_names.GROUPS:
+    return baseline_names.GROUPS[name]
+  return "DTWDist" if name.startswith("dtw") else "Other"
 
 
 def baseline_labels() -> dict[str, str]:
-  """name -> "Reference Used" of every baseline (asa_jax.baselines.BASELINES).
-
-  Raises:
-    ImportError: asa_jax.baselines is not available.
-  """
-  from asa_jax import baselines  # pylint: disable=g-import-not-at-top
-  return dict(baselines.BASELINES)
+  """name -> "Reference Used" of every baseline (asa_jax/baselines/names.py)."""
+  return dict(baseline_names.REFERENCE_USED)
 
 
 def resolve_baselines(spec: str | Sequence[str]) -> list[str]:
   """'all' | 'none' | '' | 'a,b' | [names] -> list of baseline names.
 
-  'all' is every name of asa_jax.baselines.BASELINES (the 10 names of paper 4.2 when
-  that package is not importable).
+  'all' is every name of asa_jax/baselines/names.py.
   """
   if isinstance(spec, str):
     spec = spec.strip()
     if spec == "all":
-      try:
-        return list(baseline_labels())
-      except ImportError:
-        return [*HISTOGRAM_BASELINES, *DTW_BASELINES]
+      return list(baseline_names.ALL)
     if spec in ("", "none"):
       return []
     return [n.strip() for n in spec.split(",") if n.strip()]
@@ -128,7 +117,7 @@ def reference_label(config) -> str:
   """Table 2's "Reference Used" cell for a config: Original / Accompaniment Track."""
   if str(config.system).lower() in UNREFERENCED_SYSTEMS:
     return "None"
-  reference = config.data.get("reference", "original")
+  reference = config.data.reference
   return REFERENCE_LABELS.get(reference, str(reference))
 
 
@@ -221,7 +210,7 @@ def write_clip_embeddings(path: str | os.PathLike, clips: scoring.ClipEmbeddings
                       for m in meta], np.float64),
       segment_start=np.array([float(m.get("segment_start", np.nan)) for m in meta],
                              np.float64))
-  report.atomic_write_bytes(path, buf.getvalue())
+  atomic.write_bytes(path, buf.getvalue())
 
 
 def restore_model(config, workdir: str):
@@ -262,7 +251,7 @@ def write_split_manifest(manifest_path: str | os.PathLike, split: str,
   writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
   writer.writeheader()
   writer.writerows(rows)
-  report.atomic_write_text(out_path, buf.getvalue())
+  atomic.write_text(out_path, buf.getvalue())
   return len(rows)
 
 
@@ -446,11 +435,10 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
   duplicates = sorted({n for n in names if names.count(n) > 1})
   if duplicates:
     raise ValueError(f"system names must be unique; repeated: {duplicates}")
-  on_error = learned[0].config.data.get("on_error", "skip") if learned else "skip"
+  on_error = learned[0].config.data.on_error if learned else "skip"
   rows = _read_rows(manifest_path, split, on_error, log)
   if bootstrap_samples is None:
-    bootstrap_samples = (int(learned[0].config.eval.get(
-        "bootstrap_samples", DEFAULT_BOOTSTRAP_SAMPLES)) if learned
+    bootstrap_samples = (int(learned[0].config.eval.bootstrap_samples) if learned
                          else DEFAULT_BOOTSTRAP_SAMPLES)
   os.makedirs(output_dir, exist_ok=True)
   n_perf = len(dict.fromkeys((row.song_id, row.performance_id) for row in rows))
@@ -498,7 +486,7 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
   if baselines:
     try:
       from asa_jax import baselines as baselines_lib  # pylint: disable=g-import-not-at-top
-      labels = dict(baselines_lib.BASELINES)
+      labels = baseline_labels()
       unknown = [n for n in baselines if n not in labels]
       for name in unknown:
         fail(name, KeyError(f"unknown baseline; known: {', '.join(labels)}"))

@@ -1,0 +1,31 @@
+"""The rule-based baselines' names, Table 2 groups and labels, defined once.
+
+Imports nothing heavy, so configs and the evaluation's table code can read the names
+without loading librosa or CREPE. Paper: Zhang et al. 2021, section 4.2 and Table 2.
+"""
+
+# Pitch-histogram measures of Gupta et al. 2018 (paper 4.2.1; no reference).
+HISTOGRAM = ("kurtosis", "skewness", "peakBW", "peakConc50", "peakConc110", "kMeans",
+             "binning")
+# DTWDist ratings of Tsai & Lee 2012 (paper 4.2.2) against the reference, plus the
+# key- and tempo-invariant melodic similarity of Molina et al. 2013 (not in the paper).
+DTW = ("dtw_pitch", "dtw_volume", "dtw_rhythm", "dtw_melody")
+ALL = HISTOGRAM + DTW
+
+# name -> Table 2 "Reference Used". The paper's DTWDist references were MIDI (pitch,
+# rhythm) and the energy sequence (volume); ours are the original singing track's
+# contours.
+REFERENCE_USED = {
+    **{name: "None" for name in HISTOGRAM},
+    "dtw_pitch": "Original Track f0",
+    "dtw_volume": "Original Track energy",
+    "dtw_rhythm": "Original Track onsets",
+    "dtw_melody": "Original Track f0 (transposed)",
+}
+
+# name -> Table 2 row group.
+GROUPS = {**{name: "Histogram" for name in HISTOGRAM}, **{name: "DTWDist" for name in DTW}}
+
+# Table 2 "Configuration" labels where they differ from the name (paper 4.2.2).
+DISPLAY_NAMES = {"dtw_pitch": "pitch", "dtw_volume": "volume", "dtw_rhythm": "rhythm",
+                 "dtw_melody": "melody (transposed; Molina 2013)"}
