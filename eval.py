@@ -36,7 +36,7 @@ from ml_collections import config_flags
 
 from asa_jax import logs
 from asa_jax.evaluation import run
-from asa_jax.experiments import specs
+from asa_jax.experiments import eval_plan
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "One system: config file, e.g. configs/rori.py:demo.",
@@ -72,60 +72,15 @@ _BOOTSTRAP = flags.DEFINE_integer(
     "config.eval.bootstrap_samples, 1000).")
 
 
-def _parse_system(text: str, overrides: dict) -> run.LearnedSystem:
-  left, sep, workdir = text.rpartition("@")
-  if not sep or not left or not workdir:
-    raise app.UsageError(f"--system={text}: expected [NAME=]SPEC@WORKDIR")
-  name, eq, spec = left.partition("=")
-  if not eq:
-    name, spec = "", left
-  config = specs.load_config(spec)
-  name = name or run.system_name(config)
-  for override in overrides.pop(name, []):
-    specs.apply_override(config, override)
-  return run.LearnedSystem(name, config, workdir)
-
-
 def _multi() -> int:
-  from asa_jax.experiments import pipeline  # pylint: disable=g-import-not-at-top
-  overrides: dict[str, list[str]] = {}
-  for text in _SYSTEM_OVERRIDES.value:
-    name, sep, override = text.partition(":")
-    if not sep:
-      raise app.UsageError(f"--system_override={text}: expected NAME:KEY=VALUE")
-    overrides.setdefault(name, []).append(override)
-  learned = [_parse_system(text, overrides) for text in _SYSTEMS.value]
-  if overrides:
-    raise app.UsageError(f"--system_override for unknown system(s): {list(overrides)}")
-  baselines = _BASELINES.value
-  manifest, output_dir, split = _MANIFEST.value, _OUTPUT_DIR.value, _SPLIT.value
-  kwargs = {}
-  if _SUITE.value:
-    if not _WORKDIR_ROOT.value:
-      raise app.UsageError("--suite needs --workdir_root")
-    suite = pipeline.load_suite(_SUITE.value)
-    manifest = manifest or suite.manifest
-    output_dir = output_dir or f"{_WORKDIR_ROOT.value}/eval"
-    split = split or suite.split
-    baselines = tuple(suite.baselines) if baselines is None else baselines
-    for job in pipeline.plan_jobs(suite, _WORKDIR_ROOT.value, manifest):
-      if job.error:
-        kwargs.setdefault("skipped", {})[job.name] = job.error
-        continue
-      try:
-        config = specs.load_config(job.spec, job.overrides)
-      except Exception as e:  # pylint: disable=broad-except
-        kwargs.setdefault("skipped", {})[job.name] = f"{type(e).__name__}: {e}"
-        continue
-      learned.append(run.LearnedSystem(job.name, config, job.workdir))
-    kwargs.update(figure6_system=suite.figure6_system,
-                  figure7_rows=tuple(suite.figure7_rows),
-                  crepe_capacity=suite.baseline_crepe_capacity)
-  if not manifest or not output_dir:
-    raise app.UsageError("--manifest and --output_dir are required")
-  result = run.evaluate_systems(
-      learned, run.resolve_baselines(baselines or ""), manifest, output_dir,
-      split or "all", bootstrap_samples=_BOOTSTRAP.value, **kwargs)
+  try:
+    p = eval_plan.plan(
+        systems=_SYSTEMS.value, system_overrides=_SYSTEM_OVERRIDES.value,
+        suite=_SUITE.value, workdir_root=_WORKDIR_ROOT.value, baselines=_BASELINES.value,
+        manifest=_MANIFEST.value, output_dir=_OUTPUT_DIR.value, split=_SPLIT.value)
+  except eval_plan.PlanError as e:
+    raise app.UsageError(str(e)) from e
+  result = eval_plan.execute(p, bootstrap_samples=_BOOTSTRAP.value)
   return 1 if result["failed"] else 0
 
 

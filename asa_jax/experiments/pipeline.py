@@ -153,6 +153,35 @@ def train_all(jobs: Sequence[Job], base: Sequence[str], *,
   return status
 
 
+def job_systems(jobs: Sequence[Job], *, require_done: bool) -> tuple[list, dict]:
+  """The jobs as `run.LearnedSystem`s to evaluate, and the ones left out with why.
+
+  Args:
+    jobs: `plan_jobs` output.
+    require_done: leave out jobs without their DONE marker (not trained).
+
+  Returns:
+    (learned systems in job order, {name: reason}) for jobs whose spec has an error,
+    that are not done (when required), or whose config does not load.
+  """
+  from asa_jax.evaluation import run  # pylint: disable=g-import-not-at-top
+  learned, left_out = [], {}
+  for job in jobs:
+    if job.error:
+      left_out[job.name] = job.error
+      continue
+    if require_done and not is_done(job):
+      left_out[job.name] = f"not trained (no {os.path.join(job.workdir, DONE)})"
+      continue
+    try:
+      config = specs.load_config(job.spec, job.overrides)
+    except Exception as e:  # pylint: disable=broad-except
+      left_out[job.name] = f"config {job.spec}: {type(e).__name__}: {e}"
+      continue
+    learned.append(run.LearnedSystem(job.name, config, job.workdir))
+  return learned, left_out
+
+
 def evaluate_jobs(jobs: Sequence[Job], suite, manifest: str, root: str,
                   baselines: Sequence[str], *, bootstrap_samples: int | None = None,
                   log: Callable[[str], None] = print) -> dict:
@@ -162,20 +191,7 @@ def evaluate_jobs(jobs: Sequence[Job], suite, manifest: str, root: str,
   with "failed" also holding the untrained jobs.
   """
   from asa_jax.evaluation import run  # pylint: disable=g-import-not-at-top
-  learned, untrained = [], {}
-  for job in jobs:
-    if job.error:
-      untrained[job.name] = job.error
-      continue
-    if not is_done(job):
-      untrained[job.name] = f"not trained (no {os.path.join(job.workdir, DONE)})"
-      continue
-    try:
-      config = specs.load_config(job.spec, job.overrides)
-    except Exception as e:  # pylint: disable=broad-except
-      untrained[job.name] = f"config {job.spec}: {type(e).__name__}: {e}"
-      continue
-    learned.append(run.LearnedSystem(job.name, config, job.workdir))
+  learned, untrained = job_systems(jobs, require_done=True)
   result = run.evaluate_systems(
       learned, list(baselines), manifest, os.path.join(root, "eval"), suite.split,
       figure6_system=suite.figure6_system, figure7_rows=tuple(suite.figure7_rows),

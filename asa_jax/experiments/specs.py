@@ -13,6 +13,7 @@ import ast
 import hashlib
 import importlib.util
 import os
+import sys
 from typing import Sequence
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
@@ -102,14 +103,22 @@ def load_config(spec: str, overrides: Sequence[str] = ()):
     The ConfigDict (unlocked).
 
   Raises:
-    FileNotFoundError, ValueError, KeyError: bad path, variant or override.
+    FileNotFoundError: PATH not found (as given or under the repository root).
+    ValueError: empty spec, PATH without get_config(), bad variant or override value.
+    KeyError: an override names no config field.
   """
+  if not spec:
+    raise ValueError("empty config spec (expected e.g. 'configs/rori.py:demo')")
   path, arg = split_spec(spec)
   path = resolve_path(path)
+  if REPO_ROOT not in sys.path:  # Config files import `configs.base`.
+    sys.path.insert(0, REPO_ROOT)
   name = "_asa_config_" + hashlib.sha1(path.encode()).hexdigest()[:12]
   module_spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ValueError(f"{path} has no get_config()")
   config = module.get_config(arg) if arg is not None else module.get_config()
   for override in overrides:
     apply_override(config, override)

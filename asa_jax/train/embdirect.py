@@ -8,9 +8,7 @@ fresh EmbDirect TrainState. The Rori model is rebuilt from config.embdirect.rori
 """
 
 import filecmp
-import importlib.util
 import os
-import sys
 from typing import Any
 
 import jax
@@ -18,38 +16,10 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from asa_jax.experiments import specs
 from asa_jax.models.cnnsa import CNNSATower
 from asa_jax.models.embdirect import FROZEN_COLLECTION
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load_config_spec(spec: str) -> ml_collections.ConfigDict:
-  """A config from "FILE[:ARG]" (FILE relative to the cwd, else to the repo root).
-
-  Calls the file's get_config(ARG) (get_config() without ARG), as
-  ml_collections.config_flags does for --config=FILE:ARG.
-
-  Raises:
-    FileNotFoundError: FILE does not exist.
-    ValueError: empty spec, or FILE has no get_config.
-  """
-  if not spec:
-    raise ValueError("empty config spec (expected e.g. 'configs/rori.py:demo')")
-  path, _, arg = spec.partition(":")
-  if not os.path.isfile(path):
-    path = os.path.join(_REPO, path)
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"config file of spec {spec!r} not found (cwd or {_REPO})")
-  if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
-  module_spec = importlib.util.spec_from_file_location(
-      f"_asa_config_{abs(hash(path))}", path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  if not hasattr(module, "get_config"):
-    raise ValueError(f"{path} has no get_config()")
-  return module.get_config(arg) if arg else module.get_config()
 
 
 def rori_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -63,7 +33,7 @@ def rori_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if not spec:
     raise ValueError("config.embdirect.rori_config is empty: name the Rori config, "
                      "e.g. 'configs/rori.py:demo'")
-  r = load_config_spec(spec)
+  r = specs.load_config(spec)
   if r.system not in ("rori", "racc"):
     raise ValueError(f"embdirect.rori_config {spec!r} is system {r.system!r}, "
                      "not a triplet system")
