@@ -22,6 +22,7 @@ import numpy as np
 
 from asa_jax.models import conv as conv_lib
 from asa_jax.train import loop, mesh as mesh_lib
+from asa_jax import systems
 from asa_jax.train.step import make_train_step, train_step
 from configs import rori
 
@@ -72,7 +73,7 @@ def bench(variant: str) -> None:
   xla_config.model.conv_impl = "xla"
   xla_model, xla_state = loop.init_state(xla_config, mesh)
   repl = mesh_lib.replicated(mesh)
-  step = make_train_step(float(config.loss.margin), repl, mesh_lib.batch_sharding(mesh),
+  step = make_train_step(systems.get(config), repl, mesh_lib.batch_sharding(mesh),
                          repl)
   rng = np.random.default_rng(0)
   shape = (FLAGS.batch, len(config.features.channels), 96, 94)
@@ -81,8 +82,8 @@ def bench(variant: str) -> None:
        for k in ("anchor", "positive", "negative")}, mesh)
 
   # Model FLOPs from the unoptimised lowering with plain lax convs (see docstring).
-  flops = _flops(jax.jit(functools.partial(train_step, margin=float(
-      config.loss.margin))).lower(xla_state, batch))
+  flops = _flops(jax.jit(functools.partial(train_step, system=systems.get(
+      config))).lower(xla_state, batch))
   t = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - t

@@ -70,6 +70,10 @@ def get_config() -> ml_collections.ConfigDict:
   # gradient on the CPU backend only (its loops serialise an accelerator), XLA's own
   # convolution elsewhere; 'xla' | 'im2col' force one (same parameters).
   c.model.conv_impl = "auto"
+  # Back-end over time: 'bert' (paper 3.2: [CLS] + self-attention layers) | 'attention'
+  # (feed-forward attention, Raffel & Ellis; the singer-embedding study) | 'mean' |
+  # 'max' (pooled projected frames, no BERT layers). Every system can use any.
+  c.model.pooling = "bert"
   # Regression head (direct, delta, embdirect; paper 3.2.1 / 3.2.4: "3 fully connected
   # layers"): Dense(h1)-ReLU-Dense(h2)-ReLU-Dense(1) on the tower's embedding.
   c.model.head_hidden = (128, 64)

@@ -100,8 +100,9 @@ def factory(config, *, num_batches: int = 3, process_index: int = 0,
             process_count: int = 1, val_last_batch_rows: int | None = None):
   """loader_factory for train_and_evaluate: split -> FakeTripletLoader (triplet
   systems) or FakeClipLoader (regression systems)."""
-  from asa_jax.models import system_kind  # pylint: disable=g-import-not-at-top
-  cls = FakeTripletLoader if system_kind(config) == "triplet" else FakeClipLoader
+  from asa_jax import systems  # pylint: disable=g-import-not-at-top
+  cls = (FakeTripletLoader if systems.get(config).batch_kind == "triplet"
+         else FakeClipLoader)
 
   def make(split):
     return cls(

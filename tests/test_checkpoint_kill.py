@@ -27,7 +27,7 @@ import jax
 import numpy as np
 import soundfile as sf
 
-from asa_jax.models import build_model
+from asa_jax.systems import build_model
 from asa_jax.train import loop, mesh as mesh_lib, restore_for_inference
 from asa_jax.train.checkpoint import Checkpoints
 from asa_jax.train.state import create_train_state

@@ -19,6 +19,7 @@ from asa_jax.evaluation import plots
 from asa_jax.evaluation import report
 from asa_jax.evaluation import run
 from asa_jax.evaluation import scoring
+from configs import base
 
 TRACES = []
 
@@ -198,7 +199,8 @@ def test_report_systems_writes_all_outputs(tmp_path):
 
 
 def test_reference_label():
-  c = ml_collections.ConfigDict({"system": "rori", "data": {"reference": "original"}})
+  c = base.get_config()  # A full config: reference_label asks the system registry.
+  c.system, c.data.reference = "rori", "original"
   assert run.reference_label(c) == "Original Track"
   c.data.reference = "accompaniment"
   assert run.reference_label(c) == "Accompaniment Track"

@@ -5,7 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from asa_jax.models import CNNSATower, build_model, output_frames
+from asa_jax.models import CNNSATower, output_frames
+from asa_jax.models.cnnsa import TimePooling
+from asa_jax.systems import build_model
 from configs import rori
 from tests import fake_loader
 
@@ -105,4 +107,39 @@ def test_bad_inputs_raise():
     bad.init(jax.random.PRNGKey(0), jnp.ones((1, 5, 96, 94)), train=False)
   with pytest.raises(ValueError, match="dtype"):
     c.model.dtype = "int8"
+    CNNSATower.from_config(c.model)
+
+
+def test_time_pooling_options():
+  """model.pooling: every option gives an embedding; attention weights are a softmax."""
+  c = rori.get_config("small")
+  x = jnp.asarray(np.random.default_rng(2).standard_normal((2, 5, 96, 94)), jnp.float32)
+  bert_params = None
+  for pooling in ("bert", "attention", "mean", "max"):
+    c.model.pooling = pooling
+    tower = CNNSATower.from_config(c.model)
+    variables = tower.init(jax.random.PRNGKey(0), x, train=False)
+    out = tower.apply(variables, x, train=False)
+    assert out.shape == (2, c.model.embedding_dim) and out.dtype == jnp.float32
+    assert np.all(np.isfinite(out))
+    has_bert = "bert_1" in variables["params"]
+    assert has_bert == (pooling == "bert")
+    assert ("time_pooling" in variables["params"]) == (pooling == "attention")
+    if pooling == "bert":
+      bert_params = variables["params"]
+  assert "time_pooling" not in bert_params  # The paper's tower is unchanged.
+  # Frames that are all equal: every pooling returns that frame.
+  frames = jnp.broadcast_to(jnp.arange(4.0), (3, 7, 4))
+  for kind in ("attention", "mean", "max"):
+    pool = TimePooling(kind)
+    v = pool.init(jax.random.PRNGKey(1), frames)
+    np.testing.assert_allclose(pool.apply(v, frames), frames[:, 0], rtol=1e-6)
+  # Attention puts more weight where w^T tanh(x) is larger.
+  pool = TimePooling("attention")
+  x2 = jnp.stack([jnp.zeros(4), jnp.ones(4)])[None]  # (1, 2, 4)
+  v = {"params": {"score": {"kernel": jnp.ones((4, 1)), "bias": jnp.zeros((1,))}}}
+  expected = jax.nn.softmax(jnp.array([0.0, 4 * np.tanh(1.0)]))[1] * jnp.ones(4)
+  np.testing.assert_allclose(pool.apply(v, x2)[0], expected, rtol=1e-6)
+  c.model.pooling = "sum"
+  with pytest.raises(ValueError, match="pooling"):
     CNNSATower.from_config(c.model)

@@ -17,7 +17,7 @@ import pytest
 from asa_jax.evaluation import run
 from asa_jax.evaluation import scoring
 from asa_jax.experiments import pipeline
-from asa_jax.experiments import specs
+from asa_jax import config_specs as specs
 from asa_jax.features.constants import CHANNELS
 from tests import fake_loader
 

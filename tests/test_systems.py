@@ -9,8 +9,8 @@ import pytest
 
 from asa_jax.evaluation import scoring
 from asa_jax.features import constants
-from asa_jax.models import (REGRESSION_SYSTEMS, TRIPLET_SYSTEMS, build_model,
-                            system_kind)
+from asa_jax import systems
+from asa_jax.systems import build_model
 from asa_jax.train import loop, mesh as mesh_lib, restore_for_inference
 from asa_jax.train import train_and_evaluate
 from asa_jax.train.step import make_steps
@@ -74,19 +74,35 @@ def test_every_config_builds_and_takes_a_step(system, arg):
   """Every system and ablation variant (EmbDirect: see the EmbDirect tests) builds
   and takes one real training step."""
   c = fake_loader.tiny_config(arg, system, blocks=4)
-  assert system in TRIPLET_SYSTEMS + REGRESSION_SYSTEMS
+  assert system in systems.names()
   _, before, state, metrics = _one_step(c)
   assert int(state.step) == 1 and np.isfinite(metrics["loss"])
   assert metrics["grad_norm"] > 0
   # The input channel count follows features.channels (paper 4.5).
-  tower = "performance_tower" if system_kind(c) == "triplet" else "tower"
+  kind = systems.get(c).batch_kind
+  tower = "performance_tower" if kind == "triplet" else "tower"
   kernel = jax.device_get(state.params[tower]["block_1"]["conv_1"]["kernel"])
   assert kernel.shape[2] == len(c.features.channels)
-  if system_kind(c) == "regression":
+  if kind == "clips":  # Regression systems.
     assert set(metrics) == {"loss", "grad_norm", "learning_rate", "mae", "pred_mean"}
     head = jax.device_get(state.params["head"])
     assert not np.allclose(head["dense_3"]["kernel"],
                            before["head"]["dense_3"]["kernel"])
+
+
+@pytest.mark.parametrize("system,pooling", [("rori", "attention"), ("delta", "mean")])
+def test_time_pooling_trains_in_any_system(system, pooling):
+  """model.pooling (the singer-embedding study's attention pooling, mean, max) is a
+  tower option that every system can train with."""
+  c = fake_loader.tiny_config("small", system, blocks=4)
+  c.model.pooling = pooling
+  _, before, state, metrics = _one_step(c)
+  assert int(state.step) == 1 and np.isfinite(metrics["loss"])
+  tower = "performance_tower" if systems.get(c).batch_kind == "triplet" else "tower"
+  assert "bert_1" not in state.params[tower]
+  if pooling == "attention":
+    w = jax.device_get(state.params[tower]["time_pooling"]["score"]["kernel"])
+    assert not np.allclose(w, before[tower]["time_pooling"]["score"]["kernel"])
 
 
 def test_delta_input_is_exactly_reference_minus_performance():

@@ -10,6 +10,7 @@ import pytest
 from asa_jax.train import loop, mesh as mesh_lib, restore_for_inference
 from asa_jax.train import train_and_evaluate
 from asa_jax.train.checkpoint import Checkpoints
+from asa_jax import systems
 from asa_jax.train.step import make_train_step
 from tests import fake_loader
 
@@ -25,7 +26,7 @@ def test_one_step_smoke():
   _, state = loop.init_state(c, mesh)
   before = jax.device_get(state.params)
   repl = mesh_lib.replicated(mesh)
-  step = make_train_step(c.loss.margin, repl, mesh_lib.batch_sharding(mesh), repl)
+  step = make_train_step(systems.get(c), repl, mesh_lib.batch_sharding(mesh), repl)
   batch = next(fake_loader.FakeTripletLoader("train", c).epoch(0))
   state, metrics = step(state, mesh_lib.to_global(batch, mesh))
   metrics = jax.device_get(metrics)

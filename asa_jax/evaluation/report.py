@@ -16,6 +16,7 @@ from typing import Iterable, Mapping, Sequence
 
 from asa_jax import ablations
 from asa_jax import atomic
+from asa_jax import systems
 from asa_jax.baselines import names as baseline_names
 from asa_jax.evaluation import pearson as pearson_lib
 
@@ -28,8 +29,8 @@ GROUP_ORDER = ("Baseline", "Proposed", "Ablation", "Histogram", "DTWDist", "Othe
 # Table 2's "Configuration" labels (paper names; our ablation and DTW rows named after
 # paper 4.5 / 4.2.2); other systems are shown by their own name.
 DISPLAY_NAMES = {
-    "direct": "Direct", "delta": "Delta", "rori": "Rori", "racc": "Racc",
-    "embdirect": "EmbDirect", **ablations.DISPLAY_NAMES, **baseline_names.DISPLAY_NAMES,
+    **{name: s.paper_name for name, s in systems.registered().items()},
+    **ablations.DISPLAY_NAMES, **baseline_names.DISPLAY_NAMES,
 }
 
 

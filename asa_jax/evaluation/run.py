@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from asa_jax import atomic
+from asa_jax import systems
 from asa_jax.baselines import names as baseline_names
 from asa_jax.evaluation import figures
 from asa_jax.evaluation import judges
@@ -43,14 +44,11 @@ from asa_jax.evaluation import scoring
 
 SPLITS = ("train", "validation", "test")
 REFERENCE_LABELS = {"original": "Original Track", "accompaniment": "Accompaniment Track"}
-# Systems that score a performance without any reference (paper 3.2.1, 3.2.4).
-UNREFERENCED_SYSTEMS = ("direct", "embdirect")
-TRIPLET_SYSTEMS = ("rori", "racc")
 # Baseline names and their Table 2 groups (asa_jax/baselines/names.py).
 HISTOGRAM_BASELINES = baseline_names.HISTOGRAM
 DTW_BASELINES = baseline_names.DTW
 # Row order inside a Table 2 group: the paper's order, then anything else.
-PAPER_ORDER = ("direct", "delta", "rori", "racc", "embdirect", *figures.ABLATION_ROWS,
+PAPER_ORDER = (*systems.names(), *figures.ABLATION_ROWS,
                *HISTOGRAM_BASELINES, *DTW_BASELINES)
 DEFAULT_BOOTSTRAP_SAMPLES = 1000
 
@@ -74,19 +72,19 @@ def system_name(config) -> str:
   return str(config.name or config.system)
 
 
-def table_group(name: str, system: str | None = None) -> str:
-  """Table 2 group of a row: Baseline (Direct), Proposed (Delta, Rori, Racc,
-  EmbDirect), Ablation (the channel-ablation Rori rows, paper 4.5), Histogram
-  (paper 4.2.1), DTWDist (paper 4.2.2), else Other.
+def table_group(name: str, group: str | None = None) -> str:
+  """Table 2 group of a row: a learned system's own group (`System.group`: Baseline
+  for Direct, Proposed for the others), Ablation (the channel-ablation Rori rows,
+  paper 4.5), Histogram (paper 4.2.1), DTWDist (paper 4.2.2), else Other.
 
   Args:
     name: row name (config.name / baseline name).
-    system: config.system for learned systems, None for baselines.
+    group: the learned system's `System.group`, None for baselines.
   """
   if name in figures.ABLATION_ROWS[:-1]:
     return "Ablation"
-  if system is not None:
-    return "Baseline" if system == "direct" else "Proposed"
+  if group is not None:
+    return group
   if name in baseline_names.GROUPS:
     return baseline_names.GROUPS[name]
   return "DTWDist" if name.startswith("dtw") else "Other"
@@ -114,10 +112,11 @@ PATH_COLUMNS = ("performance_audio", "reference_audio", "accompaniment_audio")
 
 
 def reference_label(config) -> str:
-  """Table 2's "Reference Used" cell for a config: Original / Accompaniment Track."""
-  if str(config.system).lower() in UNREFERENCED_SYSTEMS:
+  """Table 2's "Reference Used" cell for a config: Original / Accompaniment Track, or
+  None for a system that scores without a reference (`System.reference`)."""
+  reference = systems.get(config).reference
+  if reference is None:
     return "None"
-  reference = config.data.reference
   return REFERENCE_LABELS.get(reference, str(reference))
 
 
@@ -385,7 +384,7 @@ def _paper_rank(name: str) -> int:
 
 def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
                      manifest_path: str, output_dir: str, split: str = "test", *,
-                     figure6_system: str | None = "rori",
+                     figure6_system: str | None = "auto",
                      figure7_rows: Sequence[str] = figures.ABLATION_ROWS,
                      bootstrap_samples: int | None = None, seed: int = 0,
                      crepe_capacity: str = "tiny", raise_errors: bool = False,
@@ -411,7 +410,8 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
     manifest_path: manifest CSV.
     output_dir: outputs and caches (see module doc).
     split: 'all' or one of SPLITS.
-    figure6_system: system whose clip embeddings make Figure 6 (None: no figure).
+    figure6_system: system whose clip embeddings make Figure 6 (None: no figure;
+      "auto": the first learned system with anchor embeddings, a triplet system).
     figure7_rows: ablation rows of Figure 7, in bar order.
     bootstrap_samples: CI resamples; None -> the first learned config's
       eval.bootstrap_samples, else 1000.
@@ -477,11 +477,10 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
     write_clip_embeddings(
         os.path.join(output_dir, f"clip_embeddings_{system.name}.npz"),
         clips[system.name])
-    kind = str(system.config.system)
+    learned_system = systems.get(system.config)
     references[system.name] = reference_label(system.config)
-    groups[system.name] = table_group(system.name, kind)
-    ylabels[system.name] = ("predicted score (cosine similarity)"
-                            if kind in TRIPLET_SYSTEMS else "predicted score (0..100)")
+    groups[system.name] = table_group(system.name, learned_system.group)
+    ylabels[system.name] = learned_system.score_label
 
   if baselines:
     try:
@@ -518,6 +517,9 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
                                 ylabels=ylabels, log=log)
 
   written = []
+  if figure6_system == "auto":
+    figure6_system = next((s.name for s in learned
+                           if systems.get(s.config).batch_kind == "triplet"), None)
   if figure6_system and figure6_system in clips:
     path = os.path.join(output_dir, "figure6.png")
     try:
@@ -587,7 +589,7 @@ def evaluate(config, workdir: str, manifest_path: str, output_dir: str,
   name = system_name(config)
   result = evaluate_systems(
       [LearnedSystem(name, config, workdir)], [], manifest_path, output_dir, split,
-      figure6_system=name if str(config.system) in TRIPLET_SYSTEMS else None,
+      figure6_system=name if systems.get(config).batch_kind == "triplet" else None,
       raise_errors=True, log=log)
   return {"scores": result["scores"][name],
           "correlations": {name: result["correlations"][name]},

@@ -1,10 +1,10 @@
 """Experiments that chain training and evaluation (paper 4: Table 2, Figures 6-7).
 
-  specs.py   config specs ("configs/rori.py:demo,ablation_spec") and overrides
-             ("train.max_steps=2") -> ConfigDict, outside absl flags
   eval_plan.py  eval.py's --system / --system_override / --suite flags -> an
              EvalPlan (learned systems, baselines, manifest, outputs) and its run
   table2.py  `python -m asa_jax.experiments.table2 --suite=demo --workdir_root=...`:
              train every learned system of a suite (configs/table2.py), then
              evaluate them all with the baselines; resumable
+
+Config specs and overrides as strings: asa_jax/config_specs.py.
 """

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from asa_jax.evaluation import run
 from asa_jax.experiments import pipeline
-from asa_jax.experiments import specs
+from asa_jax import config_specs as specs
 
 
 class PlanError(ValueError):

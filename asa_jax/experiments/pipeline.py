@@ -17,7 +17,8 @@ import sys
 from typing import Callable, Sequence
 
 from asa_jax import atomic
-from asa_jax.experiments import specs
+from asa_jax import config_specs as specs
+from asa_jax import systems
 
 DONE = "DONE"
 TRAIN_LOG = "train.log"
@@ -55,8 +56,8 @@ def plan_jobs(suite, root: str, manifest: str,
   """The suite's learned systems as training jobs (suite order).
 
   Records are shared per data.reference: data.records_dir = ROOT/records_<ref>.
-  EmbDirect gets embdirect.rori_workdir = ROOT/rori and embdirect.rori_config = the
-  suite's rori spec. `extra_overrides` come last (they win).
+  Then each system's own `suite_overrides` (EmbDirect: embdirect.rori_workdir =
+  ROOT/rori and embdirect.rori_config = the suite's rori spec). `extra_overrides` come last (they win).
 
   A spec that does not load (missing file, bad variant) gives a Job with `error`.
   """
@@ -71,9 +72,7 @@ def plan_jobs(suite, root: str, manifest: str,
       continue
     overrides = [f"data.manifest={os.path.abspath(manifest)}",
                  f"data.records_dir={os.path.join(root, 'records_' + config.data.reference)}"]
-    if str(config.system) == "embdirect":
-      overrides += [f"embdirect.rori_workdir={os.path.join(root, 'rori')}",
-                    f"embdirect.rori_config={suite.rori_spec}"]
+    overrides += systems.get(config).suite_overrides(root, suite)
     overrides += list(extra_overrides)
     jobs.append(Job(name, spec, tuple(overrides), os.path.join(root, name)))
   return jobs

@@ -1,14 +1,12 @@
-"""Models: the CNNSA tower (paper 3.2), the triplet systems (3.2.3), Direct (3.2.1),
-Delta (3.2.2) and EmbDirect (3.2.4); `build_model(config)` builds any of them."""
+"""Flax modules: the CNNSA tower (paper 3.2), the triplet model (3.2.3), the regression
+model of Direct (3.2.1) and Delta (3.2.2), and EmbDirect's (3.2.4). Which system uses
+which, with which loss, is asa_jax.systems (`asa_jax.systems.build_model(config)`)."""
 
-from asa_jax.models.cnnsa import BertLayer, CNNSATower, ResBlock, output_frames
+from asa_jax.models.cnnsa import (BertLayer, CNNSATower, ResBlock, TimePooling,
+                                  output_frames)
 from asa_jax.models.embdirect import EmbDirectModel
 from asa_jax.models.regression import RegressionModel, ScoreHead
-from asa_jax.models.systems import (REGRESSION_SYSTEMS, TRIPLET_SYSTEMS, build_head,
-                                    build_model, system_kind)
-from asa_jax.models.triplet import TripletModel, build_tower
+from asa_jax.models.triplet import TripletModel
 
-__all__ = ["BertLayer", "CNNSATower", "EmbDirectModel", "REGRESSION_SYSTEMS",
-           "RegressionModel", "ResBlock", "ScoreHead", "TRIPLET_SYSTEMS",
-           "TripletModel", "build_head", "build_model", "build_tower", "output_frames",
-           "system_kind"]
+__all__ = ["BertLayer", "CNNSATower", "EmbDirectModel", "RegressionModel", "ResBlock",
+           "ScoreHead", "TimePooling", "TripletModel", "output_frames"]

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -116,6 +117,38 @@ class BertLayer(nn.Module):
     return nn.LayerNorm(epsilon=_LN_EPSILON, dtype=self.dtype, name="ln_mlp")(x + h)
 
 
+POOLINGS = ("bert", "attention", "mean", "max")
+
+
+class TimePooling(nn.Module):
+  """Pools (B, T, D) frames over time to (B, D): 'attention' | 'mean' | 'max'.
+
+  'attention' is the feed-forward attention of Raffel & Ellis (2016), as used by the
+  singer-embedding study in ../shared/papers: sigma = softmax_t(w^T tanh(x_t) + b),
+  output = sum_t sigma_t x_t (a learned (D,) vector w and scalar b).
+  """
+  kind: str
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    """x: (B, T, D) -> (B, D).
+
+    Raises:
+      ValueError: unknown kind.
+    """
+    if self.kind == "mean":
+      return jnp.mean(x, axis=1)
+    if self.kind == "max":
+      return jnp.max(x, axis=1)
+    if self.kind != "attention":
+      raise ValueError(f"TimePooling kind must be attention, mean or max; got "
+                       f"{self.kind!r}")
+    logits = nn.Dense(1, dtype=self.dtype, name="score")(jnp.tanh(x))[..., 0]  # (B, T)
+    sigma = jax.nn.softmax(logits.astype(jnp.float32), axis=1).astype(x.dtype)
+    return jnp.einsum("bt,btd->bd", sigma, x)
+
+
 class CNNSATower(nn.Module):
   """CNN + self-attention embedding tower (paper 3.2; Won et al. CNNSA).
 
@@ -123,6 +156,9 @@ class CNNSATower(nn.Module):
   computation runs in `dtype` (config.model.dtype); the embedding is returned as
   float32. `conv` is the convolution module of the residual blocks, chosen by
   config.model.conv_impl (`conv.conv_module`); it does not change the parameters.
+  `pooling` is the back-end over time: 'bert' (the paper's: [CLS] + BERT
+  self-attention layers + pooler) or a `TimePooling` ('attention', 'mean', 'max') of
+  the projected frames, without the BERT layers.
   """
   conv_channels: tuple[int, ...] = (128, 128, 256, 256, 256, 256, 256)
   conv_strides: tuple[tuple[int, int], ...] = (
@@ -135,15 +171,18 @@ class CNNSATower(nn.Module):
   embedding_dim: int = 128
   dtype: Any = jnp.float32
   conv: conv_lib.ModuleDef = nn.Conv
+  pooling: str = "bert"
 
   @classmethod
   def from_config(cls, model_config: ml_collections.ConfigDict, **kwargs) -> "CNNSATower":
     """Builds a tower from `config.model` (configs/base.py); kwargs override fields.
 
     Raises:
-      ValueError: unknown model.conv_impl or model.dtype.
+      ValueError: unknown model.conv_impl, model.dtype or model.pooling.
     """
     m = model_config
+    if m.pooling not in POOLINGS:
+      raise ValueError(f"model.pooling must be one of {POOLINGS}, not {m.pooling!r}")
     fields = dict(
         conv_channels=tuple(int(c) for c in m.conv_channels),
         conv_strides=tuple((int(a), int(b)) for a, b in m.conv_strides),
@@ -154,7 +193,8 @@ class CNNSATower(nn.Module):
         dropout=float(m.dropout),
         embedding_dim=int(m.embedding_dim),
         dtype=_dtype(m.dtype),
-        conv=conv_lib.conv_module(m.conv_impl))
+        conv=conv_lib.conv_module(m.conv_impl),
+        pooling=str(m.pooling))
     fields.update(kwargs)
     return cls(**fields)
 
@@ -195,9 +235,15 @@ class CNNSATower(nn.Module):
     assert x.shape[1:3] == (1, frames), x.shape
     x = x[:, 0]  # (B, frames, channels): squeeze the frequency axis.
 
-    # Back-end: project to the attention width, prepend [CLS], add positions.
+    # Back-end: project to the attention width, then pool over time.
     batch = x.shape[0]
     x = nn.Dense(self.attention_hidden, dtype=self.dtype, name="frame_projection")(x)
+    if self.pooling != "bert":
+      h = TimePooling(self.pooling, dtype=self.dtype, name="time_pooling")(x)
+      h = nn.Dropout(self.dropout, deterministic=not train)(h)
+      h = nn.Dense(self.embedding_dim, dtype=self.dtype, name="embedding")(h)
+      return h.astype(jnp.float32)
+    # BERT: prepend [CLS], add positions, self-attention layers, [CLS] pooler.
     cls = self.param("cls_token", _BERT_INIT, (1, 1, self.attention_hidden), jnp.float32)
     x = jnp.concatenate(
         [jnp.broadcast_to(cls.astype(self.dtype), (batch, 1, self.attention_hidden)), x],

@@ -17,7 +17,6 @@ positive and negative rows on that device when the batch is sharded.
 
 import flax.linen as nn
 import jax.numpy as jnp
-import ml_collections
 
 from asa_jax import losses
 from asa_jax.models.cnnsa import CNNSATower
@@ -75,20 +74,3 @@ class TripletModel(nn.Module):
     p = self.performance_tower(performance, train=train)
     a = self.anchor_tower(reference, train=train)
     return p, a, losses.cosine_similarity(p, a)
-
-
-def build_tower(config: ml_collections.ConfigDict, **kwargs) -> CNNSATower:
-  """A CNNSA tower from `config.model`, with input channels = config.features.channels."""
-  return CNNSATower.from_config(config.model, **kwargs)
-
-
-def build_model(config: ml_collections.ConfigDict) -> TripletModel:
-  """The triplet model of `config` (rori / racc); see asa_jax.models.build_model.
-
-  Raises:
-    ValueError: if config.system is not a triplet system.
-  """
-  from asa_jax.models import systems  # pylint: disable=g-import-not-at-top
-  if systems.system_kind(config) != "triplet":
-    raise ValueError(f"triplet.build_model builds rori/racc; got {config.system!r}")
-  return systems.build_model(config)

@@ -1,7 +1,7 @@
 """Training loop: epochs, validation, early stopping, checkpoints (paper 3.4).
 
-`train_and_evaluate(config, workdir)` trains any learned system (triplet systems on
-triplet batches, regression systems on scored clips; asa_jax.train.step) with Adam,
+`train_and_evaluate(config, workdir)` trains any learned system (asa_jax.systems: its
+model, loss and loader; one jitted step, asa_jax.train.step) with Adam,
 evaluates the validation loss after every epoch, keeps the best checkpoint by the
 selection metric and stops after `config.train.patience` epochs without improvement
 of it (paper 3.4: validation loss, patience 5, at most 200 epochs). With
@@ -26,7 +26,8 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
-from asa_jax.models import build_model, system_kind
+from asa_jax import systems
+from asa_jax.systems import build_model
 from asa_jax.train import mesh as mesh_lib
 from asa_jax.train.checkpoint import Checkpoints
 from asa_jax.train.metrics import MetricWriter
@@ -90,17 +91,15 @@ def prepare_records(config: ml_collections.ConfigDict, workdir: str) -> str:
 
 def default_loader_factory(records_dir: str, config: ml_collections.ConfigDict
                            ) -> LoaderFactory:
-  """split -> this process's TripletLoader (triplet systems) or ClipLoader
-  (regression systems) from input_pipeline.loader."""
-  from input_pipeline import loader as loader_lib  # pylint: disable=g-import-not-at-top
-  cls = (loader_lib.TripletLoader if system_kind(config) == "triplet"
-         else loader_lib.ClipLoader)
+  """split -> this process's loader of the system (`System.make_loader`: a
+  TripletLoader or ClipLoader of input_pipeline.loader)."""
+  system = systems.get(config)
 
   def factory(split: str) -> BatchSource:
     try:
-      return cls(records_dir, split, config,
-                           process_index=jax.process_index(),
-                           process_count=jax.process_count())
+      return system.make_loader(records_dir, split, config,
+                                process_index=jax.process_index(),
+                                process_count=jax.process_count())
     except FileNotFoundError as e:
       if split == TRAIN_SPLIT:
         raise
@@ -148,7 +147,7 @@ def init_state(config: ml_collections.ConfigDict, mesh) -> tuple[Any, TrainState
   so repeated runs in one process (resume, tests) compile it once.
   """
   model = build_model(config)
-  key = (model, config.system == "embdirect", config.train.optimizer,
+  key = (model, systems.get(config), config.train.optimizer,
          float(config.train.learning_rate), len(config.features.channels), mesh)
   if key not in _INIT_CACHE:
     _INIT_CACHE[key] = jax.jit(functools.partial(create_train_state, model, config),
@@ -222,17 +221,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        loader_factory: LoaderFactory | None = None) -> dict:
   """Trains (or resumes training) config.system; paper 3.2.x losses, 3.4 schedule.
 
-  EmbDirect (3.2.4): a fresh run first loads the frozen performance tower from
-  config.embdirect.rori_workdir (asa_jax.train.embdirect); a resumed run takes it from
-  its own checkpoint.
+  A fresh run first calls the system's `init_from` hook (EmbDirect, 3.2.4: loads the
+  frozen performance tower from config.embdirect.rori_workdir); a resumed run takes
+  everything from its own checkpoint.
 
   Args:
     config: run config (configs/base.py fields).
     workdir: run directory: checkpoints/, metrics.jsonl, tensorboard/, stats.json.
     loader_factory: split name ('train' | 'validation') -> batch source with
       `.epoch(e)` and `.num_batches(e)` yielding process-local batches. Default:
-      build/read records (`prepare_records`) and use input_pipeline TripletLoader
-      (triplet systems) or ClipLoader (regression systems).
+      build/read records (`prepare_records`) and the system's loader
+      (`System.make_loader`).
 
   Returns:
     {"step", "epoch", "train_loss", "val_loss", "best_val_loss", "stopped_early"}
@@ -273,11 +272,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     state, meta = restored
     logging.info("resumed from step %d (epoch %d, batch %d)", meta["step"],
                  meta["epoch"], meta["batch_in_epoch"])
-  elif config.system == "embdirect":
-    # Paper 3.2.4: start from the trained Rori's performance tower (frozen).
-    from asa_jax.train import embdirect  # pylint: disable=g-import-not-at-top
+  else:
+    # A system may start from another trained one (EmbDirect: Rori's tower).
     try:
-      state = embdirect.install_frozen_tower(state, config, workdir)
+      state = systems.get(config).init_from(state, config, workdir,
+                                            restore=restore_for_inference)
     except Exception:
       ckpts.close()
       raise
@@ -393,7 +392,7 @@ def restore_for_inference(config: ml_collections.ConfigDict, workdir: str
                           ) -> tuple[Any, dict]:
   """(model, {"params", "batch_stats"}) from the best checkpoint, else the latest.
 
-  Works for every learned system (the model is asa_jax.models.build_model(config));
+  Works for every learned system (the model is asa_jax.systems.build_model(config));
   an EmbDirect checkpoint holds its frozen tower, so the Rori workdir is not read.
 
   Raises:

@@ -9,6 +9,7 @@ import ml_collections
 import optax
 from flax.training import train_state
 
+from asa_jax import systems
 from asa_jax.features import constants
 
 
@@ -25,18 +26,12 @@ class TrainState(train_state.TrainState):
 _OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd}
 
 
-def _frozen_labels(params: Any) -> dict:
-  """Label prefix tree for optax.multi_transform: the EmbDirect tower is 'frozen'."""
-  from asa_jax.models.embdirect import FROZEN_COLLECTION  # pylint: disable=g-import-not-at-top
-  return {k: "frozen" if k == FROZEN_COLLECTION else "train" for k in params}
-
-
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """config.train.optimizer with config.train.learning_rate, optax defaults otherwise.
 
-  EmbDirect (paper 3.2.4): the `performance_tower` subtree gets optax.set_to_zero()
-  through optax.multi_transform (zero updates, no optimizer state), so only the head
-  trains; the model also applies stop_gradient to the tower's output.
+  Parameters that the system labels "frozen" (`System.frozen_labels`; EmbDirect's
+  tower, paper 3.2.4) get optax.set_to_zero() through optax.multi_transform (zero
+  updates, no optimizer state).
 
   'adam' is the paper's (3.4, lr 1e-6). 'sgd' exists for equality tests: Adam divides
   each gradient by its running RMS, which turns rounding noise in a near-zero gradient
@@ -51,12 +46,12 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   if name not in _OPTIMIZERS:
     raise ValueError(f"config.train.optimizer={name!r}: use one of {sorted(_OPTIMIZERS)}")
   base = _OPTIMIZERS[name]
-  if config.system == "embdirect":
-    def frozen_tower(learning_rate):
+  labels = systems.get(config).frozen_labels()
+  if labels is not None:
+    def with_frozen(learning_rate):
       return optax.multi_transform(
-          {"train": base(learning_rate), "frozen": optax.set_to_zero()},
-          _frozen_labels)
-    return optax.inject_hyperparams(frozen_tower)(
+          {"train": base(learning_rate), "frozen": optax.set_to_zero()}, labels)
+    return optax.inject_hyperparams(with_frozen)(
         learning_rate=config.train.learning_rate)
   return optax.inject_hyperparams(base)(learning_rate=config.train.learning_rate)
 
@@ -77,15 +72,13 @@ def create_train_state(model: flax.linen.Module, config: ml_collections.ConfigDi
   Call under jax.jit (with out_shardings) for speed and placement; see loop.py.
 
   Args:
-    model: the model of config.system (asa_jax.models.build_model).
+    model: the model of config.system (asa_jax.systems.build_model).
     config: the run config.
     seed: integer seed (config.seed).
   """
-  from asa_jax.models import system_kind  # pylint: disable=g-import-not-at-top
   init_key = jax.random.key(seed, impl="rbg")
   x = jnp.zeros(input_shape(config), jnp.float32)
-  inputs = (x, x, x) if system_kind(config) == "triplet" else (x, x)
-  variables = model.init(init_key, *inputs, train=False)
+  variables = model.init(init_key, *systems.get(config).init_inputs(x), train=False)
   return TrainState.create(apply_fn=model.apply, params=variables["params"],
                            tx=make_optimizer(config),
                            batch_stats=variables.get("batch_stats", {}),

@@ -1,9 +1,10 @@
-"""The jitted train and eval steps (paper 3.2.3 loss, 3.4 optimiser).
+"""The one jitted train step and eval step of every learned system (paper 3.4).
 
-Triplet systems (rori, racc): triplet margin loss with cosine similarity (3.2.3).
-Regression systems (direct 3.2.1, delta 3.2.2, embdirect 3.2.4): mean squared error
-between predicted and human clip scores, both divided by config.model.score_scale
-(100: the loss is in (score / 100)^2 units). `make_steps(config, ...)` picks the pair.
+The system (`asa_jax.systems.get(config)`) supplies the model inputs, the loss, and
+the measurements; the steps do the rest the same way for all: dropout key folded with
+the step, BatchNorm statistics updated, the optimizer applied, the state donated.
+`make_steps(config, ...)` jits both for the config's system (cached per system and
+shardings).
 """
 
 import functools
@@ -12,191 +13,97 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from asa_jax import losses
+from asa_jax import systems
+from asa_jax.systems import System
 from asa_jax.train.state import TrainState
 
 
-def train_step(state: TrainState, batch: dict, *, margin: float
+def _mask(system: System, batch: dict) -> jnp.ndarray:
+  mask = batch.get("mask")
+  if mask is None:
+    mask = jnp.ones(batch[system.input_keys[0]].shape[:1], jnp.float32)
+  return mask.astype(jnp.float32)
+
+
+def train_step(state: TrainState, batch: dict, *, system: System
                ) -> tuple[TrainState, dict]:
-  """One Adam update on a global batch of triplets.
+  """One optimizer update on a global batch.
 
   Args:
     state: replicated TrainState.
-    batch: {"anchor","positive","negative"}: (B, C, 96, 94) float32, optional
-      "mask": (B,) (1 = real triplet).
-    margin: triplet margin alpha.
+    batch: the system's inputs (`system.input_keys`: (B, C, 96, 94) float32), its
+      targets (e.g. "target": (B,) human scores for regression systems), optional
+      "mask": (B,) (1 = real row, 0 = padding).
+    system: the learned system (static).
 
   Returns:
-    (new state, metrics) with scalar float32 metrics: loss, grad_norm, learning_rate
-    (Adam's base rate; constant schedule), active_fraction (share of triplets with
-    loss > 0), cos_ap, cos_an (mean cosine similarities).
+    (new state, metrics): scalar float32 loss, grad_norm, learning_rate (the
+    optimizer's base rate) and the system's `train_metrics`.
   """
-  mask = batch.get("mask")
-  if mask is None:
-    mask = jnp.ones(batch["anchor"].shape[:1], jnp.float32)
+  mask = _mask(system, batch)
   dropout_rng = jax.random.fold_in(state.rng, state.step)
 
   def loss_fn(params):
-    (a, p, n), updates = state.apply_fn(
+    out, updates = state.apply_fn(
         {"params": params, "batch_stats": state.batch_stats},
-        batch["anchor"], batch["positive"], batch["negative"], train=True,
-        rngs={"dropout": dropout_rng}, mutable=["batch_stats"])
-    loss = losses.triplet_margin_loss(a, p, n, margin, mask)
-    return loss, (updates["batch_stats"], a, p, n)
+        *system.model_inputs(batch), train=True, rngs={"dropout": dropout_rng},
+        mutable=["batch_stats"])
+    return system.loss(out, batch, mask), (
+        updates.get("batch_stats", state.batch_stats), out)
 
-  (loss, (batch_stats, a, p, n)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+  (loss, (batch_stats, out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.params)
   new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
-  total = jnp.maximum(jnp.sum(mask), 1.0)
-  per = losses.triplet_losses(a, p, n, margin)
   hp = getattr(state.opt_state, "hyperparams", None)
   metrics = {
       "loss": loss,
       "grad_norm": optax.tree.norm(grads),
       "learning_rate": jnp.asarray(hp["learning_rate"] if hp else jnp.nan, jnp.float32),
-      "active_fraction": jnp.sum((per > 0) * mask) / total,
-      "cos_ap": jnp.sum(losses.cosine_similarity(a, p) * mask) / total,
-      "cos_an": jnp.sum(losses.cosine_similarity(a, n) * mask) / total,
+      **system.train_metrics(out, batch, mask),
   }
   return new_state, metrics
 
 
-def eval_step(state: TrainState, batch: dict, *, margin: float) -> dict:
-  """Masked loss SUMS on a validation batch (running BatchNorm statistics, no dropout).
+def eval_step(state: TrainState, batch: dict, *, system: System) -> dict:
+  """Masked SUMS on a validation batch (running BatchNorm statistics, no dropout).
 
   Returns:
-    {"loss_sum", "count", "cos_ap_sum", "cos_an_sum"} float32 scalars, to be summed
-    over batches and divided by "count".
+    {"loss_sum", "count", <the system's other "<name>_sum">} float32 scalars, to be
+    summed over batches and divided by "count" (triplet systems: cos_ap_sum,
+    cos_an_sum; regression systems: mae_sum).
   """
-  mask = batch.get("mask")
-  if mask is None:
-    mask = jnp.ones(batch["anchor"].shape[:1], jnp.float32)
-  mask = mask.astype(jnp.float32)
-  a, p, n = state.apply_fn({"params": state.params, "batch_stats": state.batch_stats},
-                           batch["anchor"], batch["positive"], batch["negative"],
-                           train=False)
-  return {"loss_sum": jnp.sum(losses.triplet_losses(a, p, n, margin) * mask),
-          "count": jnp.sum(mask),
-          "cos_ap_sum": jnp.sum(losses.cosine_similarity(a, p) * mask),
-          "cos_an_sum": jnp.sum(losses.cosine_similarity(a, n) * mask)}
+  mask = _mask(system, batch)
+  out = state.apply_fn({"params": state.params, "batch_stats": state.batch_stats},
+                       *system.model_inputs(batch), train=False)
+  return {**system.eval_sums(out, batch, mask), "count": jnp.sum(mask)}
 
 
 @functools.lru_cache(maxsize=None)
-def make_train_step(margin: float, state_sharding, batch_sharding, metric_sharding):
+def make_train_step(system: System, state_sharding, batch_sharding, metric_sharding):
   """jit(train_step) donating the state; shardings from asa_jax.train.mesh.
 
   Cached, so repeated runs in one process (tests, resume) reuse the compilation.
   """
-  return jax.jit(functools.partial(train_step, margin=margin),
+  return jax.jit(functools.partial(train_step, system=system),
                  in_shardings=(state_sharding, batch_sharding),
                  out_shardings=(state_sharding, metric_sharding),
                  donate_argnums=(0,))
 
 
 @functools.lru_cache(maxsize=None)
-def make_eval_step(margin: float, state_sharding, batch_sharding, metric_sharding):
+def make_eval_step(system: System, state_sharding, batch_sharding, metric_sharding):
   """jit(eval_step)."""
-  return jax.jit(functools.partial(eval_step, margin=margin),
-                 in_shardings=(state_sharding, batch_sharding),
-                 out_shardings=metric_sharding)
-
-
-def _mask(batch: dict, key: str) -> jnp.ndarray:
-  mask = batch.get("mask")
-  if mask is None:
-    mask = jnp.ones(batch[key].shape[:1], jnp.float32)
-  return mask.astype(jnp.float32)
-
-
-def regression_train_step(state: TrainState, batch: dict, *, score_scale: float
-                          ) -> tuple[TrainState, dict]:
-  """One optimizer update on a global batch of scored clips (MSE regression).
-
-  Args:
-    state: replicated TrainState of a regression model (predictions in score units).
-    batch: {"performance","reference"}: (B, C, 96, 94) float32, "target": (B,) human
-      scores (score units, 0..100), optional "mask": (B,) (1 = real clip).
-    score_scale: loss = masked mean of ((prediction - target) / score_scale)^2.
-
-  Returns:
-    (new state, metrics): scalar float32 loss, grad_norm, learning_rate, mae (mean
-    absolute error, score units), pred_mean (mean prediction, score units).
-  """
-  mask = _mask(batch, "performance")
-  total = jnp.maximum(jnp.sum(mask), 1.0)
-  dropout_rng = jax.random.fold_in(state.rng, state.step)
-
-  def loss_fn(params):
-    pred, updates = state.apply_fn(
-        {"params": params, "batch_stats": state.batch_stats},
-        batch["performance"], batch["reference"], train=True,
-        rngs={"dropout": dropout_rng}, mutable=["batch_stats"])
-    err = (pred - batch["target"]) / score_scale
-    return jnp.sum(err * err * mask) / total, (
-        updates.get("batch_stats", state.batch_stats), pred)
-
-  (loss, (batch_stats, pred)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.params)
-  new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
-  hp = getattr(state.opt_state, "hyperparams", None)
-  metrics = {
-      "loss": loss,
-      "grad_norm": optax.tree.norm(grads),
-      "learning_rate": jnp.asarray(hp["learning_rate"] if hp else jnp.nan, jnp.float32),
-      "mae": jnp.sum(jnp.abs(pred - batch["target"]) * mask) / total,
-      "pred_mean": jnp.sum(pred * mask) / total,
-  }
-  return new_state, metrics
-
-
-def regression_eval_step(state: TrainState, batch: dict, *, score_scale: float
-                         ) -> dict:
-  """Masked SUMS on a validation batch of scored clips (running BatchNorm stats).
-
-  Returns:
-    {"loss_sum" (squared error / score_scale^2), "count", "mae_sum" (score units)}
-    float32 scalars, to be summed over batches and divided by "count".
-  """
-  mask = _mask(batch, "performance")
-  pred = state.apply_fn({"params": state.params, "batch_stats": state.batch_stats},
-                        batch["performance"], batch["reference"], train=False)
-  err = pred - batch["target"]
-  return {"loss_sum": jnp.sum((err / score_scale) ** 2 * mask),
-          "count": jnp.sum(mask),
-          "mae_sum": jnp.sum(jnp.abs(err) * mask)}
-
-
-@functools.lru_cache(maxsize=None)
-def make_regression_train_step(score_scale: float, state_sharding, batch_sharding,
-                               metric_sharding):
-  """jit(regression_train_step) donating the state."""
-  return jax.jit(functools.partial(regression_train_step, score_scale=score_scale),
-                 in_shardings=(state_sharding, batch_sharding),
-                 out_shardings=(state_sharding, metric_sharding),
-                 donate_argnums=(0,))
-
-
-@functools.lru_cache(maxsize=None)
-def make_regression_eval_step(score_scale: float, state_sharding, batch_sharding,
-                              metric_sharding):
-  """jit(regression_eval_step)."""
-  return jax.jit(functools.partial(regression_eval_step, score_scale=score_scale),
+  return jax.jit(functools.partial(eval_step, system=system),
                  in_shardings=(state_sharding, batch_sharding),
                  out_shardings=metric_sharding)
 
 
 def make_steps(config, state_sharding, batch_sharding, metric_sharding):
-  """(train_fn, eval_fn) for config.system: triplet steps with config.loss.margin,
-  regression steps with config.model.score_scale.
+  """(train_fn, eval_fn) of config's system (`asa_jax.systems.get`).
 
   Raises:
     ValueError: config.system is not a learned system.
   """
-  from asa_jax.models import system_kind  # pylint: disable=g-import-not-at-top
+  system = systems.get(config)
   shardings = (state_sharding, batch_sharding, metric_sharding)
-  if system_kind(config) == "triplet":
-    margin = float(config.loss.margin)
-    return make_train_step(margin, *shardings), make_eval_step(margin, *shardings)
-  scale = float(config.model.score_scale)
-  return (make_regression_train_step(scale, *shardings),
-          make_regression_eval_step(scale, *shardings))
+  return make_train_step(system, *shardings), make_eval_step(system, *shardings)

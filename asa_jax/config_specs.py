@@ -16,8 +16,7 @@ import os
 import sys
 from typing import Sequence
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
