@@ -85,6 +85,8 @@ def get_config() -> ml_collections.ConfigDict:
   # regression systems use MSE (paper 3.2.1), which has no setting. -------------
   c.loss = ml_collections.ConfigDict()
   c.loss.margin = 1.0  # alpha (paper 3.4).
+  # Negatives per row of the hinge rank loss (Lee & Nam 2019; system hinge_rank).
+  c.loss.negatives = 4
 
   # --- EmbDirect (paper 3.2.4): the frozen performance tower of a trained Rori. -----
   c.embdirect = ml_collections.ConfigDict()

@@ -429,6 +429,114 @@ class TripletLoader(_RecordsLoader):
     )
 
 
+def add_negatives(index: _Index, triplets: np.ndarray, config, epoch: int,
+                  negatives: int) -> np.ndarray:
+  """Extends (better, worse) triplets to `negatives` negatives each (Lee & Nam 2019).
+
+  The first negative is the triplet's own; each other one is a segment of a random
+  performance of the same song that is worse than the positive's by the pairing
+  rule (data.pairing 'threshold': score < poor_threshold; 'gap': at least
+  min_score_gap lower), on the same reference file, nearest in reference position
+  within data.pair_tolerance_seconds; a row without such a segment repeats its own
+  negative.
+
+  Args:
+    index: the split's record index.
+    triplets: int64 (T, 2) from `pair_triplets`.
+    config: reads seed and data.{pairing, poor_threshold, min_score_gap,
+      pair_tolerance_seconds}.
+    epoch: seeds the draws with (config.seed, epoch).
+    negatives: K >= 1.
+
+  Returns:
+    int64 (T, 1 + K): positive record, then K negative records.
+
+  Raises:
+    ValueError: K < 1.
+  """
+  if negatives < 1:
+    raise ValueError(f"negatives must be >= 1, got {negatives}")
+  d = config.data
+  rng = np.random.default_rng([int(config.seed), int(epoch), 0x4E45])
+  out = np.zeros((len(triplets), 1 + negatives), np.int64)
+  out[:, :2] = triplets
+  if negatives == 1 or not len(triplets):
+    return out
+  records_of = collections.defaultdict(list)
+  for i, perf in enumerate(index.performance):
+    records_of[perf].append(i)
+  perfs_of_song = collections.defaultdict(list)
+  for perf in sorted(records_of):
+    rec = records_of[perf][0]
+    if not np.isnan(index.score[rec]):
+      perfs_of_song[index.song[rec]].append(perf)
+  tolerance = float(d.pair_tolerance_seconds)
+
+  def worse(song, score):
+    if d.pairing == "gap":
+      return [p for p in perfs_of_song[song]
+              if score - index.score[records_of[p][0]] >= float(d.min_score_gap)]
+    return [p for p in perfs_of_song[song]
+            if index.score[records_of[p][0]] < float(d.poor_threshold)]
+
+  cache = {}
+  for t, (pos, neg) in enumerate(triplets):
+    key = (index.song[pos], index.score[pos])
+    if key not in cache:
+      cache[key] = worse(*key)
+    cands = cache[key]
+    for k in range(2, 1 + negatives):
+      out[t, k] = neg
+      if not cands:
+        continue
+      perf = cands[int(rng.integers(len(cands)))]
+      match = _match_segments(index, np.array([pos]), np.array(records_of[perf]),
+                              tolerance)
+      if match:
+        out[t, k] = match[0][1]
+  return out
+
+
+class RankLoader(_RecordsLoader):
+  """Process-local batches of one positive and K negatives (Lee & Nam 2019).
+
+  Rows are `pair_triplets`' (better, worse) pairs extended by `add_negatives` to
+  K = loss.negatives negatives of the same song, each worse than the positive.
+
+  Batches: "anchor", "positive": float32 (L, C, 96, 94); "negatives": float32
+  (L, K, C, 96, 94); "mask".
+
+  Raises:
+    FileNotFoundError: no complete records for the split, or no stats.json.
+    ValueError: global batch not divisible by process_count; loss.negatives < 1.
+  """
+
+  ROWS = "ranked rows (a positive and K negatives)"
+
+  def _epoch_rows(self, epoch: int | None) -> np.ndarray:
+    e = 0 if epoch is None else epoch
+    return add_negatives(self._index, pair_triplets(self._index, self.config, e),
+                         self.config, e, int(self.config.loss.negatives))
+
+  def _make_batch(self, rows: np.ndarray, mask: np.ndarray) -> dict:
+    uniq = sorted(set(rows.reshape(-1).tolist()))
+    recs = self._cache.get_many(uniq, self._fetch)
+    t = self._index.transposition
+    pos = rows[:, 0]
+    negs = rows[:, 1:].reshape(-1)
+    negatives = prepare_clips(np.stack([recs[i]["performance"] for i in negs.tolist()]),
+                              self.stats, self.config, transpositions=t[negs])
+    return dict(
+        anchor=prepare_clips(np.stack([recs[i]["reference"] for i in pos.tolist()]),
+                             self.stats, self.config),
+        positive=prepare_clips(np.stack([recs[i]["performance"] for i in pos.tolist()]),
+                               self.stats, self.config, transpositions=t[pos]),
+        negatives=negatives.reshape(rows.shape[0], rows.shape[1] - 1,
+                                    *negatives.shape[1:]),
+        mask=mask.astype(np.float32),
+    )
+
+
 def order_clips(index: _Index, config, epoch: int | None) -> np.ndarray:
   """Scored clips of one epoch in global order (regression systems, paper 3.2.1).
 

@@ -332,3 +332,25 @@ def test_clip_loader_scored_clips_shuffle_and_process_rows(records_dir):
   assert evaluation.num_batches(0) == -(-len(scored) // 8)
   assert masks.sum() == len(scored) and len(masks) % 8 == 0
   np.testing.assert_array_equal(evaluation.rows(5), sorted(scored))
+
+
+def test_rank_loader_batches_hold_k_negatives_of_the_rows(records_dir):
+  """RankLoader (Lee & Nam's system): (L, K, C, 96, 94) negatives, the rows' clips."""
+  channels = ("spec", "f0")
+  config = _config(channels=channels)
+  config.loss.negatives = 3
+  ld = loader.RankLoader(str(records_dir), "train", config, process_index=0,
+                         process_count=1)
+  stats = json.loads((records_dir / "stats.json").read_text())
+  idx = [constants.CHANNELS.index(c) for c in channels]
+  mean = np.array(stats["mean"])[idx][None, :, None, None]
+  std = np.array(stats["std"])[idx][None, :, None, None]
+  rows = ld.rows(0)
+  assert rows.shape[1] == 4
+  batch = next(iter(ld.epoch(0)))
+  assert set(batch) == {"anchor", "positive", "negatives", "mask"}
+  assert batch["negatives"].shape == (8, 3, 2, 96, 94)
+  np.testing.assert_array_equal(_ids(batch["positive"] * std + mean), rows[:8, 0])
+  for k in range(3):
+    np.testing.assert_array_equal(_ids(batch["negatives"][:, k] * std + mean),
+                                  rows[:8, 1 + k])
