@@ -93,6 +93,15 @@ def get_config() -> ml_collections.ConfigDict:
   c.embdirect.rori_workdir = ""  # Trained Rori workdir (checkpoints/), required.
   c.embdirect.rori_config = ""  # Its config spec, e.g. "configs/rori.py:demo".
 
+  # --- Seshadri & Lerch 2021's weighted contrastive loss (system
+  # contrastive_regression; asa_jax/systems/contrastive_regression.py). -----------
+  c.contrastive = ml_collections.ConfigDict()
+  c.contrastive.stage = "joint"  # 'joint' | 'encoder' | 'head' (two-step training).
+  c.contrastive.weight = 1.0  # w of L_MSE + w L_C (joint).
+  c.contrastive.classes = 5  # C rating bins.
+  c.contrastive.margin = 1.0  # s: margin per class of distance (their eq. 3).
+  c.contrastive.encoder_workdir = ""  # 'head' stage: the 'encoder' run's workdir.
+
   # --- Optimisation (paper 3.4). ----------------------------------------------
   c.train = ml_collections.ConfigDict()
   c.train.optimizer = "adam"  # 'adam' (paper 3.4) | 'sgd' (well-conditioned tests).
