@@ -537,6 +537,82 @@ class RankLoader(_RecordsLoader):
     )
 
 
+def pair_siamese(index: _Index, config, epoch: int) -> np.ndarray:
+  """Clip pairs of one epoch, same / different quality class 1:1 (siamese systems).
+
+  Classes are paper 3.3's: good (score >= data.good_threshold) and poor (score <
+  data.poor_threshold); other performances take no part. Different-class pairs are
+  the threshold pairing's (good, poor) segment pairs (`pair_triplets` with
+  pairing 'threshold'); as many same-class pairs are drawn (with replacement) from
+  the segment pairs of two different performances of one song and one class, matched
+  by reference position like the triplets.
+
+  Returns:
+    int64 (T, 3): (first record, second record, 1 if same class else 0), shuffled;
+    deterministic in (config.seed, epoch).
+  """
+  threshold = config.copy_and_resolve_references()
+  threshold.data.pairing = "threshold"
+  different = pair_triplets(index, threshold, epoch)
+  d = config.data
+  rng = np.random.default_rng([int(config.seed), int(epoch), 0x51A3])
+  records_of = collections.defaultdict(list)
+  for i, perf in enumerate(index.performance):
+    records_of[perf].append(i)
+  groups = collections.defaultdict(list)
+  for perf in sorted(records_of):
+    rec = records_of[perf][0]
+    score = index.score[rec]
+    if np.isnan(score):
+      continue
+    cls = ("good" if score >= d.good_threshold else
+           "poor" if score < d.poor_threshold else None)
+    if cls is not None:
+      groups[(index.song[rec], cls)].append(perf)
+  same = []
+  for key in sorted(groups):
+    perfs = groups[key]
+    for a in range(len(perfs)):
+      for b in range(a + 1, len(perfs)):
+        same.extend(_match_segments(index, np.array(records_of[perfs[a]]),
+                                    np.array(records_of[perfs[b]]),
+                                    float(d.pair_tolerance_seconds)))
+  n = len(different)
+  rows = [np.concatenate([different.reshape(-1, 2), np.zeros((n, 1), np.int64)], 1)]
+  if same and n:
+    pick = np.array(same, np.int64)[rng.integers(len(same), size=n)]
+    rows.append(np.concatenate([pick, np.ones((n, 1), np.int64)], 1))
+  out = np.concatenate(rows).astype(np.int64)
+  return out[rng.permutation(len(out))]
+
+
+class PairLoader(_RecordsLoader):
+  """Process-local batches of clip pairs for siamese systems (`pair_siamese`).
+
+  Batches: "first", "second": float32 (L, C, 96, 94) performance clips; "same":
+  float32 (L,) 1 = same quality class; "mask".
+
+  Raises:
+    FileNotFoundError: no complete records for the split, or no stats.json.
+    ValueError: global batch not divisible by process_count.
+  """
+
+  ROWS = "clip pairs (same / different quality class)"
+
+  def _epoch_rows(self, epoch: int | None) -> np.ndarray:
+    return pair_siamese(self._index, self.config, 0 if epoch is None else epoch)
+
+  def _make_batch(self, rows: np.ndarray, mask: np.ndarray) -> dict:
+    uniq = sorted(set(rows[:, :2].reshape(-1).tolist()))
+    recs = self._cache.get_many(uniq, self._fetch)
+    t = self._index.transposition
+    clips = lambda col: prepare_clips(
+        np.stack([recs[i]["performance"] for i in rows[:, col].tolist()]),
+        self.stats, self.config, transpositions=t[rows[:, col]])
+    return dict(first=clips(0), second=clips(1),
+                same=rows[:, 2].astype(np.float32), mask=mask.astype(np.float32))
+
+
 def order_clips(index: _Index, config, epoch: int | None) -> np.ndarray:
   """Scored clips of one epoch in global order (regression systems, paper 3.2.1).
 

@@ -354,3 +354,20 @@ def test_rank_loader_batches_hold_k_negatives_of_the_rows(records_dir):
   for k in range(3):
     np.testing.assert_array_equal(_ids(batch["negatives"][:, k] * std + mean),
                                   rows[:8, 1 + k])
+
+
+def test_pair_loader_batches_hold_the_pairs(records_dir):
+  """PairLoader (siamese system): both clips of each row and its same-class label."""
+  config = _config(channels=("spec",))
+  ld = loader.PairLoader(str(records_dir), "train", config, process_index=0,
+                         process_count=1)
+  stats = json.loads((records_dir / "stats.json").read_text())
+  idx = [constants.CHANNELS.index("spec")]
+  mean = np.array(stats["mean"])[idx][None, :, None, None]
+  std = np.array(stats["std"])[idx][None, :, None, None]
+  rows = ld.rows(0)
+  batch = next(iter(ld.epoch(0)))
+  assert set(batch) == {"first", "second", "same", "mask"}
+  np.testing.assert_array_equal(_ids(batch["first"] * std + mean), rows[:8, 0])
+  np.testing.assert_array_equal(_ids(batch["second"] * std + mean), rows[:8, 1])
+  np.testing.assert_array_equal(batch["same"], rows[:8, 2].astype(np.float32))

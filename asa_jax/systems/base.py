@@ -33,7 +33,8 @@ class System:
       system scores a performance without a reference.
     score_label: axis label of its performance scores (plots).
     table_order: position among the learned systems in Table 2 (paper order).
-    batch_kind: "triplet" (anchor/positive/negative) or "clips" (scored clips).
+    batch_kind: "triplet" (anchor/positive/negative), "clips" (scored clips) or
+      "pairs" (clip pairs with a same-class label).
     input_keys: batch keys of the model's positional inputs, in order.
   """
   name: str
