@@ -378,6 +378,35 @@ def _score_learned(system: LearnedSystem, rows: list, manifest_path: str,
   return scores, clips
 
 
+def other_metrics(scores: Mapping[str, Sequence], clips: Mapping[str, Any],
+                  manifest_path: str) -> dict:
+  """Per system: R^2 of its performance scores (regression metric of Seshadri & Lerch)
+  and, for learned systems, the embedding metrics of Lee & Nam and the
+  singer-embedding study on its performance embeddings, labelled by song and, where
+  the manifest has a `singer` column, by singer (`embedding_metrics.embedding_report`).
+  """
+  from asa_jax.evaluation import embedding_metrics  # pylint: disable=g-import-not-at-top
+  singers = {}
+  with open(manifest_path, newline="", encoding="utf-8") as f:
+    for row in csv.DictReader(f):
+      if row.get("singer"):
+        singers[row["performance_id"]] = row["singer"]
+  out = {}
+  for name, rows in scores.items():
+    pairs = [(s.predicted, s.human) for s in rows
+             if s.human is not None and np.isfinite(s.human)]
+    entry = {"r2": embedding_metrics.r2([p for p, _ in pairs], [h for _, h in pairs])}
+    if name in clips and len(clips[name].metadata):
+      c = clips[name]
+      pids = [str(m["performance_id"]) for m in c.metadata]
+      sets = {"song": {str(m["performance_id"]): str(m["song_id"]) for m in c.metadata}}
+      if singers:
+        sets["singer"] = singers
+      entry["embeddings"] = embedding_metrics.embedding_report(c.performance, pids, sets)
+    out[name] = entry
+  return out
+
+
 def _paper_rank(name: str) -> int:
   return PAPER_ORDER.index(name) if name in PAPER_ORDER else len(PAPER_ORDER)
 
@@ -517,6 +546,13 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
                                 ylabels=ylabels, log=log)
 
   written = []
+  try:  # The other papers' metrics (asa_jax/evaluation/embedding_metrics.py).
+    path = os.path.join(output_dir, "embedding_metrics.json")
+    atomic.write_text(path, json.dumps(
+        other_metrics(scores, clips, manifest_path), indent=1))
+    written.append(path)
+  except Exception as e:  # pylint: disable=broad-except
+    log(f"embedding_metrics.json not written: {type(e).__name__}: {e}")
   if figure6_system == "auto":
     figure6_system = next((s.name for s in learned
                            if systems.get(s.config).batch_kind == "triplet"), None)
