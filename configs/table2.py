@@ -13,7 +13,9 @@ Fields:
   split          evaluated split ('test', paper 4).
   systems        learned systems in training order, (name, config spec) pairs: Rori
                  first (EmbDirect freezes Rori's tower, paper 3.2.4), then Racc,
-                 Direct, Delta, EmbDirect, then the channel ablations (paper 4.5).
+                 Direct, Delta, EmbDirect, the other papers' systems (hinge_rank,
+                 siamese, contrastive_regression), then the channel ablations
+                 (paper 4.5).
   rori_spec      the Rori spec EmbDirect's frozen tower comes from.
   baselines      rule-based baselines (paper 4.2; asa_jax.baselines names), or "all".
   baseline_crepe_capacity  CREPE model of the baselines' f0 ('tiny' on CPU suites).
@@ -47,7 +49,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     raise ValueError(f"configs/table2.py: unknown suite {arg!r}; use one of "
                      f"{', '.join(SUITES)}")
   size = "" if suite == "paper" else suite
-  learned = ["rori", "racc", "direct", "delta", "embdirect"]
+  # The paper's systems, then the other papers' (Lee & Nam 2019, the singer-embedding
+  # study, Seshadri & Lerch 2021).
+  learned = ["rori", "racc", "direct", "delta", "embdirect", "hinge_rank", "siamese",
+             "contrastive_regression"]
   if suite == "ssvd":
     learned.remove("racc")  # SSVD has no accompaniment tracks.
   systems = [(name, _spec(name, (size,))) for name in learned]

@@ -246,8 +246,8 @@ def test_table2_resume_skips_done_and_reports_failures(tmp_path, monkeypatch):
 def test_plan_jobs_records_per_reference_and_suites_load(tmp_path):
   suite = pipeline.load_suite("demo")
   assert [n for n, _ in suite.systems] == [
-      "rori", "racc", "direct", "delta", "embdirect", "rori_spec", "rori_spec_f0",
-      "rori_spec_f0_chroma"]
+      "rori", "racc", "direct", "delta", "embdirect", "hinge_rank", "siamese",
+      "contrastive_regression", "rori_spec", "rori_spec_f0", "rori_spec_f0_chroma"]
   jobs = {j.name: j for j in pipeline.plan_jobs(suite, str(tmp_path), "m.csv")}
   assert all(j.error is None for j in jobs.values()), [j.error for j in jobs.values()]
   assert f"data.records_dir={tmp_path / 'records_accompaniment'}" in jobs["racc"].overrides
