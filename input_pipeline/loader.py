@@ -144,6 +144,14 @@ def _read_index(records_dir: str, split: str):
   return paths, metas, index
 
 
+def _records_of(index: _Index) -> dict[str, list[int]]:
+  """performance_id -> its record indices (record order)."""
+  out = collections.defaultdict(list)
+  for i, perf in enumerate(index.performance):
+    out[perf].append(i)
+  return out
+
+
 def _match_segments(index: _Index, good: np.ndarray, poor: np.ndarray,
                     tolerance: float) -> list[tuple[int, int]]:
   """(good record, poor record) pairs at the nearest reference position."""
@@ -187,9 +195,7 @@ def pair_triplets(index: _Index, config, epoch: int) -> np.ndarray:
     raise ValueError(f"data.pairing must be 'threshold' or 'gap', not {d.pairing!r}")
   rng = np.random.default_rng([int(config.seed), int(epoch), 0x5EED])
   triplets = []
-  records_of = collections.defaultdict(list)
-  for i, perf in enumerate(index.performance):
-    records_of[perf].append(i)
+  records_of = _records_of(index)
   tolerance = float(d.pair_tolerance_seconds)
   if d.pairing == "gap":
     by_song = collections.defaultdict(list)
@@ -462,9 +468,7 @@ def add_negatives(index: _Index, triplets: np.ndarray, config, epoch: int,
   out[:, :2] = triplets
   if negatives == 1 or not len(triplets):
     return out
-  records_of = collections.defaultdict(list)
-  for i, perf in enumerate(index.performance):
-    records_of[perf].append(i)
+  records_of = _records_of(index)
   perfs_of_song = collections.defaultdict(list)
   for perf in sorted(records_of):
     rec = records_of[perf][0]
@@ -556,9 +560,7 @@ def pair_siamese(index: _Index, config, epoch: int) -> np.ndarray:
   different = pair_triplets(index, threshold, epoch)
   d = config.data
   rng = np.random.default_rng([int(config.seed), int(epoch), 0x51A3])
-  records_of = collections.defaultdict(list)
-  for i, perf in enumerate(index.performance):
-    records_of[perf].append(i)
+  records_of = _records_of(index)
   groups = collections.defaultdict(list)
   for perf in sorted(records_of):
     rec = records_of[perf][0]

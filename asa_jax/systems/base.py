@@ -36,6 +36,7 @@ class System:
     batch_kind: "triplet" (anchor/positive/negative), "clips" (scored clips) or
       "pairs" (clip pairs with a same-class label).
     input_keys: batch keys of the model's positional inputs, in order.
+    loader: the input_pipeline.loader class that makes its batches.
   """
   name: str
   paper_name: str = ""
@@ -45,6 +46,7 @@ class System:
   table_order: int = 99
   batch_kind: str = "clips"
   input_keys: tuple[str, ...] = ("performance", "reference")
+  loader: str = "ClipLoader"
 
   def configure(self, config) -> "System":
     """This system with the hyperparameters of `config` (dataclasses.replace)."""
@@ -78,16 +80,15 @@ class System:
 
   def make_loader(self, records_dir: str, split: str, config, *, process_index: int,
                   process_count: int) -> Any:
-    """This process's loader of a records split (input_pipeline.loader).
+    """This process's loader of a records split (input_pipeline.loader.<loader>).
 
     Raises:
       FileNotFoundError: the split has no records.
     """
     from input_pipeline import loader as loader_lib  # pylint: disable=g-import-not-at-top
-    cls = (loader_lib.TripletLoader if self.batch_kind == "triplet"
-           else loader_lib.ClipLoader)
-    return cls(records_dir, split, config, process_index=process_index,
-               process_count=process_count)
+    return getattr(loader_lib, self.loader)(
+        records_dir, split, config, process_index=process_index,
+        process_count=process_count)
 
   def frozen_labels(self) -> Callable[[Any], Any] | None:
     """params -> prefix tree of "train" / "frozen" labels, or None (all trained)."""

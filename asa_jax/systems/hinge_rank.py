@@ -108,15 +108,9 @@ class HingeRankSystem(base.System):
             "cos_ap_sum": jnp.sum(losses.cosine_similarity(a, p) * mask),
             "cos_an_sum": jnp.sum(cos_an * mask)}
 
-  def make_loader(self, records_dir, split, config, *, process_index, process_count):
-    from input_pipeline import loader as loader_lib  # pylint: disable=g-import-not-at-top
-    return loader_lib.RankLoader(records_dir, split, config,
-                                 process_index=process_index,
-                                 process_count=process_count)
-
 
 SYSTEMS = {"hinge_rank": HingeRankSystem(
     name="hinge_rank", paper_name="Hinge rank (Lee & Nam)", group="Proposed",
     reference="original", score_label="predicted score (cosine similarity)",
-    table_order=5, batch_kind="triplet",
+    table_order=5, batch_kind="triplet", loader="RankLoader",
     input_keys=("anchor", "positive", "negatives"))}

@@ -90,15 +90,9 @@ class SiameseSystem(base.System):
     return {"loss_sum": jnp.sum(
         contrastive_losses(out[0], out[1], batch["same"], self.margin) * mask)}
 
-  def make_loader(self, records_dir, split, config, *, process_index, process_count):
-    from input_pipeline import loader as loader_lib  # pylint: disable=g-import-not-at-top
-    return loader_lib.PairLoader(records_dir, split, config,
-                                 process_index=process_index,
-                                 process_count=process_count)
-
 
 SYSTEMS = {"siamese": SiameseSystem(
     name="siamese", paper_name="Siamese contrastive (singer embedding)",
     group="Proposed", reference="original",
     score_label="predicted score (minus squared distance)", table_order=7,
-    batch_kind="pairs", input_keys=("first", "second"))}
+    batch_kind="pairs", input_keys=("first", "second"), loader="PairLoader")}

@@ -56,7 +56,7 @@ def _triplet(name: str, paper_name: str, reference: str, order: int) -> TripletS
   return TripletSystem(name=name, paper_name=paper_name, group="Proposed",
                        reference=reference,
                        score_label="predicted score (cosine similarity)",
-                       table_order=order, batch_kind="triplet",
+                       table_order=order, batch_kind="triplet", loader="TripletLoader",
                        input_keys=("anchor", "positive", "negative"))
 
 
