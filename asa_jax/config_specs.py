@@ -122,3 +122,66 @@ def load_config(spec: str, overrides: Sequence[str] = ()):
   for override in overrides:
     apply_override(config, override)
   return config
+
+
+WORKDIR_CONFIG = "config.json"  # The run's config, written by train.py (process 0).
+
+
+def save_workdir_config(config, workdir: str) -> str:
+  """Writes `config` as WORKDIR/config.json (atomically); returns the path.
+
+  `load_workdir_config` reads it back, so a trained workdir can be used (eval,
+  `asa_jax.assess`) without naming its config again.
+  """
+  from asa_jax import atomic  # pylint: disable=g-import-not-at-top
+  path = os.path.join(workdir, WORKDIR_CONFIG)
+  atomic.write_text(path, config.to_json(indent=1, sort_keys=True))
+  return path
+
+
+def _as_type_of(value, template):
+  """JSON value -> the type of the base config's field (lists -> nested tuples)."""
+  if isinstance(template, tuple) and isinstance(value, list):
+    inner = template[0] if template else None
+    return tuple(_as_type_of(v, inner) if isinstance(v, list) else v for v in value)
+  return value
+
+
+def load_workdir_config(workdir: str):
+  """The config a run was trained with, from WORKDIR/config.json.
+
+  Starts from configs/base.py (every field the code reads) and sets each stored
+  field, so JSON lists become the tuples the code expects.
+
+  Returns:
+    The ConfigDict (unlocked).
+
+  Raises:
+    FileNotFoundError: WORKDIR/config.json missing (runs trained before it was
+      written: pass the config spec instead).
+    ValueError: the file is not valid JSON or holds a field configs/base.py lacks.
+  """
+  import json  # pylint: disable=g-import-not-at-top
+  path = os.path.join(workdir, WORKDIR_CONFIG)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f"{path}: no stored config (runs trained before config.json was written: "
+        "give the config spec, e.g. configs/rori.py:demo)")
+  try:
+    with open(path, encoding="utf-8") as f:
+      stored = json.load(f)
+  except ValueError as e:
+    raise ValueError(f"{path}: not valid JSON: {e}") from e
+  config = load_config(os.path.join(REPO_ROOT, "configs", "base.py"))
+
+  def fill(node, values, prefix):
+    for key, value in values.items():
+      if key not in node:
+        raise ValueError(f"{path}: field {prefix}{key} is not in configs/base.py")
+      if isinstance(value, dict):
+        fill(node[key], value, f"{prefix}{key}.")
+      else:
+        node[key] = _as_type_of(value, node[key])
+
+  fill(config, stored, "")
+  return config

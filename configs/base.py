@@ -117,6 +117,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_every_steps = 0  # 0: checkpoint at the end of each epoch only.
   c.train.max_steps = 0  # 0: no step limit (epochs and early stopping decide).
   c.train.progress_bar = True
+  # Monotone map raw score -> human 0..100 fitted on the validation split at the end
+  # of training (WORKDIR/calibration.json; asa_jax/assess/calibration.py):
+  # 'linear' (monotone least squares) | 'logistic' | 'isotonic' (scikit-learn) |
+  # 'minmax' (no human scores).
+  c.train.calibration = "linear"
 
   # --- Evaluation (paper 4.1). ------------------------------------------------
   c.eval = ml_collections.ConfigDict()

@@ -38,6 +38,36 @@ REFERENCE_RATINGS = {**dtw_lib.DTW_RATINGS, **dtw_melody_lib.RATINGS}
 NAMES = histogram_lib.HISTOGRAM_MEASURES + tuple(REFERENCE_RATINGS)
 
 
+def needs_reference(name: str) -> bool:
+  """Whether baseline `name` rates against a reference (paper 4.2.2) or not (4.2.1)."""
+  return name in REFERENCE_RATINGS
+
+
+def rating_function(name: str) -> Callable[[contours_lib.Contours,
+                                            contours_lib.Contours | None], float]:
+  """(performance contours, reference contours or None) -> rating, higher = better.
+
+  The histogram measures (paper 4.2.1) read the performance's f0 only; the DTW
+  ratings (4.2.2, Molina 2013) compare with the reference.
+
+  Raises:
+    ValueError: unknown name (lists the known ones); the returned function raises
+      ValueError when a contour has too few voiced frames, or a reference rating
+      gets no reference.
+  """
+  if name in REFERENCE_RATINGS:
+    rating = REFERENCE_RATINGS[name]
+
+    def rate(perf, ref):
+      if ref is None:
+        raise ValueError(f"baseline {name} needs reference contours")
+      return float(rating(perf, ref))
+    return rate
+  if name in histogram_lib.HISTOGRAM_MEASURES:
+    return lambda perf, ref: float(histogram_lib.histogram_measures(perf.f0_hz)[name])
+  raise ValueError(f"unknown baseline {name!r}; known: {list(NAMES)}")
+
+
 @dataclasses.dataclass
 class _Performance:
   song_id: str

@@ -150,11 +150,13 @@ def make_embed_fn(model, variables) -> Callable[
     a = model.apply(variables, reference, train=False, method="embed_anchor")
     return p, a, losses.cosine_similarity(p, a)
 
-  return lambda performance, reference: embed(variables, performance, reference)
+  fn = lambda performance, reference: embed(variables, performance, reference)
+  fn.jitted = embed  # For checks that repeated calls reuse the compiled code.
+  return fn
 
 
 def embed_clips(model, variables, segments: Iterable[Segment], *,
-                batch_size: int) -> ClipEmbeddings:
+                batch_size: int, embed: Callable | None = None) -> ClipEmbeddings:
   """Embeds and scores every (performance clip, reference clip) pair of a stream.
 
   Clips are batched by `batch_size`; the last batch is zero-padded to the same size
@@ -168,6 +170,8 @@ def embed_clips(model, variables, segments: Iterable[Segment], *,
     segments: iterable of (metadata, performance, reference) model inputs, features
       float32 (C, 96, 94) already normalised (see `prepare_segments`).
     batch_size: clips per jitted call (config.eval.batch_size), > 0.
+    embed: a `make_embed_fn(model, variables)` to reuse (its compiled code is
+      kept between calls); None makes a new one.
 
   Returns:
     ClipEmbeddings of all clips in stream order (empty arrays (0, 0) if none).
@@ -177,7 +181,7 @@ def embed_clips(model, variables, segments: Iterable[Segment], *,
   """
   if batch_size <= 0:
     raise ValueError(f"batch_size must be > 0, got {batch_size}")
-  embed = make_embed_fn(model, variables)
+  embed = embed or make_embed_fn(model, variables)
   metadata: list[dict[str, Any]] = []
   perf_out: list[np.ndarray] = []
   anchor_out: list[np.ndarray] = []

@@ -102,21 +102,54 @@ def load_audio(path: PathLike, *, sample_rate: int = constants.SAMPLE_RATE,
           path, "unreadable: corrupt file or unknown audio format "
           f"(soundfile: {_describe(sf_error)}; audioread: "
           f"{_describe(ar_error)})") from ar_error
+  return prepare_samples(data, sr, name=path, sample_rate=sample_rate,
+                         min_seconds=min_seconds)
+
+
+def prepare_samples(data: np.ndarray, sr: int, *, name: str,
+                    sample_rate: int = constants.SAMPLE_RATE,
+                    min_seconds: float = 0.0) -> np.ndarray:
+  """Checks decoded samples and makes them mono float32 at `sample_rate`.
+
+  Args:
+    data: (n,) mono or (n, channels) samples, full scale 1.0 (float) or int16/int32
+      PCM (scaled to full scale).
+    sr: their sample rate, Hz.
+    name: what the samples are (a file path, or e.g. "<performance array>"), named
+      in errors.
+    sample_rate: output sample rate in Hz.
+    min_seconds: minimum duration in seconds.
+
+  Returns:
+    float32 (m,) mono (channel mean) at `sample_rate` (soxr 'HQ').
+
+  Raises:
+    AudioError naming `name`: empty, more than 2 dimensions, a non-positive sample
+    rate, NaN/inf samples, shorter than `min_seconds`, or silent (peak < 1e-4).
+  """
+  data = np.asarray(data)
+  if np.issubdtype(data.dtype, np.integer):
+    data = data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
+  data = data.astype(np.float32, copy=False)
+  if data.ndim == 1:
+    data = data[:, None]
+  if data.ndim != 2:
+    raise AudioError(name, f"samples must be (n,) or (n, channels), got {data.shape}")
   if data.size == 0 or data.shape[0] == 0:
-    raise AudioError(path, "empty audio (0 samples)")
+    raise AudioError(name, "empty audio (0 samples)")
   if sr <= 0:
-    raise AudioError(path, f"invalid sample rate {sr} Hz")
+    raise AudioError(name, f"invalid sample rate {sr} Hz")
   mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
   if not np.all(np.isfinite(mono)):
-    raise AudioError(path, "audio contains NaN or infinite samples (corrupt)")
+    raise AudioError(name, "audio contains NaN or infinite samples (corrupt)")
   duration = mono.shape[0] / sr
   if duration < min_seconds:
     raise AudioError(
-        path, f"too short: {duration:.3f} s < minimum {min_seconds:.3f} s")
+        name, f"too short: {duration:.3f} s < minimum {min_seconds:.3f} s")
   peak = float(np.max(np.abs(mono)))
   if peak < SILENCE_PEAK:
     raise AudioError(
-        path, f"silent: peak amplitude {peak:.2e} < {SILENCE_PEAK:.0e}")
+        name, f"silent: peak amplitude {peak:.2e} < {SILENCE_PEAK:.0e}")
   if sr != sample_rate:
     mono = soxr.resample(mono, sr, sample_rate, quality="HQ")
   return np.ascontiguousarray(mono, dtype=np.float32)

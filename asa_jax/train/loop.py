@@ -26,8 +26,10 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
+from asa_jax import config_specs
 from asa_jax import systems
 from asa_jax.systems import build_model
+from asa_jax.train import calibrate
 from asa_jax.train import mesh as mesh_lib
 from asa_jax.train.checkpoint import Checkpoints
 from asa_jax.train.metrics import MetricWriter
@@ -248,6 +250,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     raise ValueError(f"train.selection_metric must be one of {SELECTION_METRICS}, "
                      f"not {selection!r}")
   correlation_fn = None
+  records_dir = None
+  if jax.process_index() == 0:
+    config_specs.save_workdir_config(config, workdir)
   if loader_factory is None:
     records_dir = prepare_records(config, workdir)
     loader_factory = default_loader_factory(records_dir, config)
@@ -282,6 +287,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       raise
 
   def result() -> dict:
+    if records_dir is not None:  # Feature records: fit the score calibration.
+      calibrate.calibrate_workdir(config, workdir, records_dir, step=meta["step"])
     return {"step": meta["step"], "epoch": meta["epoch"],
             "train_loss": meta["train_loss"], "val_loss": meta["val_loss"],
             "best_val_loss": meta["best_val_loss"], "stopped_early": meta["stopped"]}

@@ -1,0 +1,19 @@
+"""Score one recording: `Assessor(...).assess(performance, reference)` (issue 10).
+
+  assessor.py    Assessor, Assessment, SegmentFeedback: calibrated score and
+                 per-segment feedback for one performance.
+  alignment.py   key offset, tempo ratio and DTW time map of two f0 contours.
+  calibration.py the monotone raw -> 0..100 map (calibration.json).
+  report.py      PNG plot and self-contained HTML report of an Assessment.
+  cli.py         the `asa-score` command.
+
+Importing this package loads neither JAX nor the training code; `Assessor.
+from_workdir` does, when called.
+"""
+
+from asa_jax.assess.assessor import (Assessment, Assessor, AudioError, PitchCurves,
+                                     SegmentFeedback, load_input)
+from asa_jax.assess.calibration import Calibration
+
+__all__ = ["Assessment", "Assessor", "AudioError", "Calibration", "PitchCurves",
+           "SegmentFeedback", "load_input"]

@@ -1,0 +1,517 @@
+"""Score one recording against its reference: `Assessor` -> `Assessment`.
+
+    assessor = Assessor.from_workdir("runs/demo")           # any learned system
+    result = assessor.assess("singer.wav", "original_vocal.wav")
+    result.score, result.segments[0].flags, result.to_dict()
+
+The overall score is the system's own performance score (paper 3.2.3: the mean clip
+score over the voiced 3 s segments, cut and paired exactly as the evaluation cuts
+them, `input_pipeline.segments.plan_segments`), mapped to 0..100 by the run's
+calibration (`asa_jax.assess.calibration`). The feedback comes from the two
+recordings' CREPE f0 contours aligned by `asa_jax.assess.alignment` (key offset, tempo
+ratio, DTW time map): one `SegmentFeedback` per 3 s window of the performance.
+Nothing here names a system: learned systems score through their model's
+`score_clips` (asa_jax.evaluation.scoring), baselines through their rating function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+from typing import Any, Callable, Sequence, Union
+
+import numpy as np
+
+from asa_jax.assess import alignment as alignment_lib
+from asa_jax.assess import calibration as calibration_lib
+from asa_jax.features import audio as audio_lib
+from asa_jax.features import constants
+
+# A performance or reference: a path, or (samples (n,) or (n, channels), Hz).
+AudioInput = Union[str, os.PathLike, tuple]
+AudioError = audio_lib.AudioError
+
+SEGMENT_SECONDS = constants.CLIP_SECONDS  # feedback windows: 3 s, the clip length.
+MIN_LAST_SEGMENT_SECONDS = 1.0  # a shorter tail is merged into no segment.
+PITCH_FLAG_CENTS = 50.0  # |median deviation| above this: sharp / flat.
+TIMING_FLAG_SECONDS = 0.2  # |timing offset| above this: late / early.
+MIN_ALIGNED_SECONDS = 0.5  # voiced, aligned time a segment needs for pitch/timing.
+UNVOICED_FRACTION = 0.2  # segments with fewer voiced frames are "unvoiced".
+SILENT_DB = 40.0  # segments quieter than the loudest frame by this are "silent".
+LENGTH_WARNING = 0.25  # warn when the durations differ by more than this fraction.
+FEEDBACK_CAPACITY = "tiny"  # CREPE model of the feedback's pitch contours.
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentFeedback:
+  """Feedback on one 3 s window of the performance.
+
+  Attributes:
+    start_s, end_s: the window in the performance, seconds.
+    reference_start_s, reference_end_s: where it maps in the reference (seconds;
+      the DTW time map), None without a reference vocal.
+    score: calibrated score (0..100) of the system's clips centred in the window,
+      None when none is (unvoiced windows are not scored).
+    raw: the same clips' mean raw score, None likewise.
+    pitch_deviation_cents: median pitch of the performance (after the key
+      offset) minus the reference's along the alignment, cents; None when under
+      MIN_ALIGNED_SECONDS is voiced in both.
+    timing_offset_s: median time by which the window is sung later (> 0) or
+      earlier (< 0) than the global tempo and latency predict, seconds.
+    voiced_fraction: fraction of the window's 10 ms frames that are voiced.
+    flags: subset of ("flat", "sharp", "early", "late", "unvoiced", "silent").
+  """
+  start_s: float
+  end_s: float
+  reference_start_s: float | None
+  reference_end_s: float | None
+  score: float | None
+  raw: float | None
+  pitch_deviation_cents: float | None
+  timing_offset_s: float | None
+  voiced_fraction: float
+  flags: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class PitchCurves:
+  """Pitch curves for plots on the performance's time axis (10 ms frames).
+
+  Attributes:
+    times_s: float64 (T,) performance times, seconds.
+    performance_midi: float64 (T,) performance pitch moved to the reference key
+      (MIDI note numbers; nan where unvoiced).
+    reference_midi: float64 (T,) the reference's pitch at the aligned time (nan
+      where unvoiced or without a reference vocal).
+  """
+  times_s: np.ndarray
+  performance_midi: np.ndarray
+  reference_midi: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Assessment:
+  """The result of `Assessor.assess`.
+
+  Attributes:
+    score: calibrated score, 0..100 (higher = better).
+    raw: the system's own performance score (cosine similarity for triplet
+      systems, predicted score for regression systems, rating for baselines).
+    system: the system's name.
+    key_offset_semitones: performance minus reference key, semitones in [-6, 5];
+      None without a reference vocal.
+    tempo_ratio: reference seconds per performance second (1 = same tempo, < 1 =
+      the performance is slower); None without a reference vocal.
+    latency_s: reference time at performance time 0 of the global time map (a
+      constant microphone delay shows here, not as late segments); None likewise.
+    duration_s, reference_duration_s: the recordings' durations, seconds.
+    segments: one SegmentFeedback per 3 s window of the performance.
+    warnings: human-readable problems that did not stop the assessment.
+    calibration: the calibration method ('logistic' | 'isotonic' | 'minmax').
+    pitch: the aligned pitch curves (for plots; left out of `to_dict`).
+  """
+  score: float
+  raw: float
+  system: str
+  key_offset_semitones: int | None
+  tempo_ratio: float | None
+  latency_s: float | None
+  duration_s: float
+  reference_duration_s: float | None
+  segments: tuple[SegmentFeedback, ...]
+  warnings: tuple[str, ...]
+  calibration: str
+  pitch: PitchCurves | None = dataclasses.field(default=None, repr=False)
+
+  def to_dict(self) -> dict:
+    """JSON-ready dict of everything but the pitch curves (floats rounded)."""
+    def clean(v):
+      if isinstance(v, float):
+        return None if not math.isfinite(v) else round(v, 4)
+      if isinstance(v, (list, tuple)):
+        return [clean(x) for x in v]
+      if isinstance(v, dict):
+        return {k: clean(x) for k, x in v.items()}
+      return v
+    d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+         if f.name not in ("segments", "pitch")}
+    d["segments"] = [dataclasses.asdict(s) for s in self.segments]
+    return clean(d)
+
+
+def load_input(value: AudioInput, *, role: str) -> tuple[np.ndarray, str]:
+  """A path or (samples, sample_rate) -> (float32 (n,) 16 kHz mono, its name).
+
+  Args:
+    value: a file path (any format `asa_jax.features.audio.load_audio` reads), or a
+      (samples, sample_rate) tuple, samples (n,) or (n, channels) float in [-1, 1]
+      or integer PCM.
+    role: "performance" | "reference" | "accompaniment", names arrays in errors.
+
+  Raises:
+    AudioError: naming the file (or "<role array>") and the reason: missing,
+      unreadable, empty, silent, non-finite or shorter than one 3 s clip.
+    TypeError: neither a path nor a (samples, sample_rate) pair.
+  """
+  if isinstance(value, (str, os.PathLike)):
+    return (audio_lib.load_audio(value, min_seconds=constants.CLIP_SECONDS),
+            os.fspath(value))
+  if isinstance(value, tuple) and len(value) == 2:
+    name = f"<{role} array>"
+    samples, rate = value
+    return (audio_lib.prepare_samples(np.asarray(samples), int(rate), name=name,
+                                      min_seconds=constants.CLIP_SECONDS), name)
+  raise TypeError(f"{role} must be a path or a (samples, sample_rate) tuple, not "
+                  f"{type(value).__name__}")
+
+
+def _digest(audio: np.ndarray) -> str:
+  return hashlib.sha1(np.ascontiguousarray(audio).view(np.uint8)).hexdigest()
+
+
+class _Learned:
+  """Clip scores of a trained system for one (performance, reference) pair."""
+
+  def __init__(self, config, model, variables, stats):
+    from asa_jax import systems  # pylint: disable=g-import-not-at-top
+    from asa_jax.evaluation import scoring  # pylint: disable=g-import-not-at-top
+    self.config, self.stats = config, stats
+    self.system = systems.get(config)
+    self.name = str(config.name or config.system)
+    self.model, self.variables = model, variables
+    self.embed = scoring.make_embed_fn(model, variables)  # compiled once, reused.
+    self._ref_cache: tuple[str, dict] = ("", {})  # (reference digest, start -> feats)
+
+  @property
+  def reference_kind(self) -> str | None:
+    """'original' | 'accompaniment' | None (no reference)."""
+    return self.system.reference
+
+  def _features(self, clips: list[np.ndarray]) -> np.ndarray:
+    from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
+    # float16 like the stored records the calibration was fitted on.
+    return records_lib.extract_features(
+        np.stack(clips).astype(np.float32),
+        crepe_capacity=self.config.features.crepe_capacity).astype(np.float16)
+
+  def clip_scores(self, perf: np.ndarray, ref: np.ndarray, transposition: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(clip starts (s), raw clip scores) of the voiced 3 s segments (paper 3.3).
+
+    Features are extracted in batches of data.extract_batch_size clips, so memory
+    does not grow with the recording's length; the reference's clip features are
+    kept for the next call with the same reference.
+    """
+    from asa_jax.evaluation import scoring  # pylint: disable=g-import-not-at-top
+    from input_pipeline import segments as segments_lib  # pylint: disable=g-import-not-at-top
+    segs = segments_lib.plan_segments(perf, ref, self.config,
+                                      transposition=transposition)
+    if not segs:
+      return np.zeros(0), np.zeros(0)
+    digest = _digest(ref)
+    if self._ref_cache[0] != digest:
+      self._ref_cache = (digest, {})
+    ref_feats = self._ref_cache[1]
+    batch = int(self.config.data.extract_batch_size)
+
+    def stream():
+      for i in range(0, len(segs), batch):
+        part = segs[i:i + batch]
+        todo = sorted({s.reference_start for s in part} - set(ref_feats))
+        perf_clips = [audio_lib_clip(perf, s.start) for s in part]
+        feats = self._features(perf_clips + [audio_lib_clip(ref, t) for t in todo])
+        ref_feats.update(zip(todo, feats[len(part):]))
+        for s, f in zip(part, feats[:len(part)]):
+          yield ({"song_id": "", "performance_id": "", "score": None,
+                  "transposition": int(transposition)}, f, ref_feats[s.reference_start])
+
+    clips = scoring.embed_clips(
+        self.model, self.variables,
+        scoring.prepare_segments(stream(), self.stats, self.config),
+        batch_size=int(self.config.eval.batch_size), embed=self.embed)
+    return np.array([s.start for s in segs]), np.asarray(clips.similarity, np.float64)
+
+
+def audio_lib_clip(audio: np.ndarray, start: float) -> np.ndarray:
+  """The 3 s clip at `start` seconds (zero-padded): asa_jax.features.extract.clip_at."""
+  from asa_jax.features import extract  # pylint: disable=g-import-not-at-top
+  return extract.clip_at(audio, start)
+
+
+class _Baseline:
+  """A rule-based baseline's rating of the whole performance (paper 4.2)."""
+
+  def __init__(self, name: str):
+    from asa_jax.baselines import score as score_lib  # pylint: disable=g-import-not-at-top
+    self.name = name
+    self.rate = score_lib.rating_function(name)  # Raises on unknown names.
+    self.reference_kind = "original" if score_lib.needs_reference(name) else None
+
+
+class Assessor:
+  """Scores performances against references with one system and its calibration.
+
+  Build it with `from_workdir` (a trained learned system) or `from_baseline` (a
+  rule-based baseline by name). `assess` is reentrant; the compiled model, the CREPE
+  networks and the last reference's analysis are kept between calls.
+  """
+
+  def __init__(self, scorer: Any, calibration: calibration_lib.Calibration):
+    self._scorer = scorer
+    self.calibration = calibration
+    self.name = scorer.name
+    self._ref_contours: tuple[str, Any] = ("", None)
+
+  @classmethod
+  def from_workdir(cls, workdir: str | os.PathLike, *, config=None) -> "Assessor":
+    """Loads a trained learned system (best checkpoint) and its calibration.
+
+    Args:
+      workdir: the training workdir (checkpoints/, stats.json, calibration.json).
+      config: its ConfigDict or config spec ("configs/rori.py:demo"); None reads
+        WORKDIR/config.json (written by train.py).
+
+    Raises:
+      FileNotFoundError: no workdir, checkpoint, stats.json, config.json (when
+        config is None) or calibration.json (train.py writes it at the end of
+        training; running train.py again on a finished run writes it).
+    """
+    from asa_jax import config_specs  # pylint: disable=g-import-not-at-top
+    from asa_jax.train import loop  # pylint: disable=g-import-not-at-top
+    from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
+    workdir = os.fspath(workdir)
+    if not os.path.isdir(workdir):
+      raise FileNotFoundError(f"{workdir}: no such workdir")
+    if config is None:
+      config = config_specs.load_workdir_config(workdir)
+    elif isinstance(config, str):
+      config = config_specs.load_config(config)
+    cal_path = os.path.join(workdir, calibration_lib.FILENAME)
+    if not os.path.isfile(cal_path):
+      raise FileNotFoundError(
+          f"{cal_path}: no calibration; train.py writes it at the end of training "
+          "(run the same train.py command again to add it to a finished run)")
+    stats_path = os.path.join(workdir, "stats.json")
+    if not os.path.isfile(stats_path):
+      raise FileNotFoundError(f"{stats_path}: training statistics not found")
+    model, variables = loop.restore_for_inference(config, workdir)
+    return cls(_Learned(config, model, variables, records_lib.load_stats(stats_path)),
+               calibration_lib.load(cal_path))
+
+  @classmethod
+  def from_baseline(cls, name: str, *, calibration: str | os.PathLike
+                    ) -> "Assessor":
+    """A rule-based baseline (asa_jax.baselines names) with a calibration file.
+
+    A baseline has no training run, so its calibration is fitted from an
+    evaluation's scores: `python -m asa_jax.assess.calibrate --scores=
+    EVAL/scores.csv --system=NAME --output=cal.json`.
+
+    Raises:
+      ValueError: unknown baseline name (lists the known ones).
+      FileNotFoundError: no calibration file.
+    """
+    return cls(_Baseline(name), calibration_lib.load(calibration))
+
+  # --- analysis ------------------------------------------------------------------
+
+  def _contours(self, audio: np.ndarray, *, reference: bool):
+    from asa_jax.baselines import contours as contours_lib  # pylint: disable=g-import-not-at-top
+    if isinstance(self._scorer, _Baseline):
+      extract = lambda a: contours_lib.extract_contours(a, capacity=FEEDBACK_CAPACITY)
+    else:
+      extract = lambda a: contours_lib.stream_contours(a, capacity=FEEDBACK_CAPACITY)
+    if not reference:
+      return extract(audio)
+    digest = _digest(audio)
+    if self._ref_contours[0] != digest:
+      self._ref_contours = (digest, extract(audio))
+    return self._ref_contours[1]
+
+  def assess(self, performance: AudioInput, reference: AudioInput | None = None, *,
+             accompaniment: AudioInput | None = None) -> Assessment:
+    """Scores one performance (module doc).
+
+    Args:
+      performance: the singer's recording: a path or (samples, sample_rate); any
+        length >= 3 s, any rate, mono or stereo.
+      reference: the original singer's vocal (needed by systems that compare with
+        it, and for pitch and timing feedback).
+      accompaniment: the backing track (needed by systems trained against it).
+
+    Returns:
+      The Assessment.
+
+    Raises:
+      AudioError: a bad input, naming the file and the reason (missing,
+        unreadable, empty, silent, too short, or no voice found in the
+        performance).
+      ValueError: the system needs a reference (or accompaniment) that was not
+        given.
+      TypeError: an input is neither a path nor (samples, sample_rate).
+    """
+    kind = self._scorer.reference_kind
+    if kind == "original" and reference is None:
+      raise ValueError(f"system {self.name} compares with the original vocal: give "
+                       "reference=")
+    if kind == "accompaniment" and accompaniment is None:
+      raise ValueError(f"system {self.name} compares with the accompaniment: give "
+                       "accompaniment=")
+    perf, perf_name = load_input(performance, role="performance")
+    ref = ref_name = acc = None
+    if reference is not None:
+      ref, ref_name = load_input(reference, role="reference")
+    if accompaniment is not None:
+      acc, _ = load_input(accompaniment, role="accompaniment")
+    warnings: list[str] = []
+    duration = len(perf) / constants.SAMPLE_RATE
+    ref_duration = None if ref is None else len(ref) / constants.SAMPLE_RATE
+
+    perf_c = self._contours(perf, reference=False)
+    if perf_c.voiced.sum() * perf_c.hop_s < MIN_ALIGNED_SECONDS:
+      raise AudioError(perf_name, "no voice found (under "
+                       f"{MIN_ALIGNED_SECONDS} s of voiced singing)")
+    melody = ref_c = None
+    if ref is not None:
+      if ref_duration and abs(duration / ref_duration - 1) > LENGTH_WARNING:
+        pct = round(100 * abs(1 - duration / ref_duration))
+        warnings.append(f"performance {pct}% {'shorter' if duration < ref_duration else 'longer'} "
+                        "than the reference")
+      ref_c = self._contours(ref, reference=True)
+      if ref_c.voiced.sum() * ref_c.hop_s < MIN_ALIGNED_SECONDS:
+        warnings.append(f"reference has no voiced frames ({ref_name}): no pitch or "
+                        "timing feedback")
+      else:
+        try:
+          melody = alignment_lib.align(perf_c, ref_c)
+        except ValueError as e:
+          warnings.append(f"melody alignment failed ({e}): no pitch or timing feedback")
+    else:
+      warnings.append("no reference vocal given: no pitch or timing feedback")
+
+    if isinstance(self._scorer, _Baseline):
+      try:
+        raw = float(self._scorer.rate(perf_c, ref_c))
+      except ValueError as e:
+        raise AudioError(perf_name, f"no voice found ({e})") from e
+      clip_starts, clip_raw = np.zeros(0), np.zeros(0)
+    else:
+      model_ref = acc if kind == "accompaniment" else ref
+      if model_ref is None:  # No-reference systems: the input is not read.
+        model_ref = perf
+      transposition = 0
+      if self._scorer.config.data.key_align == "shift":
+        if melody is not None and kind == "original":
+          transposition = melody.key_offset_semitones
+        else:
+          from input_pipeline import segments as segments_lib  # pylint: disable=g-import-not-at-top
+          transposition = segments_lib.estimate_transposition(perf, model_ref)
+      clip_starts, clip_raw = self._scorer.clip_scores(perf, model_ref, transposition)
+      if not len(clip_raw):
+        raise AudioError(perf_name, "no voice found (no voiced 3 s segment)")
+      raw = float(np.mean(clip_raw))
+
+    cal = self.calibration
+    if not cal.human:
+      warnings.append("calibration fitted without human scores (min-max of the "
+                      "validation split)")
+    lo, hi = cal.raw_range
+    if not lo <= raw <= hi:
+      warnings.append(f"raw score {raw:.4g} outside the calibration's range "
+                      f"[{lo:.4g}, {hi:.4g}]")
+    segments, lags = _segment_feedback(perf_c, ref_c, melody, duration, clip_starts,
+                                       clip_raw, cal)
+    silent = sum("silent" in s.flags for s in segments)
+    if silent:
+      warnings.append(f"{silent} of {len(segments)} segments are silent")
+    return Assessment(
+        score=float(cal(raw)), raw=raw, system=self.name,
+        key_offset_semitones=None if melody is None else melody.key_offset_semitones,
+        tempo_ratio=None if melody is None else melody.tempo_ratio,
+        latency_s=None if melody is None else melody.latency_s,
+        duration_s=duration, reference_duration_s=ref_duration,
+        segments=tuple(segments), warnings=tuple(warnings), calibration=cal.method,
+        pitch=_pitch_curves(perf_c, ref_c, melody, segments, lags))
+
+
+def _segment_feedback(perf_c, ref_c, melody, duration: float,
+                      clip_starts: np.ndarray, clip_raw: np.ndarray, cal
+                      ) -> tuple[list[SegmentFeedback], list[float]]:
+  """One SegmentFeedback per SEGMENT_SECONDS window of the performance, and each
+  window's reference lag (s; 0 without a local fit) for the plot."""
+  hop = perf_c.hop_s
+  times = np.arange(perf_c.n_frames) * hop
+  loudest = float(np.max(perf_c.energy_db)) if perf_c.energy_db is not None else 0.0
+  starts = np.arange(0.0, duration, SEGMENT_SECONDS)
+  if len(starts) > 1 and duration - starts[-1] < MIN_LAST_SEGMENT_SECONDS:
+    starts = starts[:-1]
+  centres = clip_starts + constants.CLIP_SECONDS / 2
+  if melody is not None:
+    perf_cents = alignment_lib.frame_cents(perf_c)
+    ref_cents = alignment_lib.frame_cents(ref_c)
+  out, lags = [], []
+  for k, start in enumerate(starts):
+    end = duration if k == len(starts) - 1 else min(start + SEGMENT_SECONDS, duration)
+    in_win = (times >= start) & (times < end)
+    voiced = float(perf_c.voiced[in_win].mean()) if in_win.any() else 0.0
+    flags = []
+    if perf_c.energy_db is not None and in_win.any() and (
+        perf_c.energy_db[in_win].max() < loudest - SILENT_DB):
+      flags.append("silent")
+    elif voiced < UNVOICED_FRACTION:
+      flags.append("unvoiced")
+    mine = (centres >= start) & (centres < end)
+    seg_raw = float(np.mean(clip_raw[mine])) if mine.any() else None
+    fit = ref_start = ref_end = None
+    if melody is not None:
+      fit = alignment_lib.local_fit(perf_cents, ref_cents, hop, melody, start, end,
+                                    MIN_ALIGNED_SECONDS)
+      lag = fit.lag_s if fit is not None else 0.0
+      ref_start, ref_end = (melody.tempo_ratio * t + melody.latency_s + lag
+                            for t in (start, end))
+      if fit is not None and not flags:
+        if fit.deviation_cents > PITCH_FLAG_CENTS:
+          flags.append("sharp")
+        elif fit.deviation_cents < -PITCH_FLAG_CENTS:
+          flags.append("flat")
+        if fit.timing_offset_s > TIMING_FLAG_SECONDS:
+          flags.append("late")
+        elif fit.timing_offset_s < -TIMING_FLAG_SECONDS:
+          flags.append("early")
+    lags.append(0.0 if fit is None else fit.lag_s)
+    out.append(SegmentFeedback(
+        start_s=float(start), end_s=float(end),
+        reference_start_s=None if ref_start is None else float(ref_start),
+        reference_end_s=None if ref_end is None else float(ref_end),
+        score=None if seg_raw is None else float(cal(seg_raw)), raw=seg_raw,
+        pitch_deviation_cents=None if fit is None else fit.deviation_cents,
+        timing_offset_s=None if fit is None else fit.timing_offset_s,
+        voiced_fraction=voiced, flags=tuple(flags)))
+  return out, lags
+
+
+def _pitch_curves(perf_c, ref_c, melody, segments, lags) -> PitchCurves:
+  """Performance pitch in the reference key and the reference's pitch at the time
+  each window was compared with (global map + the window's lag), MIDI numbers."""
+  times = np.arange(perf_c.n_frames) * perf_c.hop_s
+  midi = lambda f: np.where(f > 0, 69.0 + 12.0 * np.log2(np.maximum(f, 1e-6) / 440.0),
+                            np.nan)
+  perf_midi = midi(np.asarray(perf_c.f0_hz, np.float64))
+  ref_midi = np.full_like(perf_midi, np.nan)
+  if melody is not None and ref_c is not None:
+    perf_midi = perf_midi + melody.offset_cents / 100.0
+    lag = np.zeros_like(times)
+    for seg, seg_lag in zip(segments, lags):
+      lag[(times >= seg.start_s) & (times < seg.end_s)] = seg_lag
+    ref_t = melody.tempo_ratio * times + melody.latency_s + lag
+    idx = np.round(ref_t / ref_c.hop_s).astype(int)
+    inside = (idx >= 0) & (idx < ref_c.n_frames)
+    ref_f0 = np.asarray(ref_c.f0_hz, np.float64)[np.clip(idx, 0, ref_c.n_frames - 1)]
+    ref_midi = np.where(inside, midi(ref_f0), np.nan)
+  return PitchCurves(times, perf_midi, ref_midi)
+
+
+__all__ = ["Assessment", "Assessor", "AudioError", "PitchCurves", "SegmentFeedback",
+           "load_input"]

@@ -1,0 +1,199 @@
+"""`asa-score`: score recordings against their reference from the command line.
+
+One recording (prints the score and a per-segment table):
+
+  asa-score --workdir=runs/demo --reference=ref.wav --performance=perf.wav \\
+      [--accompaniment=acc.wav] [--json=out.json] [--plot=out.png] [--html=report.html]
+
+A whole manifest (input_pipeline/manifest.py format; batch scoring, not Pearson):
+
+  asa-score --workdir=runs/demo --manifest=m.csv [--split=test] --output=scores.csv
+
+A rule-based baseline instead of a trained system: `--baseline=dtw_melody
+--calibration=cal.json` (fit one with `python -m asa_jax.assess.calibrate`).
+`--config=configs/rori.py:demo` names the config of a workdir trained before
+config.json was stored.
+
+Exit codes:
+  0  scored (batch: every row scored);
+  1  a bad input: missing, unreadable, empty, silent, too short, or no voice found
+     (one line on stderr names the file and the reason);
+  2  bad usage (argparse);
+  3  the system cannot be loaded: no workdir, checkpoint, stats.json, config.json or
+     calibration, or an unknown baseline;
+  4  batch: some rows could not be scored (reported, the others are in --output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from typing import Sequence
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_SYSTEM, EXIT_PARTIAL = 0, 1, 2, 3, 4
+FLAG_ORDER = ("flat", "sharp", "early", "late", "unvoiced", "silent")
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(
+      prog="asa-score", description="Score a singing performance against its "
+      "reference with a trained asa-jax system (calibrated 0-100 score and "
+      "per-segment feedback).", epilog="Exit codes: 0 ok, 1 bad input, 2 usage, "
+      "3 system not loadable, 4 batch rows failed.")
+  system = p.add_argument_group("system")
+  system.add_argument("--workdir", help="trained run (checkpoints, stats.json, "
+                      "calibration.json, config.json)")
+  system.add_argument("--config", help="config spec of a workdir without config.json, "
+                      "e.g. configs/rori.py:demo")
+  system.add_argument("--baseline", help="a rule-based baseline name instead of "
+                      "--workdir (needs --calibration)")
+  system.add_argument("--calibration", help="calibration JSON of --baseline")
+  one = p.add_argument_group("one recording")
+  one.add_argument("--performance", help="the singer's recording")
+  one.add_argument("--reference", help="the original singer's vocal")
+  one.add_argument("--accompaniment", help="the backing track")
+  one.add_argument("--json", help="write the assessment as JSON here")
+  one.add_argument("--plot", help="write the pitch plot (PNG) here")
+  one.add_argument("--html", help="write the self-contained HTML report here")
+  batch = p.add_argument_group("a manifest")
+  batch.add_argument("--manifest", help="manifest CSV to score row by row")
+  batch.add_argument("--split", default="all", help="split to score (default all)")
+  batch.add_argument("--output", help="scores CSV to write (--manifest)")
+  return p
+
+
+def _load(args):
+  from asa_jax.assess import Assessor  # pylint: disable=g-import-not-at-top
+  if args.baseline:
+    if not args.calibration:
+      raise ValueError("--baseline needs --calibration")
+    return Assessor.from_baseline(args.baseline, calibration=args.calibration)
+  return Assessor.from_workdir(args.workdir, config=args.config)
+
+
+def segment_table(assessment) -> str:
+  """The per-segment feedback as a plain-text table."""
+  lines = [f"{'#':>3} {'perf (s)':>13} {'ref (s)':>13} {'score':>5} {'cents':>6} "
+           f"{'timing':>7} {'voiced':>6}  flags"]
+  for i, s in enumerate(assessment.segments):
+    ref = ("" if s.reference_start_s is None else
+           f"{s.reference_start_s:5.1f}-{s.reference_end_s:5.1f}")
+    lines.append(
+        f"{i + 1:>3} {s.start_s:6.1f}-{s.end_s:6.1f} {ref:>13} "
+        f"{'' if s.score is None else format(s.score, '.0f'):>5} "
+        f"{'' if s.pitch_deviation_cents is None else format(s.pitch_deviation_cents, '+.0f'):>6} "
+        f"{'' if s.timing_offset_s is None else format(s.timing_offset_s, '+.2f'):>7} "
+        f"{s.voiced_fraction:6.0%}  {' '.join(s.flags)}")
+  return "\n".join(lines)
+
+
+def _one(assessor, args) -> int:
+  from asa_jax import atomic  # pylint: disable=g-import-not-at-top
+  from asa_jax.assess import load_input  # pylint: disable=g-import-not-at-top
+  from asa_jax.assess import report  # pylint: disable=g-import-not-at-top
+  result = assessor.assess(args.performance, args.reference,
+                           accompaniment=args.accompaniment)
+  print(f"score {result.score:.1f} / 100  (raw {result.raw:.4g}, {result.system}, "
+        f"calibration {result.calibration})")
+  if result.key_offset_semitones is not None:
+    print(f"key offset {result.key_offset_semitones:+d} semitones, tempo ratio "
+          f"{result.tempo_ratio:.3f}, latency {result.latency_s:+.2f} s")
+  for w in result.warnings:
+    print(f"warning: {w}")
+  print(segment_table(result))
+  if args.json:
+    atomic.write_text(args.json, json.dumps(result.to_dict(), indent=1))
+    print(f"wrote {args.json}")
+  if args.plot:
+    report.write_png(result, args.plot)
+    print(f"wrote {args.plot}")
+  if args.html:
+    perf_audio = load_input(args.performance, role="performance")[0]
+    ref_audio = (load_input(args.reference, role="reference")[0]
+                 if args.reference else None)
+    report.write_html(result, args.html, performance_audio=perf_audio,
+                      reference_audio=ref_audio,
+                      titles=(os.path.basename(args.performance),
+                              os.path.basename(args.reference or "")))
+    print(f"wrote {args.html}")
+  return EXIT_OK
+
+
+BATCH_COLUMNS = ("song_id", "performance_id", "split", "score", "raw", "human",
+                 "key_offset_semitones", "tempo_ratio", *FLAG_ORDER, "error")
+
+
+def _batch(assessor, args) -> int:
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  from asa_jax import atomic  # pylint: disable=g-import-not-at-top
+  from asa_jax.assess import AudioError  # pylint: disable=g-import-not-at-top
+  from input_pipeline import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  rows, problems = manifest_lib.read_manifest(args.manifest, on_error="skip")
+  for problem in problems:
+    print(f"skipped manifest row: {problem}", file=sys.stderr)
+  if args.split != "all":
+    rows = [r for r in rows if r.split == args.split]
+  out, failed = [], len(problems)
+  for row in tqdm(rows, desc="scoring", unit="row"):
+    rec = {"song_id": row.song_id, "performance_id": row.performance_id,
+           "split": row.split, "human": row.score}
+    try:
+      result = assessor.assess(row.performance_audio, row.reference_audio,
+                               accompaniment=row.accompaniment_audio)
+      rec.update(score=round(result.score, 3), raw=result.raw,
+                 key_offset_semitones=result.key_offset_semitones,
+                 tempo_ratio=result.tempo_ratio,
+                 **{f: sum(f in s.flags for s in result.segments) for f in FLAG_ORDER})
+    except (AudioError, ValueError) as e:
+      failed += 1
+      rec["error"] = str(e)
+      tqdm.write(f"failed: {row.song_id}/{row.performance_id}: {e}", file=sys.stderr)
+    out.append(rec)
+  buf = io.StringIO()
+  writer = csv.DictWriter(buf, fieldnames=BATCH_COLUMNS)
+  writer.writeheader()
+  writer.writerows(out)
+  atomic.write_text(args.output, buf.getvalue())
+  scored = sum(not rec.get("error") for rec in out)
+  print(f"scored {scored} of {len(out) + len(problems)} row(s); wrote {args.output}")
+  return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Entry point of `asa-score` (console script); returns the exit code."""
+  parser = _parser()
+  args = parser.parse_args(argv)
+  if bool(args.workdir) == bool(args.baseline):
+    parser.error("give exactly one of --workdir and --baseline")
+  if bool(args.manifest) == bool(args.performance):
+    parser.error("give --performance (one recording) or --manifest (batch)")
+  if args.manifest and not args.output:
+    parser.error("--manifest needs --output")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  from asa_jax import logs  # pylint: disable=g-import-not-at-top
+  from asa_jax.assess import AudioError  # pylint: disable=g-import-not-at-top
+  logs.quiet_libraries()
+  try:
+    assessor = _load(args)
+  except (FileNotFoundError, ValueError, KeyError) as e:
+    print(f"asa-score: cannot load the system: {e}", file=sys.stderr)
+    return EXIT_SYSTEM
+  try:
+    return _batch(assessor, args) if args.manifest else _one(assessor, args)
+  except AudioError as e:
+    print(f"asa-score: {e}", file=sys.stderr)
+    return EXIT_INPUT
+  except (ValueError, TypeError) as e:  # e.g. the system needs a reference.
+    print(f"asa-score: {e}", file=sys.stderr)
+    return EXIT_INPUT
+  except FileNotFoundError as e:  # the manifest itself.
+    print(f"asa-score: {e}", file=sys.stderr)
+    return EXIT_INPUT
+
+
+if __name__ == "__main__":
+  sys.exit(main())

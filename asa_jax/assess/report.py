@@ -1,0 +1,180 @@
+"""PNG plot and self-contained HTML report of an `Assessment`.
+
+The plot shows the performance's pitch (moved to the reference key) and the
+reference's pitch at the aligned times on the performance's time axis, with flagged
+segments shaded. The HTML page embeds that plot (base64 PNG), the score, the
+per-segment table, the warnings and players for both recordings (OGG Vorbis embedded
+as data: URIs, so the single file can be mailed or archived).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from typing import Sequence
+
+import numpy as np
+
+from asa_jax import atomic
+from asa_jax.assess.assessor import Assessment
+from asa_jax.features import constants
+
+FLAG_COLOURS = {"flat": "#4c72b0", "sharp": "#c44e52", "early": "#8172b3",
+                "late": "#dd8452", "unvoiced": "#bbbbbb", "silent": "#dddddd"}
+
+
+def plot_png(assessment: Assessment) -> bytes:
+  """PNG bytes of the pitch-curve plot (matplotlib, Agg backend).
+
+  Raises:
+    ValueError: the assessment has no pitch curves.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  curves = assessment.pitch
+  if curves is None:
+    raise ValueError("the assessment has no pitch curves to plot")
+  fig, ax = plt.subplots(figsize=(11, 3.6), dpi=100)
+  try:
+    for seg in assessment.segments:
+      flags = [f for f in seg.flags if f in FLAG_COLOURS]
+      if flags:
+        ax.axvspan(seg.start_s, seg.end_s, color=FLAG_COLOURS[flags[0]], alpha=0.18,
+                   lw=0)
+        ax.text((seg.start_s + seg.end_s) / 2, 1.0, ", ".join(flags),
+                transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                fontsize=8)
+    ax.plot(curves.times_s, curves.reference_midi, color="0.45", lw=2.2,
+            label="reference (aligned)")
+    key = assessment.key_offset_semitones
+    ax.plot(curves.times_s, curves.performance_midi, color="#c44e52", lw=1.2,
+            label="performance" + (f" (moved {-key:+d} semitones to the reference key)"
+                                   if key else ""))
+    voiced = np.concatenate([curves.performance_midi, curves.reference_midi])
+    voiced = voiced[np.isfinite(voiced)]
+    if voiced.size:
+      lo, hi = np.percentile(voiced, [1, 99])
+      ax.set_ylim(lo - 3, hi + 3)
+    ax.set_xlim(0, max(assessment.duration_s, 1e-3))
+    ax.set_xlabel("performance time (s)")
+    ax.set_ylabel("pitch (MIDI note)")
+    ax.set_title(f"{assessment.system}: score {assessment.score:.0f} / 100", pad=14)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+  finally:
+    plt.close(fig)
+
+
+def write_png(assessment: Assessment, path: str | os.PathLike) -> None:
+  """Writes `plot_png` to path atomically."""
+  atomic.write_bytes(path, plot_png(assessment))
+
+
+def _audio_uri(audio: np.ndarray | None) -> str | None:
+  """16 kHz mono float audio -> data: URI of an OGG Vorbis file (None if no audio)."""
+  if audio is None:
+    return None
+  import soundfile as sf  # pylint: disable=g-import-not-at-top
+  buf = io.BytesIO()
+  sf.write(buf, np.asarray(audio, np.float32), constants.SAMPLE_RATE, format="OGG",
+           subtype="VORBIS")
+  return "data:audio/ogg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _fmt(value, spec: str) -> str:
+  return "" if value is None else format(value, spec)
+
+
+def html_report(assessment: Assessment, *, performance_audio: np.ndarray | None = None,
+                reference_audio: np.ndarray | None = None,
+                titles: Sequence[str] = ("performance", "reference")) -> str:
+  """The self-contained HTML page (module doc).
+
+  Args:
+    assessment: what to show.
+    performance_audio, reference_audio: float32 (n,) 16 kHz audio to embed as
+      players (None: no player).
+    titles: labels of the two recordings (e.g. their file names).
+  """
+  a = assessment
+  esc = html.escape
+  png = base64.b64encode(plot_png(a)).decode("ascii") if a.pitch is not None else None
+  rows = []
+  for i, s in enumerate(a.segments):
+    flags = " ".join(f'<span class="flag {esc(f)}">{esc(f)}</span>' for f in s.flags)
+    ref = ("" if s.reference_start_s is None else
+           f"{s.reference_start_s:.1f}&ndash;{s.reference_end_s:.1f}")
+    rows.append(
+        f"<tr><td>{i + 1}</td><td>{s.start_s:.1f}&ndash;{s.end_s:.1f}</td>"
+        f"<td>{ref}</td><td>{_fmt(s.score, '.0f')}</td>"
+        f"<td>{_fmt(s.pitch_deviation_cents, '+.0f')}</td>"
+        f"<td>{_fmt(s.timing_offset_s, '+.2f')}</td>"
+        f"<td>{s.voiced_fraction:.0%}</td><td>{flags}</td></tr>")
+  players = []
+  for title, audio in zip(titles, (performance_audio, reference_audio)):
+    uri = _audio_uri(audio)
+    if uri:
+      players.append(f'<figure><figcaption>{esc(title)}</figcaption>'
+                     f'<audio controls preload="metadata" src="{uri}"></audio></figure>')
+  facts = [f"system <b>{esc(a.system)}</b>", f"raw {a.raw:.4g}",
+           f"calibration {esc(a.calibration)}",
+           f"duration {a.duration_s:.1f} s"]
+  if a.key_offset_semitones is not None:
+    facts += [f"key offset {a.key_offset_semitones:+d} semitones",
+              f"tempo ratio {a.tempo_ratio:.3f}", f"latency {a.latency_s:+.2f} s"]
+  warnings = "".join(f"<li>{esc(w)}</li>" for w in a.warnings)
+  plot = (f'<img id="pitch-plot" alt="pitch curves" src="data:image/png;base64,{png}">'
+          if png else "<p>No pitch curves.</p>")
+  return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>asa-jax assessment: {a.score:.0f} / 100</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+#score {{ font-size: 4em; font-weight: 700; margin: 0; }}
+#score small {{ font-size: 0.35em; color: #666; }}
+.facts span {{ margin-right: 1.2em; color: #444; }}
+img {{ max-width: 100%; border: 1px solid #ddd; }}
+table {{ border-collapse: collapse; margin-top: 1em; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 0.3em 0.8em; text-align: right; }}
+.flag {{ border-radius: 3px; padding: 0 0.4em; margin-left: 0.2em; color: #fff; }}
+{"".join(f".flag.{k} {{ background: {v}; }}" for k, v in FLAG_COLOURS.items())}
+figure {{ display: inline-block; margin: 0.5em 2em 0.5em 0; }}
+</style></head><body>
+<h1>Singing assessment</h1>
+<p id="score">{a.score:.0f}<small> / 100</small></p>
+<p class="facts">{"".join(f"<span>{f}</span>" for f in facts)}</p>
+{f'<ul id="warnings">{warnings}</ul>' if warnings else ""}
+<h2>Pitch</h2>
+{plot}
+<h2>Segments</h2>
+<table id="segments"><thead><tr><th>#</th><th>performance (s)</th>
+<th>reference (s)</th><th>score</th><th>pitch (cents)</th><th>timing (s)</th>
+<th>voiced</th><th>flags</th></tr></thead>
+<tbody>{"".join(rows)}</tbody></table>
+<h2>Recordings</h2>
+{"".join(players) or "<p>No audio embedded.</p>"}
+<script>
+// What the browser rendered, for automated checks (tests/test_assess.py).
+window.addEventListener("load", () => {{
+  const img = document.getElementById("pitch-plot");
+  document.body.dataset.rendered = JSON.stringify({{
+    score: document.getElementById("score").innerText,
+    plot_width: img ? img.naturalWidth : 0,
+    segment_rows: document.querySelectorAll("#segments tbody tr").length,
+    players: document.querySelectorAll("audio").length}});
+}});
+</script>
+</body></html>
+"""
+
+
+def write_html(assessment: Assessment, path: str | os.PathLike, **kwargs) -> None:
+  """Writes `html_report(assessment, **kwargs)` to path atomically (UTF-8)."""
+  atomic.write_text(path, html_report(assessment, **kwargs))

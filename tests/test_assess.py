@@ -1,0 +1,326 @@
+"""Tests of asa_jax.assess: calibration, feedback on audio with known errors, the
+learned-system API, the asa-score CLI, bad inputs and the HTML report in Chromium."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asa_jax import config_specs
+from asa_jax.assess import Assessor, AudioError, calibration, cli, report
+from tests import assess_audio
+
+SR = assess_audio.SAMPLE_RATE
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# --- calibration ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["linear", "logistic", "isotonic"])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_calibration_is_monotone_and_in_range(method, sign):
+  rng = np.random.default_rng(0)
+  raw = rng.normal(0.2, 0.3, 40)
+  human = np.clip(60 + sign * 80 * raw + rng.normal(0, 10, 40), 0, 100)
+  cal = calibration.fit(raw, human, method=method)
+  grid = np.linspace(-5, 5, 2001)  # far outside the fitted range too.
+  out = cal(grid)
+  assert np.all(np.diff(out) >= -1e-9), "calibration must not decrease"
+  assert out.min() >= 0 and out.max() <= 100
+  assert cal.human and cal.n == 40
+  if sign > 0:
+    assert cal(0.8) > cal(-0.4)  # it follows the data where they rise.
+
+
+def test_linear_calibration_keeps_pearson_and_reports_mae():
+  rng = np.random.default_rng(1)
+  raw = rng.normal(0, 1, 60)
+  human = np.clip(50 + 15 * raw + rng.normal(0, 8, 60), 0, 100)
+  cal = calibration.fit(raw, human)
+  m = calibration.metrics(cal, raw, human)
+  assert cal.method == "linear"
+  assert m["pearson_calibrated"] == pytest.approx(m["pearson_raw"], abs=1e-3)
+  assert 0 < m["mae"] < 10
+
+
+def test_calibration_without_human_scores_is_minmax(tmp_path):
+  cal = calibration.fit([0.1, 0.5, 0.3], [None, None, None])
+  assert cal.method == "minmax" and not cal.human
+  assert cal(0.1) == 0 and cal(0.5) == 100 and cal(0.3) == pytest.approx(50)
+  path = tmp_path / "c.json"
+  calibration.save(cal, path)
+  back = calibration.load(path)
+  assert back.to_dict() == cal.to_dict() and back(0.4) == cal(0.4)
+  (tmp_path / "bad.json").write_text("{}")
+  with pytest.raises(ValueError, match="bad.json"):
+    calibration.load(tmp_path / "bad.json")
+
+
+# --- feedback on generated audio with known errors ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def baseline_assessor(tmp_path_factory):
+  path = tmp_path_factory.mktemp("cal") / "dtw_melody.json"
+  calibration.save(calibration.fit([-300.0, -100.0, -20.0, 0.0], [10, 40, 80, 95]),
+                   path)
+  return Assessor.from_baseline("dtw_melody", calibration=path)
+
+
+@pytest.fixture(scope="module")
+def reference_audio():
+  return assess_audio.melody(seed=1)
+
+
+def _flags(result):
+  return [set(s.flags) for s in result.segments]
+
+
+@pytest.mark.timeout(600)
+def test_detuned_phrase_is_flagged_at_its_place(baseline_assessor, reference_audio):
+  clean = baseline_assessor.assess((assess_audio.melody(), SR), (reference_audio, SR))
+  assert not any(f & {"sharp", "flat", "late", "early"} for f in _flags(clean))
+  assert clean.key_offset_semitones == 0
+  assert clean.tempo_ratio == pytest.approx(1.0, abs=0.02)
+  detuned = baseline_assessor.assess(
+      (assess_audio.melody(detune_phrase=2, detune_cents=100), SR),
+      (reference_audio, SR))
+  flags = _flags(detuned)
+  assert "sharp" in flags[2]
+  assert detuned.segments[2].pitch_deviation_cents == pytest.approx(100, abs=25)
+  assert not any(f & {"sharp", "flat"} for i, f in enumerate(flags) if i != 2)
+  assert detuned.score < clean.score
+  flat = baseline_assessor.assess(
+      (assess_audio.melody(detune_phrase=1, detune_cents=-100), SR),
+      (reference_audio, SR))
+  assert "flat" in _flags(flat)[1]
+
+
+@pytest.mark.timeout(600)
+def test_late_phrase_and_transposition(baseline_assessor, reference_audio):
+  late = baseline_assessor.assess(
+      (assess_audio.melody(shift_phrase=3, shift_seconds=0.3), SR),
+      (reference_audio, SR))
+  flags = _flags(late)
+  assert "late" in flags[3]
+  assert late.segments[3].timing_offset_s == pytest.approx(0.3, abs=0.08)
+  assert not any(f & {"late", "early"} for i, f in enumerate(flags) if i != 3)
+  up3 = baseline_assessor.assess((assess_audio.melody(transpose=3), SR),
+                                 (reference_audio, SR))
+  assert up3.key_offset_semitones == 3
+  assert not any(f & {"sharp", "flat"} for f in _flags(up3))
+  # A constant microphone delay is latency, not a late performance.
+  delayed = np.concatenate([np.zeros(int(0.15 * SR), np.float32),
+                            assess_audio.melody()])
+  d = baseline_assessor.assess((delayed, SR), (reference_audio, SR))
+  assert d.latency_s == pytest.approx(-0.15, abs=0.05)
+  assert not any(f & {"late", "early"} for f in _flags(d))
+
+
+@pytest.mark.timeout(600)
+def test_stereo_other_rate_and_warnings(baseline_assessor, reference_audio):
+  import soxr  # pylint: disable=g-import-not-at-top
+  perf = soxr.resample(assess_audio.melody(), SR, 44100)
+  stereo = np.stack([perf, perf], axis=1)
+  half = reference_audio[:len(reference_audio) // 2]
+  r = baseline_assessor.assess((stereo, 44100), (half, SR))
+  assert r.duration_s == pytest.approx(assess_audio.SECONDS, abs=0.01)
+  assert any("longer than the reference" in w for w in r.warnings)
+  d = r.to_dict()
+  json.dumps(d)  # JSON-ready.
+  assert set(d) >= {"score", "raw", "key_offset_semitones", "tempo_ratio",
+                    "segments", "warnings"}
+  assert set(d["segments"][0]) >= {"start_s", "end_s", "reference_start_s",
+                                   "reference_end_s", "score",
+                                   "pitch_deviation_cents", "timing_offset_s",
+                                   "flags"}
+
+
+# --- bad inputs ---------------------------------------------------------------------
+
+
+def _bad_inputs(tmp_path):
+  silent = tmp_path / "silent.wav"
+  sf.write(silent, np.zeros(5 * SR, np.float32), SR)
+  short = tmp_path / "short.wav"
+  sf.write(short, assess_audio.melody()[:SR], SR)
+  corrupt = tmp_path / "corrupt.wav"
+  corrupt.write_bytes(b"RIFF\x00\x00not really a wave file" * 10)
+  noise = tmp_path / "noise.wav"
+  sf.write(noise, 0.003 * np.random.default_rng(0).standard_normal(5 * SR), SR)
+  return {"missing": (tmp_path / "nope.wav", "missing"),
+          "corrupt": (corrupt, "unreadable"), "silent": (silent, "silent"),
+          "short": (short, "too short"), "noise": (noise, "no voice")}
+
+
+@pytest.mark.timeout(600)
+def test_bad_inputs_raise_clear_errors(tmp_path, baseline_assessor, reference_audio):
+  for path, reason in _bad_inputs(tmp_path).values():
+    with pytest.raises(AudioError, match=reason) as info:
+      baseline_assessor.assess(str(path), (reference_audio, SR))
+    assert str(path) in str(info.value)
+  with pytest.raises(AudioError, match="<performance array>: empty"):
+    baseline_assessor.assess((np.zeros(0, np.float32), SR), (reference_audio, SR))
+  with pytest.raises(ValueError, match="reference="):
+    baseline_assessor.assess((reference_audio, SR))
+  with pytest.raises(TypeError):
+    baseline_assessor.assess(reference_audio, (reference_audio, SR))
+
+
+# --- a learned system: API, CLI, report -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def learned_workdir(tmp_path_factory):
+  """A tiny (untrained) Rori checkpoint with stats.json, config.json and a
+  calibration.json: everything a trained workdir holds."""
+  from tests import test_reproduce  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path_factory.mktemp("rori")
+  config = test_reproduce._tiny_rori(workdir)  # pylint: disable=protected-access
+  config_specs.save_workdir_config(config, str(workdir))
+  calibration.save(calibration.fit([0.0, 0.5, 1.0], [20.0, 50.0, 80.0]),
+                   workdir / calibration.FILENAME)
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def wav_pair(tmp_path_factory):
+  d = tmp_path_factory.mktemp("wav")
+  sf.write(d / "ref.wav", assess_audio.melody(seed=1), SR)
+  sf.write(d / "perf.wav", assess_audio.melody(detune_phrase=2, detune_cents=100), SR)
+  return d / "perf.wav", d / "ref.wav"
+
+
+@pytest.mark.timeout(900)
+def test_learned_assessor_scores_and_reuses_compiled_code(learned_workdir, wav_pair):
+  assessor = Assessor.from_workdir(learned_workdir)  # config from config.json
+  perf, ref = wav_pair
+  first = assessor.assess(str(perf), str(ref))
+  second = assessor.assess(str(perf), str(ref))
+  assert 0 <= first.score <= 100 and first.system == "rori"
+  assert first.raw == pytest.approx(second.raw, abs=1e-6)
+  scored = [s for s in first.segments if s.score is not None]
+  assert scored and "sharp" in first.segments[2].flags
+  assert first.score == pytest.approx(float(assessor.calibration(first.raw)))
+  # One compilation of the model for both calls.
+  assert assessor._scorer.embed.jitted._cache_size() == 1  # pylint: disable=protected-access
+  with pytest.raises(FileNotFoundError, match="calibration"):
+    empty = learned_workdir.parent / "no_calibration"
+    shutil.copytree(learned_workdir, empty, dirs_exist_ok=True)
+    os.remove(empty / calibration.FILENAME)
+    Assessor.from_workdir(empty)
+
+
+def _run_cli(args, capsys):
+  code = cli.main([str(a) for a in args])
+  out = capsys.readouterr()
+  return code, out.out, out.err
+
+
+@pytest.mark.timeout(900)
+def test_cli_writes_outputs_and_reports_bad_input(learned_workdir, wav_pair, tmp_path,
+                                                  capsys):
+  perf, ref = wav_pair
+  code, out, err = _run_cli(
+      [f"--workdir={learned_workdir}", f"--performance={perf}", f"--reference={ref}",
+       f"--json={tmp_path / 'a.json'}", f"--plot={tmp_path / 'a.png'}",
+       f"--html={tmp_path / 'a.html'}"], capsys)
+  assert code == cli.EXIT_OK, err
+  assert out.startswith("score ") and "flags" in out
+  data = json.loads((tmp_path / "a.json").read_text())
+  assert 0 <= data["score"] <= 100 and len(data["segments"]) == assess_audio.PHRASES
+  assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  page = (tmp_path / "a.html").read_text()
+  assert "data:image/png;base64," in page and "data:audio/ogg;base64," in page
+
+  for path, reason in _bad_inputs(tmp_path).values():
+    code, out, err = _run_cli([f"--workdir={learned_workdir}", f"--performance={path}",
+                               f"--reference={ref}"], capsys)
+    assert code == cli.EXIT_INPUT
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and reason in lines[0], err
+  code, _, err = _run_cli([f"--workdir={tmp_path / 'none'}", f"--performance={perf}",
+                           f"--reference={ref}"], capsys)
+  assert code == cli.EXIT_SYSTEM and "no such workdir" in err
+
+
+@pytest.mark.timeout(900)
+def test_cli_batch_scores_a_manifest(learned_workdir, wav_pair, tmp_path, capsys):
+  perf, ref = wav_pair
+  silent = tmp_path / "silent.wav"
+  sf.write(silent, np.zeros(5 * SR, np.float32), SR)
+  manifest = tmp_path / "m.csv"
+  manifest.write_text(
+      "song_id,performance_id,performance_audio,reference_audio,"
+      "accompaniment_audio,score,judge_scores,split\n"
+      f"s,good,{perf},{ref},,70,,test\n"
+      f"s,quiet,{silent},{ref},,20,,test\n"
+      f"s,gone,{tmp_path / 'missing.wav'},{ref},,20,,test\n")
+  code, out, err = _run_cli([f"--workdir={learned_workdir}", f"--manifest={manifest}",
+                             f"--output={tmp_path / 'scores.csv'}"], capsys)
+  assert code == cli.EXIT_PARTIAL
+  assert "missing.wav" in err and "silent.wav: silent" in err  # both reported.
+  rows = list(csv.DictReader(open(tmp_path / "scores.csv")))
+  assert [r["performance_id"] for r in rows] == ["good", "quiet"]
+  assert 0 <= float(rows[0]["score"]) <= 100 and rows[0]["error"] == ""
+  assert "silent" in rows[1]["error"] and rows[1]["score"] == ""
+  assert "scored 1 of 3" in out
+
+
+@pytest.mark.timeout(120)
+def test_console_script_prints_one_line_without_traceback(tmp_path):
+  """The real process (python -m asa_jax.assess.cli, what `asa-score` runs)."""
+  proc = subprocess.run(
+      [sys.executable, "-m", "asa_jax.assess.cli", f"--workdir={tmp_path / 'x'}",
+       f"--performance={tmp_path / 'p.wav'}", f"--reference={tmp_path / 'r.wav'}"],
+      capture_output=True, text=True, timeout=110, cwd=REPO,
+      env={**os.environ, "PYTHONPATH": REPO})
+  assert proc.returncode == cli.EXIT_SYSTEM
+  assert "Traceback" not in proc.stderr
+  assert proc.stderr.strip().count("\n") == 0 and "no such workdir" in proc.stderr
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("ASA_REQUIRE_BROWSER"),
+                    reason="Chromium not installed (.ci/run installs it)")
+def test_html_report_renders_in_headless_chromium(baseline_assessor, reference_audio,
+                                                  tmp_path):
+  """Chromium loads the page: the score, the decoded plot, the table rows, players."""
+  assert CHROMIUM, "ASA_REQUIRE_BROWSER is set but Chromium is missing"
+  perf = assess_audio.melody(detune_phrase=2, detune_cents=100)
+  result = baseline_assessor.assess((perf, SR), (reference_audio, SR))
+  page = tmp_path / "report.html"
+  report.write_html(result, page, performance_audio=perf,
+                    reference_audio=reference_audio)
+  flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+  dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()],
+                       capture_output=True, text=True, timeout=120).stdout
+  import html as html_lib  # pylint: disable=g-import-not-at-top
+  marker = 'data-rendered="'
+  assert marker in dom, dom[:500]
+  rendered = json.loads(html_lib.unescape(dom.split(marker, 1)[1].split('"', 1)[0]))
+  assert rendered["score"].startswith(f"{result.score:.0f}")
+  assert rendered["plot_width"] > 500  # the PNG was decoded by the browser.
+  assert rendered["segment_rows"] == len(result.segments)
+  assert rendered["players"] == 2
+  shot = tmp_path / "shot.png"
+  subprocess.run([CHROMIUM, *flags, "--window-size=1200,1400",
+                  f"--screenshot={shot}", page.as_uri()], capture_output=True,
+                 timeout=120, check=True)
+  import matplotlib.image as mpimg  # pylint: disable=g-import-not-at-top
+  pixels = mpimg.imread(shot)[..., :3]
+  red = (pixels[..., 0] > 0.7) & (pixels[..., 1] < 0.4) & (pixels[..., 2] < 0.45)
+  assert red.sum() > 200  # the performance curve and the 'sharp' flag are drawn.
