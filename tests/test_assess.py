@@ -207,7 +207,11 @@ def test_learned_assessor_scores_and_reuses_compiled_code(learned_workdir, wav_p
   assert 0 <= first.score <= 100 and first.system == "rori"
   assert first.raw == pytest.approx(second.raw, abs=1e-6)
   scored = [s for s in first.segments if s.score is not None]
-  assert scored and "sharp" in first.segments[2].flags
+  assert scored and "sharp" in first.segments[2].flags  # 32 ms feedback contours.
+  assert not any(s.flags for i, s in enumerate(first.segments) if i != 2)
+  late = assessor.assess((assess_audio.melody(shift_phrase=1, shift_seconds=0.3), SR),
+                         str(ref))
+  assert [s.flags for s in late.segments] == [(), ("late",), (), (), ()]
   assert first.score == pytest.approx(float(assessor.calibration(first.raw)))
   # One compilation of the model for both calls.
   assert assessor._scorer.embed.jitted._cache_size() == 1  # pylint: disable=protected-access
@@ -324,3 +328,21 @@ def test_html_report_renders_in_headless_chromium(baseline_assessor, reference_a
   pixels = mpimg.imread(shot)[..., :3]
   red = (pixels[..., 0] > 0.7) & (pixels[..., 1] < 0.4) & (pixels[..., 2] < 0.45)
   assert red.sum() > 200  # the performance curve and the 'sharp' flag are drawn.
+
+
+@pytest.mark.timeout(300)
+def test_stream_contours_equal_extract_contours():
+  """Chunked contours (bounded memory) are the whole-file contours, frame by frame."""
+  from asa_jax.baselines import contours  # pylint: disable=g-import-not-at-top
+  audio = np.concatenate([assess_audio.melody(), np.zeros(SR, np.float32),
+                          assess_audio.melody(seed=3)[:int(7.3 * SR)]])
+  whole = contours.extract_contours(audio)
+  chunked = contours.stream_contours(audio, chunk_seconds=4.0)
+  assert chunked.n_frames == whole.n_frames
+  np.testing.assert_allclose(chunked.confidence, whole.confidence, atol=1e-5)
+  np.testing.assert_allclose(chunked.energy_db, whole.energy_db, atol=1e-3)
+  np.testing.assert_array_equal(chunked.voiced, whole.voiced)
+  np.testing.assert_allclose(chunked.f0_hz, whole.f0_hz, rtol=1e-4)
+  coarse = contours.stream_contours(audio, hop_length=512)
+  assert coarse.hop_s == pytest.approx(0.032)
+  assert coarse.n_frames == 1 + len(audio) // 512

@@ -10,7 +10,9 @@ import pytest
 from asa_jax.train import loop, mesh as mesh_lib, restore_for_inference
 from asa_jax.train import train_and_evaluate
 from asa_jax.train.checkpoint import Checkpoints
+from asa_jax import config_specs as specs
 from asa_jax import systems
+from asa_jax.assess import calibration
 from asa_jax.train.step import make_train_step
 from tests import fake_loader
 
@@ -120,6 +122,12 @@ def test_model_selection_by_validation_correlation(tmp_path, monkeypatch):
   best = Checkpoints(workdir).restore_best(state)
   assert best is not None and best[1]["best_selection"] == pytest.approx(-0.6)
   assert best[1]["epoch"] == 2  # Saved at the end of epoch 1.
+  # The end of training stores the config and fits the score calibration on the
+  # validation performances (2 labelled here).
+  assert specs.load_workdir_config(workdir) == c
+  cal = calibration.load(os.path.join(workdir, "calibration.json"))
+  assert cal.method == "linear" and cal.human and cal.n == 2
+  assert cal(cal.raw_range[1]) >= cal(cal.raw_range[0])
   rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   assert [r["pearson"] for r in rows if r["split"] == "validation"] == [
       0.1, 0.6, 0.3, 0.2]

@@ -72,7 +72,7 @@ def align(perf: contours_lib.Contours, ref: contours_lib.Contours) -> MelodyMap:
   """Aligns two recordings' f0 contours (module doc).
 
   Args:
-    perf, ref: contours on the same frame grid (10 ms), f0 0 where unvoiced.
+    perf, ref: contours on the same frame grid, f0 0 where unvoiced.
 
   Returns:
     The MelodyMap.
@@ -158,7 +158,7 @@ def local_fit(perf_cents: np.ndarray, ref_cents: np.ndarray, hop_s: float,
   The DTW path of `align` follows pitch, so a phrase sung a semitone flat in a
   stepwise melody can be warped onto the neighbouring note and read as early. Here
   the window's frames are compared with the reference at the global map plus a
-  constant lag in [-MAX_LAG_SECONDS, MAX_LAG_SECONDS] (10 ms steps), choosing the lag
+  constant lag in [-MAX_LAG_SECONDS, MAX_LAG_SECONDS] (one-frame steps), choosing the lag
   that minimises the median absolute deviation of the pitch difference from its own
   median, plus LAG_PENALTY_CENTS_PER_S * |lag|. That cost ignores a constant detune,
   so detuning shows as `deviation_cents` and timing as the lag.

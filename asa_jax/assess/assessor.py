@@ -20,7 +20,7 @@ import dataclasses
 import hashlib
 import math
 import os
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -42,6 +42,9 @@ UNVOICED_FRACTION = 0.2  # segments with fewer voiced frames are "unvoiced".
 SILENT_DB = 40.0  # segments quieter than the loudest frame by this are "silent".
 LENGTH_WARNING = 0.25  # warn when the durations differ by more than this fraction.
 FEEDBACK_CAPACITY = "tiny"  # CREPE model of the feedback's pitch contours.
+# Their frame period: 512 samples = 32 ms, the clip features' rate (3.2x less CREPE
+# than the baselines' 10 ms; the flags' thresholds are 50 cents and 0.2 s).
+FEEDBACK_HOP = 512
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +63,7 @@ class SegmentFeedback:
       MIN_ALIGNED_SECONDS is voiced in both.
     timing_offset_s: median time by which the window is sung later (> 0) or
       earlier (< 0) than the global tempo and latency predict, seconds.
-    voiced_fraction: fraction of the window's 10 ms frames that are voiced.
+    voiced_fraction: fraction of the window's contour frames that are voiced.
     flags: subset of ("flat", "sharp", "early", "late", "unvoiced", "silent").
   """
   start_s: float
@@ -77,7 +80,7 @@ class SegmentFeedback:
 
 @dataclasses.dataclass(frozen=True)
 class PitchCurves:
-  """Pitch curves for plots on the performance's time axis (10 ms frames).
+  """Pitch curves for plots on the performance's time axis (contour frames).
 
   Attributes:
     times_s: float64 (T,) performance times, seconds.
@@ -322,7 +325,8 @@ class Assessor:
     if isinstance(self._scorer, _Baseline):
       extract = lambda a: contours_lib.extract_contours(a, capacity=FEEDBACK_CAPACITY)
     else:
-      extract = lambda a: contours_lib.stream_contours(a, capacity=FEEDBACK_CAPACITY)
+      extract = lambda a: contours_lib.stream_contours(
+          a, capacity=FEEDBACK_CAPACITY, hop_length=FEEDBACK_HOP)
     if not reference:
       return extract(audio)
     digest = _digest(audio)

@@ -11,8 +11,10 @@ Outputs in output_dir: scores.csv, pearson.json (one key per system with r, n an
 bootstrap 95% CI per song and Mix; "_meta": bootstrap settings, inter-judge agreement,
 failed systems), table.md (Table 2 rows grouped Baseline / Proposed / Ablation /
 Histogram / DTWDist, CIs, inter-judge agreement below), scatter_<system>.png,
-clip_embeddings_<system>.npz (learned systems), figure6.png (paper 4.4) and
-figure7.png (paper 4.5, when the ablation rows are evaluated).
+clip_embeddings_<system>.npz (learned systems), figure6.png (paper 4.4),
+figure7.png (paper 4.5, when the ablation rows are evaluated) and calibration.json
+(learned systems whose workdir has one: MAE and Pearson's r of the calibrated 0..100
+scores; not in the paper).
 Caches (resumable): records_<reference>[_<hash>]/ (feature records of the evaluated
 performances, one build per data.reference and feature settings, shared by all
 learned systems; each system normalises with its own workdir/stats.json) and
@@ -495,6 +497,7 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
       log("".join(traceback.format_exception(error)).rstrip())  # Unexpected: details.
 
   built: set[str] = set()
+  calibrated: dict[str, dict] = {}
   for system in learned:
     log(f"[{system.name}] evaluating {system.workdir}")
     try:
@@ -506,6 +509,12 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
     write_clip_embeddings(
         os.path.join(output_dir, f"clip_embeddings_{system.name}.npz"),
         clips[system.name])
+    cal = calibration_metrics(system.workdir, scores[system.name])
+    if cal is not None:
+      calibrated[system.name] = cal
+      log(f"[{system.name}] calibrated scores ({cal['method']}, fitted on the "
+          f"validation split): MAE {cal['mae']:.2f}, Pearson's r {_r(cal['pearson_calibrated'])}"
+          f" (raw {_r(cal['pearson_raw'])}), n = {cal['n']}")
     learned_system = systems.get(system.config)
     references[system.name] = reference_label(system.config)
     groups[system.name] = table_group(system.name, learned_system.group)
@@ -546,6 +555,12 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
                                 ylabels=ylabels, log=log)
 
   written = []
+  if calibrated:
+    path = os.path.join(output_dir, "calibration.json")
+    atomic.write_json(path, {k: {m: (None if isinstance(v, float) and np.isnan(v)
+                                     else v) for m, v in d.items()}
+                             for k, d in calibrated.items()})
+    written.append(path)
   try:  # The other papers' metrics (asa_jax/evaluation/embedding_metrics.py).
     path = os.path.join(output_dir, "embedding_metrics.json")
     atomic.write_text(path, json.dumps(
@@ -581,6 +596,30 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
   log(f"outputs in {output_dir}")
   return {"scores": scores, "correlations": correlations, "clips": clips,
           "failed": failed, "agreement": agreement, "figures": written}
+
+
+def _r(value: float) -> str:
+  return "undefined" if value is None or np.isnan(value) else f"{value:.3f}"
+
+
+def calibration_metrics(workdir: str, scores: Sequence) -> dict | None:
+  """MAE and Pearson's r of a system's calibrated scores against the human ones.
+
+  Applies WORKDIR/calibration.json (fitted on the validation split at the end of
+  training; asa_jax.assess.calibration) to the evaluated PerformanceScores.
+
+  Returns:
+    {"method", "human", "n", "pearson_raw", "pearson_calibrated", "mae"}, or None
+    when the workdir has no calibration.json.
+  """
+  from asa_jax.assess import calibration as calibration_lib  # pylint: disable=g-import-not-at-top
+  path = os.path.join(workdir, calibration_lib.FILENAME)
+  if not os.path.isfile(path):
+    return None
+  cal = calibration_lib.load(path)
+  m = calibration_lib.metrics(cal, [s.predicted for s in scores],
+                              [np.nan if s.human is None else s.human for s in scores])
+  return {"method": cal.method, "human": cal.human, **m}
 
 
 def scoring_human(metadata: Mapping) -> float | None:
