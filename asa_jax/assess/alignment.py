@@ -23,6 +23,10 @@ from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import dtw_melody
 
 THEIL_SEN_POINTS = 400  # path points used by the robust global fit.
+# The local time map: the DTW path's offset from the global fit, running median over
+# this many seconds either side. It follows rubato over phrases but not the DTW's
+# note-level pulls (a detuned stepwise phrase warped onto the neighbouring notes).
+SMOOTH_SECONDS = 3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +46,8 @@ class MelodyMap:
     deviation_cents: float64 (L,) performance + offset - reference pitch on the
       path (cents).
     cost_cents: mean absolute deviation along the path (dtw_melody's cost).
+    smooth_offsets: float64 (L,) reference-time offset (s) of the path from the
+      global fit, running median over +-SMOOTH_SECONDS (`local_reference`).
   """
   offset_cents: float
   key_offset_semitones: int
@@ -51,6 +57,14 @@ class MelodyMap:
   ref_times: np.ndarray
   deviation_cents: np.ndarray
   cost_cents: float
+  smooth_offsets: np.ndarray
+
+  def local_reference(self, t) -> np.ndarray:
+    """Reference times (s) of performance times t (s) on the smoothed local map:
+    global fit + the smoothed DTW offset (held constant beyond the path)."""
+    t = np.asarray(t, np.float64)
+    return (self.tempo_ratio * t + self.latency_s
+            + np.interp(t, self.perf_times, self.smooth_offsets))
 
   def to_reference(self, t) -> np.ndarray:
     """Reference times (s) of performance times t (s): the DTW map inside the
@@ -104,18 +118,26 @@ def align(perf: contours_lib.Contours, ref: contours_lib.Contours) -> MelodyMap:
   dev_u = np.bincount(inverse, deviation) / np.bincount(inverse)
   pick = np.linspace(0, len(uniq) - 1, min(len(uniq), THEIL_SEN_POINTS)).astype(int)
   if len(uniq) >= 2:
-    slope, intercept, _, _ = scipy.stats.theilslopes(ref_u[pick], uniq[pick])
+    slope = scipy.stats.theilslopes(ref_u[pick], uniq[pick])[0]
   else:
-    slope, intercept = 1.0, float(ref_u[0] - uniq[0])
+    slope = 1.0
   if not np.isfinite(slope) or slope <= 0:
-    slope, intercept = 1.0, float(np.median(ref_u - uniq))
+    slope = 1.0
+  # Centre the line on the path (theilslopes' intercept is median(y) - slope *
+  # median(x), which need not leave the median residual at 0).
+  intercept = float(np.median(ref_u - slope * uniq))
+  ref_mono = np.maximum.accumulate(ref_u)
+  offsets = ref_mono - (slope * uniq + intercept)
+  lo = np.searchsorted(uniq, uniq - SMOOTH_SECONDS)
+  hi = np.searchsorted(uniq, uniq + SMOOTH_SECONDS, side="right")
+  smooth = np.array([np.median(offsets[a:b]) for a, b in zip(lo, hi)])
   semitones = int(round(-result.offset_cents / 100.0)) % 12
   return MelodyMap(
       offset_cents=float(result.offset_cents),
       key_offset_semitones=semitones - 12 if semitones >= 6 else semitones,
       tempo_ratio=float(slope), latency_s=float(intercept), perf_times=uniq,
-      ref_times=np.maximum.accumulate(ref_u), deviation_cents=dev_u,
-      cost_cents=float(result.cost_cents))
+      ref_times=ref_mono, deviation_cents=dev_u,
+      cost_cents=float(result.cost_cents), smooth_offsets=smooth)
 
 
 MAX_LAG_SECONDS = 0.5  # local timing search, either side of the global map.
@@ -137,9 +159,10 @@ class LocalFit:
   """Pitch and timing of one performance window against the reference.
 
   Attributes:
-    lag_s: reference-time shift (s) added to the global map for this window.
-    timing_offset_s: -lag_s / tempo_ratio: how much later (> 0) than the global
-      map predicts the window is sung, seconds of performance time.
+    lag_s: reference-time shift (s) added to the local map for this window.
+    timing_offset_s: how much later (> 0) than the global map (tempo ratio and
+      latency) predicts the window is sung, seconds of performance time: minus
+      (the local map's median offset in the window + lag_s) / tempo_ratio.
     deviation_cents: median of performance + offset - reference pitch at that
       lag, cents.
     aligned_s: voiced time compared (both voiced), seconds.
@@ -157,8 +180,8 @@ def local_fit(perf_cents: np.ndarray, ref_cents: np.ndarray, hop_s: float,
 
   The DTW path of `align` follows pitch, so a phrase sung a semitone flat in a
   stepwise melody can be warped onto the neighbouring note and read as early. Here
-  the window's frames are compared with the reference at the global map plus a
-  constant lag in [-MAX_LAG_SECONDS, MAX_LAG_SECONDS] (one-frame steps), choosing the lag
+  the window's frames are compared with the reference at the smoothed local map
+  (`MelodyMap.local_reference`) plus a constant lag in [-MAX_LAG_SECONDS, MAX_LAG_SECONDS] (one-frame steps), choosing the lag
   that minimises the median absolute deviation of the pitch difference from its own
   median, plus LAG_PENALTY_CENTS_PER_S * |lag|. That cost ignores a constant detune,
   so detuning shows as `deviation_cents` and timing as the lag.
@@ -179,7 +202,9 @@ def local_fit(perf_cents: np.ndarray, ref_cents: np.ndarray, hop_s: float,
   if k.size * hop_s < min_aligned_s:
     return None
   p = perf_cents[k] + melody.offset_cents
-  base = melody.tempo_ratio * (k * hop_s) + melody.latency_s
+  base = melody.local_reference(k * hop_s)
+  drift = float(np.median(base - (melody.tempo_ratio * (k * hop_s)
+                                  + melody.latency_s)))
   lags = np.arange(-MAX_LAG_SECONDS, MAX_LAG_SECONDS + hop_s / 2, hop_s)
   idx = np.round((base[None, :] + lags[:, None]) / hop_s).astype(int)
   inside = (idx >= 0) & (idx < len(ref_cents))
@@ -198,6 +223,6 @@ def local_fit(perf_cents: np.ndarray, ref_cents: np.ndarray, hop_s: float,
   cost = np.where(ok, mad + LAG_PENALTY_CENTS_PER_S * np.abs(lags), np.inf)
   best = int(np.argmin(cost))
   lag = float(lags[best])
-  return LocalFit(lag_s=lag, timing_offset_s=-lag / melody.tempo_ratio,
+  return LocalFit(lag_s=lag, timing_offset_s=-(drift + lag) / melody.tempo_ratio,
                   deviation_cents=float(med[best]),
                   aligned_s=float(count[best] * hop_s))

@@ -54,7 +54,8 @@ class SegmentFeedback:
   Attributes:
     start_s, end_s: the window in the performance, seconds.
     reference_start_s, reference_end_s: where it maps in the reference (seconds;
-      the DTW time map), None without a reference vocal.
+      the global time map plus the window's lag, clipped to the reference), None
+      without a reference vocal.
     score: calibrated score (0..100) of the system's clips centred in the window,
       None when none is (unvoiced windows are not scored).
     raw: the same clips' mean raw score, None likewise.
@@ -473,8 +474,9 @@ def _segment_feedback(perf_c, ref_c, melody, duration: float,
       fit = alignment_lib.local_fit(perf_cents, ref_cents, hop, melody, start, end,
                                     MIN_ALIGNED_SECONDS)
       lag = fit.lag_s if fit is not None else 0.0
-      ref_start, ref_end = (melody.tempo_ratio * t + melody.latency_s + lag
-                            for t in (start, end))
+      ref_len = ref_c.n_frames * ref_c.hop_s
+      ref_start, ref_end = (min(max(float(melody.local_reference(t)) + lag, 0.0),
+                                ref_len) for t in (start, end))
       if fit is not None and not flags:
         if fit.deviation_cents > PITCH_FLAG_CENTS:
           flags.append("sharp")
@@ -498,7 +500,7 @@ def _segment_feedback(perf_c, ref_c, melody, duration: float,
 
 def _pitch_curves(perf_c, ref_c, melody, segments, lags) -> PitchCurves:
   """Performance pitch in the reference key and the reference's pitch at the time
-  each window was compared with (global map + the window's lag), MIDI numbers."""
+  each window was compared with (local map + the window's lag), MIDI numbers."""
   times = np.arange(perf_c.n_frames) * perf_c.hop_s
   midi = lambda f: np.where(f > 0, 69.0 + 12.0 * np.log2(np.maximum(f, 1e-6) / 440.0),
                             np.nan)
@@ -509,7 +511,7 @@ def _pitch_curves(perf_c, ref_c, melody, segments, lags) -> PitchCurves:
     lag = np.zeros_like(times)
     for seg, seg_lag in zip(segments, lags):
       lag[(times >= seg.start_s) & (times < seg.end_s)] = seg_lag
-    ref_t = melody.tempo_ratio * times + melody.latency_s + lag
+    ref_t = melody.local_reference(times) + lag
     idx = np.round(ref_t / ref_c.hop_s).astype(int)
     inside = (idx >= 0) & (idx < ref_c.n_frames)
     ref_f0 = np.asarray(ref_c.f0_hz, np.float64)[np.clip(idx, 0, ref_c.n_frames - 1)]
