@@ -39,14 +39,15 @@ def plot_png(assessment: Assessment) -> bytes:
     raise ValueError("the assessment has no pitch curves to plot")
   fig, ax = plt.subplots(figsize=(11, 3.6), dpi=100)
   try:
-    for seg in assessment.segments:
+    for k, seg in enumerate(assessment.segments):
       flags = [f for f in seg.flags if f in FLAG_COLOURS]
       if flags:
         ax.axvspan(seg.start_s, seg.end_s, color=FLAG_COLOURS[flags[0]], alpha=0.18,
                    lw=0)
-        ax.text((seg.start_s + seg.end_s) / 2, 1.0, ", ".join(flags),
+        # Alternate heights so that labels of neighbouring segments do not overlap.
+        ax.text((seg.start_s + seg.end_s) / 2, 1.0 + 0.06 * (k % 2), ", ".join(flags),
                 transform=ax.get_xaxis_transform(), ha="center", va="bottom",
-                fontsize=8)
+                fontsize=7)
     ax.plot(curves.times_s, curves.reference_midi, color="0.45", lw=2.2,
             label="reference (aligned)")
     key = assessment.key_offset_semitones
@@ -61,7 +62,7 @@ def plot_png(assessment: Assessment) -> bytes:
     ax.set_xlim(0, max(assessment.duration_s, 1e-3))
     ax.set_xlabel("performance time (s)")
     ax.set_ylabel("pitch (MIDI note)")
-    ax.set_title(f"{assessment.system}: score {assessment.score:.0f} / 100", pad=14)
+    ax.set_title(f"{assessment.system}: score {assessment.score:.0f} / 100", pad=24)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

@@ -229,7 +229,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   Args:
     config: run config (configs/base.py fields).
-    workdir: run directory: checkpoints/, metrics.jsonl, tensorboard/, stats.json.
+    workdir: run directory: checkpoints/, metrics.jsonl, tensorboard/, stats.json,
+      config.json (the run's config) and, after training on feature records,
+      calibration.json (raw score -> 0..100 map fitted on the validation split;
+      asa_jax/train/calibrate.py).
     loader_factory: split name ('train' | 'validation') -> batch source with
       `.epoch(e)` and `.num_batches(e)` yielding process-local batches. Default:
       build/read records (`prepare_records`) and the system's loader
