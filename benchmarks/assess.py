@@ -8,7 +8,7 @@ melodies, 16 kHz), scored by the `:small` Rori (CREPE tiny) in a fresh process:
   warm  = a second performance against a new reference in the same process;
   warm, same reference = a third performance against that reference (its clip
           features and contours are kept, as in a product scoring many singers).
-Memory: peak RSS (getrusage) of a fresh process scoring a pair of each length in
+Memory: peak RSS (VmHWM) of a fresh process scoring a pair of each length in
 `--memory_minutes`, and the ratio of the longest to the shortest.
 Without --workdir a workdir with an untrained `:small` Rori (initial weights, unit
 statistics, an identity-like calibration) is made in a temporary folder: the time and
@@ -92,13 +92,23 @@ def child_speed(workdir: str, files: list) -> None:
   print(json.dumps({"cold_s": cold, "warm_s": warm, "warm_same_reference_s": same_ref}))
 
 
+def peak_rss_mib() -> float:
+  """This process's peak resident set size, MiB: VmHWM of /proc/self/status. Not
+  getrusage's ru_maxrss, which Linux keeps across execve, so a child started by a
+  parent that held 2 GB of generated audio would report the parent's peak."""
+  with open("/proc/self/status", encoding="ascii") as f:
+    for line in f:
+      if line.startswith("VmHWM:"):
+        return int(line.split()[1]) / 1024
+  raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def child_memory(workdir: str, files: list) -> None:
   """Runs in a fresh process: prints JSON peak RSS of one assessment of files[0]
   against files[1]."""
-  import resource  # pylint: disable=g-import-not-at-top
   from asa_jax.assess import Assessor  # pylint: disable=g-import-not-at-top
   result = Assessor.from_workdir(workdir).assess(files[0], files[1])
-  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  peak = peak_rss_mib()
   print(json.dumps({"peak_rss_mib": peak, "segments": len(result.segments)}))
 
 
