@@ -6,7 +6,8 @@ Per variant: compile time, steady-state step time, triplets/s, model FLOPs per
 triplet and per clip (XLA cost analysis of the step / batch, counted on the lowering
 with plain lax convs: the compiled convs of asa_jax/models/conv.py are lax.scan /
 lax.map loops whose bodies XLA's cost analysis counts once), achieved
-FLOP/s, XLA memory analysis (arguments + temporaries), process peak RSS
+FLOP/s (and MFU with --peak_tflops), XLA memory analysis (arguments + temporaries),
+process peak RSS
 (resource.getrusage; cumulative over the variants run in this process: run one variant
 per process for a clean figure), then tower inference clips/s at --infer_batch.
 """
@@ -27,6 +28,7 @@ from asa_jax.train.step import make_train_step, train_step
 from configs import rori
 
 FLAGS = flags.FLAGS
+PAPER_EPOCH_TRIPLETS = 15487  # triplets per epoch in the paper's training set (3.3).
 flags.DEFINE_list("variants", ["paper", "small"], "paper (configs/rori.py) and/or small.")
 flags.DEFINE_integer("batch", 32, "Global batch (triplets per step).")
 flags.DEFINE_integer("steps", 5, "Timed train steps.")
@@ -34,6 +36,8 @@ flags.DEFINE_integer("warmup", 1, "Untimed steps after compilation.")
 flags.DEFINE_integer("infer_batch", 128, "Clips per tower inference call.")
 flags.DEFINE_integer("infer_steps", 3, "Timed inference calls.")
 flags.DEFINE_string("dtype", "", "Override config.model.dtype (float32 | bfloat16).")
+flags.DEFINE_float("peak_tflops", 0.0, "The device's peak TFLOP/s for this dtype "
+                   "(e.g. 989 for an H100/H200 in dense bfloat16): prints MFU.")
 flags.DEFINE_enum("conv", "auto", ["auto", "im2col", "xla"],
                   "config.model.conv_impl: im2col = conv weight gradient of "
                   "asa_jax/models/conv.py; xla = plain lax.conv autodiff (the "
@@ -102,6 +106,10 @@ def bench(variant: str) -> None:
         f"(train), {flops / dt / 1e9:.1f} GFLOP/s achieved; XLA memory: {_mem(compiled)}; "
         f"peak RSS so far {_peak_rss_gib():.2f} GiB; loss {float(metrics['loss']):.4f}",
         flush=True)
+  if FLAGS.peak_tflops > 0:
+    print(f"[{variant}] MFU {flops / dt / (FLAGS.peak_tflops * 1e12):.1%} of "
+          f"{FLAGS.peak_tflops:g} TFLOP/s; the paper's 15,487-triplet epoch: "
+          f"{PAPER_EPOCH_TRIPLETS * dt / FLAGS.batch:.2f} s of step time", flush=True)
 
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   x = jnp.asarray(rng.standard_normal((FLAGS.infer_batch,) + shape[1:], dtype=np.float32))
