@@ -160,3 +160,22 @@ def test_bfloat16_steps_track_float32():
     losses[dtype] = run
   np.testing.assert_allclose(losses["bfloat16"], losses["float32"], atol=1e-2)
   assert losses["bfloat16"] != losses["float32"]  # bfloat16 was really used.
+
+
+def test_prefetch_to_mesh_keeps_order_and_bounds_lookahead():
+  mesh = mesh_lib.make_mesh()
+  pulled = []
+
+  def source():
+    for k in range(5):
+      pulled.append(k)
+      yield {"x": np.full((2, 3), k, np.float32)}
+
+  out = mesh_lib.prefetch_to_mesh(source(), mesh, size=2)
+  first = next(out)
+  assert pulled == [0, 1]  # two batches ahead, not the whole epoch.
+  rest = list(out)
+  assert [int(np.asarray(b["x"])[0, 0]) for b in [first] + rest] == [0, 1, 2, 3, 4]
+  assert isinstance(first["x"], jax.Array) and first["x"].shape == (2, 3)
+  with pytest.raises(ValueError):
+    next(mesh_lib.prefetch_to_mesh(source(), mesh, size=0))

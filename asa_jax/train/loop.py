@@ -13,6 +13,7 @@ checkpoint left off (same step, epoch and position inside the epoch, same dropou
 """
 
 import functools
+import itertools
 import math
 import os
 import shutil
@@ -340,10 +341,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       from tqdm import tqdm  # pylint: disable=g-import-not-at-top
       bar = tqdm(total=n_batches, initial=skip, desc=f"epoch {epoch}", leave=False)
     done = skip
-    for i, batch in enumerate(train_loader.epoch(epoch)):
-      if i < skip:
-        continue
-      state, metrics = train_fn(state, mesh_lib.to_global(batch, mesh))
+    # Resume: skip the batches already trained; the next ones go to the devices
+    # while the current step runs.
+    batches = itertools.islice(train_loader.epoch(epoch), skip, None)
+    for i, batch in enumerate(mesh_lib.prefetch_to_mesh(batches, mesh), start=skip):
+      state, metrics = train_fn(state, batch)
       step += 1
       done = i + 1
       pending.append((step, metrics))

@@ -45,3 +45,30 @@ def to_global(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
   return {k: jax.make_array_from_process_local_data(
               sharding, np.asarray(v), (v.shape[0] * n,) + tuple(v.shape[1:]))
           for k, v in batch.items()}
+
+
+def prefetch_to_mesh(batches, mesh: Mesh, size: int = 2):
+  """Yields `to_global(batch)` for each process-local batch, `size` batches ahead.
+
+  The next batches' host-to-device copies are issued before the caller's step on the
+  current one runs (jax dispatch is asynchronous), so the copy overlaps the step, as
+  in flax.jax_utils.prefetch_to_device. At most `size` device batches are alive.
+
+  Args:
+    batches: iterable of process-local numpy batches (dicts).
+    mesh: the mesh of `to_global`.
+    size: batches placed ahead (>= 1).
+
+  Raises:
+    ValueError: size < 1.
+  """
+  import collections  # pylint: disable=g-import-not-at-top
+  import itertools  # pylint: disable=g-import-not-at-top
+  if size < 1:
+    raise ValueError(f"prefetch size must be >= 1, got {size}")
+  it = iter(batches)
+  queue = collections.deque(to_global(b, mesh) for b in itertools.islice(it, size))
+  while queue:
+    yield queue.popleft()
+    for b in itertools.islice(it, 1):
+      queue.append(to_global(b, mesh))
