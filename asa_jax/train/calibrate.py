@@ -10,6 +10,7 @@ and Pearson's r on the test split. Not in the paper (it reports Pearson's r only
 from __future__ import annotations
 
 import os
+from typing import Any, Callable
 
 import jax
 import ml_collections
@@ -21,7 +22,9 @@ VALIDATION_SPLIT = "validation"
 
 
 def calibrate_workdir(config: ml_collections.ConfigDict, workdir: str,
-                      records_dir: str, *, step: int) -> calibration_lib.Calibration | None:
+                      records_dir: str, *, step: int,
+                      restore: Callable[[Any, str], tuple[Any, dict]]
+                      ) -> calibration_lib.Calibration | None:
   """Fits and writes WORKDIR/calibration.json for the run's best checkpoint.
 
   Skipped (returns the stored one) when calibration.json was already fitted for
@@ -32,13 +35,14 @@ def calibrate_workdir(config: ml_collections.ConfigDict, workdir: str,
     workdir: the run directory (checkpoints/, stats.json).
     records_dir: the feature records the run trained on (validation split).
     step: the run's last step (recorded; a resumed run refits when it changed).
+    restore: `asa_jax.train.loop.restore_for_inference` (config, workdir) ->
+      (model, variables); passed in so this module does not import the loop.
 
   Returns:
     The Calibration, or None when the validation split has no scored performance
     (logged).
   """
   from asa_jax.evaluation import scoring  # pylint: disable=g-import-not-at-top
-  from asa_jax.train import loop  # pylint: disable=g-import-not-at-top
   from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
   path = os.path.join(workdir, calibration_lib.FILENAME)
   source = f"validation split of {records_dir}, run step {step}"
@@ -54,7 +58,7 @@ def calibrate_workdir(config: ml_collections.ConfigDict, workdir: str,
     logging.warning("no validation records in %s: calibration.json not written",
                     records_dir)
     return None
-  model, variables = loop.restore_for_inference(config, workdir)
+  model, variables = restore(config, workdir)
   scores = scoring.score_performances(model, variables, records_dir,
                                       records_lib.load_stats(records_dir), config,
                                       split=VALIDATION_SPLIT)

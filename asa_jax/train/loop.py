@@ -292,7 +292,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   def result() -> dict:
     if records_dir is not None:  # Feature records: fit the score calibration.
-      calibrate.calibrate_workdir(config, workdir, records_dir, step=meta["step"])
+      calibrate.calibrate_workdir(config, workdir, records_dir, step=meta["step"],
+                                  restore=restore_for_inference)
     return {"step": meta["step"], "epoch": meta["epoch"],
             "train_loss": meta["train_loss"], "val_loss": meta["val_loss"],
             "best_val_loss": meta["best_val_loss"], "stopped_early": meta["stopped"]}
