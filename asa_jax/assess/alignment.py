@@ -9,7 +9,8 @@ minimises the DTW cost, slope-constrained DTW). From its path we take
     to the path by Theil-Sen (scipy.stats.theilslopes), robust to local errors: a
     constant microphone latency and a uniformly slower performance are absorbed here
     and not reported as timing errors;
-  * the local (DTW) time map, for per-segment pitch and timing feedback.
+  * a local time map (the line plus the path's smoothed offset from it) and, per
+    window, a detune-invariant lag search (`local_fit`): per-segment pitch and timing.
 Not in the paper (Zhang et al. 2021 score without alignment, section 3.3).
 """
 
@@ -43,8 +44,6 @@ class MelodyMap:
       seconds.
     perf_times: float64 (L,) performance times (s) of the DTW path, ascending.
     ref_times: float64 (L,) matching reference times (s), non-decreasing.
-    deviation_cents: float64 (L,) performance + offset - reference pitch on the
-      path (cents).
     cost_cents: mean absolute deviation along the path (dtw_melody's cost).
     smooth_offsets: float64 (L,) reference-time offset (s) of the path from the
       global fit, running median over +-SMOOTH_SECONDS (`local_reference`).
@@ -55,7 +54,6 @@ class MelodyMap:
   latency_s: float
   perf_times: np.ndarray
   ref_times: np.ndarray
-  deviation_cents: np.ndarray
   cost_cents: float
   smooth_offsets: np.ndarray
 
@@ -65,21 +63,6 @@ class MelodyMap:
     t = np.asarray(t, np.float64)
     return (self.tempo_ratio * t + self.latency_s
             + np.interp(t, self.perf_times, self.smooth_offsets))
-
-  def to_reference(self, t) -> np.ndarray:
-    """Reference times (s) of performance times t (s): the DTW map inside the
-    path's span, the global linear fit outside it."""
-    t = np.asarray(t, np.float64)
-    inside = np.interp(t, self.perf_times, self.ref_times)
-    linear = self.tempo_ratio * t + self.latency_s
-    return np.where((t < self.perf_times[0]) | (t > self.perf_times[-1]),
-                    linear, inside)
-
-  def timing_offsets(self) -> np.ndarray:
-    """float64 (L,) local timing error on the path, seconds: how much later than
-    the global fit expects each path point is sung (> 0 = late)."""
-    expected = (self.ref_times - self.latency_s) / self.tempo_ratio
-    return self.perf_times - expected
 
 
 def align(perf: contours_lib.Contours, ref: contours_lib.Contours) -> MelodyMap:
@@ -107,15 +90,12 @@ def align(perf: contours_lib.Contours, ref: contours_lib.Contours) -> MelodyMap:
   block = dtw_melody._block_mean  # pylint: disable=protected-access
   p_times = block(np.flatnonzero(perf.voiced) * perf.hop_s, fp)
   r_times = block(np.flatnonzero(ref.voiced) * ref.hop_s, fr)
-  p_blocks, r_blocks = block(p_cents, fp), block(r_cents, fr)
   i, j = result.path[:, 0], result.path[:, 1]
   perf_t, ref_t = p_times[i], r_times[j]
-  deviation = p_blocks[i] + result.offset_cents - r_blocks[j]
   # Path points of one performance time: keep the mean reference time (np.interp
   # needs increasing x).
   uniq, inverse = np.unique(perf_t, return_inverse=True)
   ref_u = np.bincount(inverse, ref_t) / np.bincount(inverse)
-  dev_u = np.bincount(inverse, deviation) / np.bincount(inverse)
   pick = np.linspace(0, len(uniq) - 1, min(len(uniq), THEIL_SEN_POINTS)).astype(int)
   if len(uniq) >= 2:
     slope = scipy.stats.theilslopes(ref_u[pick], uniq[pick])[0]
@@ -136,7 +116,7 @@ def align(perf: contours_lib.Contours, ref: contours_lib.Contours) -> MelodyMap:
       offset_cents=float(result.offset_cents),
       key_offset_semitones=semitones - 12 if semitones >= 6 else semitones,
       tempo_ratio=float(slope), latency_s=float(intercept), perf_times=uniq,
-      ref_times=ref_mono, deviation_cents=dev_u,
+      ref_times=ref_mono,
       cost_cents=float(result.cost_cents), smooth_offsets=smooth)
 
 
