@@ -55,5 +55,11 @@ def triplet_margin_loss(a: jnp.ndarray, p: jnp.ndarray, n: jnp.ndarray,
   losses = triplet_losses(a, p, n, margin)
   if mask is None:
     return jnp.mean(losses)
+  return masked_mean(losses, mask)
+
+
+def masked_mean(values: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+  """Mask-weighted mean of per-row values (B,) with weights mask (B,) (1 = real row,
+  0 = padding); 0 when the mask sums to 0. Scalar float32."""
   mask = mask.astype(jnp.float32)
-  return jnp.sum(losses * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+  return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)

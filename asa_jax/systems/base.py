@@ -114,3 +114,15 @@ class System:
     """
     del config, workdir, restore
     return state
+
+
+@dataclasses.dataclass(frozen=True)
+class MarginSystem(System):
+  """A system with a loss margin (config loss.margin) that compares with
+  config.data.reference: the triplet, hinge-rank and siamese systems."""
+  margin: float = 1.0
+
+  def configure(self, config) -> "MarginSystem":
+    """margin = config.loss.margin; reference = config.data.reference."""
+    return dataclasses.replace(self, margin=float(config.loss.margin),
+                               reference=str(config.data.reference))

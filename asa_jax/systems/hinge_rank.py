@@ -67,17 +67,15 @@ class RankModel(TripletModel):
 
 
 @dataclasses.dataclass(frozen=True)
-class HingeRankSystem(base.System):
+class HingeRankSystem(base.MarginSystem):
   """Lee & Nam's system; margin = alpha, negatives = K."""
   margin: float = 0.1
   negatives: int = 4
 
   def configure(self, config) -> "HingeRankSystem":
-    """margin = config.loss.margin, negatives = config.loss.negatives,
-    reference = config.data.reference."""
-    return dataclasses.replace(self, margin=float(config.loss.margin),
-                               negatives=int(config.loss.negatives),
-                               reference=str(config.data.reference))
+    """MarginSystem's margin and reference; negatives = config.loss.negatives."""
+    return dataclasses.replace(super().configure(config),
+                               negatives=int(config.loss.negatives))
 
   def build_model(self, config) -> RankModel:
     tower = lambda: CNNSATower.from_config(config.model)
@@ -89,7 +87,7 @@ class HingeRankSystem(base.System):
   def loss(self, out, batch, mask):
     a, p, n = out
     per = hinge_rank_losses(a, p, n, self.margin)
-    return jnp.sum(per * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+    return losses.masked_mean(per, mask)
 
   def train_metrics(self, out, batch, mask):
     """active_fraction (rows with loss > 0), mean cos_ap and cos_an (over k)."""

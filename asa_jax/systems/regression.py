@@ -12,6 +12,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from asa_jax import losses as losses_lib
 from asa_jax.models.cnnsa import CNNSATower
 from asa_jax.models.regression import RegressionModel, ScoreHead
 from asa_jax.systems import base
@@ -45,7 +46,7 @@ class RegressionSystem(base.System):
 
   def loss(self, out, batch, mask):
     err = self._err(out, batch)
-    return jnp.sum(err * err * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+    return losses_lib.masked_mean(err * err, mask)
 
   def train_metrics(self, out, batch, mask):
     """mae (mean absolute error, score units), pred_mean (score units)."""

@@ -19,6 +19,7 @@ import dataclasses
 import flax.linen as nn
 import jax.numpy as jnp
 
+from asa_jax import losses as losses_lib
 from asa_jax.models.cnnsa import CNNSATower
 from asa_jax.systems import base
 
@@ -63,20 +64,15 @@ class SiameseModel(nn.Module):
 
 
 @dataclasses.dataclass(frozen=True)
-class SiameseSystem(base.System):
+class SiameseSystem(base.MarginSystem):
   """The siamese system; `margin` is m (config loss.margin)."""
-  margin: float = 1.0
-
-  def configure(self, config) -> "SiameseSystem":
-    return dataclasses.replace(self, margin=float(config.loss.margin),
-                               reference=str(config.data.reference))
 
   def build_model(self, config) -> SiameseModel:
     return SiameseModel(performance_tower=CNNSATower.from_config(config.model))
 
   def loss(self, out, batch, mask):
     per = contrastive_losses(out[0], out[1], batch["same"], self.margin)
-    return jnp.sum(per * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+    return losses_lib.masked_mean(per, mask)
 
   def train_metrics(self, out, batch, mask):
     """Mean squared distance of same-class and of different-class pairs."""

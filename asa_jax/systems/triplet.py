@@ -19,14 +19,8 @@ from asa_jax.systems import base
 
 
 @dataclasses.dataclass(frozen=True)
-class TripletSystem(base.System):
+class TripletSystem(base.MarginSystem):
   """A triplet system; `margin` is alpha (paper 3.4: 1.0)."""
-  margin: float = 1.0
-
-  def configure(self, config) -> "TripletSystem":
-    """margin = config.loss.margin; reference = config.data.reference."""
-    return dataclasses.replace(self, margin=float(config.loss.margin),
-                               reference=str(config.data.reference))
 
   def build_model(self, config) -> TripletModel:
     tower = lambda: CNNSATower.from_config(config.model)
