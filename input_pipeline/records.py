@@ -387,9 +387,12 @@ class _Performance:
 Extractor = Callable[..., np.ndarray]
 
 
-def _extract_batched(clips: list[np.ndarray], config,
-                     extractor: Extractor) -> np.ndarray:
-  """Features of (N, 48000) clips in batches: float16 (N, 5, 96, 94)."""
+def extract_batched(clips: list[np.ndarray], config,
+                    extractor: Extractor | None = None) -> np.ndarray:
+  """Features of (N, 48000) clips in batches of data.extract_batch_size: float16
+  (N, 5, 96, 94), as stored in the records. `extractor` defaults to this module's
+  `extract_features` (read at call time)."""
+  extractor = extractor or extract_features
   batch = int(config.data.extract_batch_size)
   out = []
   for i in range(0, len(clips), batch):
@@ -495,7 +498,7 @@ def _build_song(records_dir: str, performances: list[_Performance],
                           reason=reason))
       continue
     pending_keys = list(pending_ref)
-    feats = _extract_batched(perf_clips + [pending_ref[k] for k in pending_keys],
+    feats = extract_batched(perf_clips + [pending_ref[k] for k in pending_keys],
                              config, extractor)
     perf_feats = feats[:len(perf_clips)]
     for k, f in zip(pending_keys, feats[len(perf_clips):]):

@@ -83,37 +83,37 @@ def _flags(result):
   return [set(s.flags) for s in result.segments]
 
 
+def _sung(assessor, reference, **errors):
+  """Assessment of `assess_audio.melody(**errors)` against the reference array."""
+  return assessor.assess((assess_audio.melody(**errors), SR), (reference, SR))
+
+
 @pytest.mark.timeout(600)
 def test_detuned_phrase_is_flagged_at_its_place(baseline_assessor, reference_audio):
-  clean = baseline_assessor.assess((assess_audio.melody(), SR), (reference_audio, SR))
+  clean = _sung(baseline_assessor, reference_audio)
   assert not any(f & {"sharp", "flat", "late", "early"} for f in _flags(clean))
   assert clean.key_offset_semitones == 0
   assert clean.tempo_ratio == pytest.approx(1.0, abs=0.02)
-  detuned = baseline_assessor.assess(
-      (assess_audio.melody(detune_phrase=2, detune_cents=100), SR),
-      (reference_audio, SR))
+  detuned = _sung(baseline_assessor, reference_audio, detune_phrase=2,
+                  detune_cents=100)
   flags = _flags(detuned)
   assert "sharp" in flags[2]
   assert detuned.segments[2].pitch_deviation_cents == pytest.approx(100, abs=25)
   assert not any(f & {"sharp", "flat"} for i, f in enumerate(flags) if i != 2)
   assert detuned.score < clean.score
-  flat = baseline_assessor.assess(
-      (assess_audio.melody(detune_phrase=1, detune_cents=-100), SR),
-      (reference_audio, SR))
+  flat = _sung(baseline_assessor, reference_audio, detune_phrase=1,
+               detune_cents=-100)
   assert "flat" in _flags(flat)[1]
 
 
 @pytest.mark.timeout(600)
 def test_late_phrase_and_transposition(baseline_assessor, reference_audio):
-  late = baseline_assessor.assess(
-      (assess_audio.melody(shift_phrase=3, shift_seconds=0.3), SR),
-      (reference_audio, SR))
+  late = _sung(baseline_assessor, reference_audio, shift_phrase=3, shift_seconds=0.3)
   flags = _flags(late)
   assert "late" in flags[3]
   assert late.segments[3].timing_offset_s == pytest.approx(0.3, abs=0.08)
   assert not any(f & {"late", "early"} for i, f in enumerate(flags) if i != 3)
-  up3 = baseline_assessor.assess((assess_audio.melody(transpose=3), SR),
-                                 (reference_audio, SR))
+  up3 = _sung(baseline_assessor, reference_audio, transpose=3)
   assert up3.key_offset_semitones == 3
   assert not any(f & {"sharp", "flat"} for f in _flags(up3))
   # A constant microphone delay is latency, not a late performance.

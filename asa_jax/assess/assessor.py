@@ -176,7 +176,7 @@ def _digest(audio: np.ndarray) -> str:
 
 
 class _Learned:
-  """Clip scores of a trained system for one (performance, reference) pair."""
+  """A trained system: its clip scores of one (performance, reference) pair."""
 
   def __init__(self, config, model, variables, stats):
     from asa_jax import systems  # pylint: disable=g-import-not-at-top
@@ -184,21 +184,34 @@ class _Learned:
     self.config, self.stats = config, stats
     self.system = systems.get(config)
     self.name = str(config.name or config.system)
+    self.reference_kind = self.system.reference  # 'original' | 'accompaniment' | None
     self.model, self.variables = model, variables
     self.embed = scoring.make_embed_fn(model, variables)  # compiled once, reused.
     self._ref_cache: tuple[str, dict] = ("", {})  # (reference digest, start -> feats)
 
-  @property
-  def reference_kind(self) -> str | None:
-    """'original' | 'accompaniment' | None (no reference)."""
-    return self.system.reference
+  def contours(self, audio: np.ndarray):
+    """Feedback contours: 32 ms frames, in chunks (bounded memory)."""
+    from asa_jax.baselines import contours as contours_lib  # pylint: disable=g-import-not-at-top
+    return contours_lib.stream_contours(audio, capacity=FEEDBACK_CAPACITY,
+                                        hop_length=FEEDBACK_HOP)
 
-  def _features(self, clips: list[np.ndarray]) -> np.ndarray:
-    from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
-    # float16 like the stored records the calibration was fitted on.
-    return records_lib.extract_features(
-        np.stack(clips).astype(np.float32),
-        crepe_capacity=self.config.features.crepe_capacity).astype(np.float16)
+  def score(self, perf, ref, acc, perf_c, ref_c, melody, perf_name):
+    """(raw, clip starts (s), raw clip scores): the mean clip score (paper 3.2.3)."""
+    del perf_c, ref_c
+    model_ref = acc if self.reference_kind == "accompaniment" else ref
+    if model_ref is None:  # No-reference systems: the input is not read.
+      model_ref = perf
+    transposition = 0
+    if self.config.data.key_align == "shift":
+      if melody is not None and self.reference_kind == "original":
+        transposition = melody.key_offset_semitones
+      else:
+        from input_pipeline import segments as segments_lib  # pylint: disable=g-import-not-at-top
+        transposition = segments_lib.estimate_transposition(perf, model_ref)
+    starts, clip_raw = self.clip_scores(perf, model_ref, transposition)
+    if not len(clip_raw):
+      raise AudioError(perf_name, "no voice found (no voiced 3 s segment)")
+    return float(np.mean(clip_raw)), starts, clip_raw
 
   def clip_scores(self, perf: np.ndarray, ref: np.ndarray, transposition: int
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -209,6 +222,8 @@ class _Learned:
     kept for the next call with the same reference.
     """
     from asa_jax.evaluation import scoring  # pylint: disable=g-import-not-at-top
+    from asa_jax.features.extract import clip_at  # pylint: disable=g-import-not-at-top
+    from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
     from input_pipeline import segments as segments_lib  # pylint: disable=g-import-not-at-top
     segs = segments_lib.plan_segments(perf, ref, self.config,
                                       transposition=transposition)
@@ -224,8 +239,10 @@ class _Learned:
       for i in range(0, len(segs), batch):
         part = segs[i:i + batch]
         todo = sorted({s.reference_start for s in part} - set(ref_feats))
-        perf_clips = [audio_lib_clip(perf, s.start) for s in part]
-        feats = self._features(perf_clips + [audio_lib_clip(ref, t) for t in todo])
+        # float16 like the stored records the calibration was fitted on.
+        feats = records_lib.extract_batched(
+            [clip_at(perf, s.start) for s in part] + [clip_at(ref, t) for t in todo],
+            self.config)
         ref_feats.update(zip(todo, feats[len(part):]))
         for s, f in zip(part, feats[:len(part)]):
           yield ({"song_id": "", "performance_id": "", "score": None,
@@ -238,12 +255,6 @@ class _Learned:
     return np.array([s.start for s in segs]), np.asarray(clips.similarity, np.float64)
 
 
-def audio_lib_clip(audio: np.ndarray, start: float) -> np.ndarray:
-  """The 3 s clip at `start` seconds (zero-padded): asa_jax.features.extract.clip_at."""
-  from asa_jax.features import extract  # pylint: disable=g-import-not-at-top
-  return extract.clip_at(audio, start)
-
-
 class _Baseline:
   """A rule-based baseline's rating of the whole performance (paper 4.2)."""
 
@@ -252,6 +263,19 @@ class _Baseline:
     self.name = name
     self.rate = score_lib.rating_function(name)  # Raises on unknown names.
     self.reference_kind = "original" if score_lib.needs_reference(name) else None
+
+  def contours(self, audio: np.ndarray):
+    """The contours the baseline was evaluated on (10 ms, with onsets)."""
+    from asa_jax.baselines import contours as contours_lib  # pylint: disable=g-import-not-at-top
+    return contours_lib.extract_contours(audio, capacity=FEEDBACK_CAPACITY)
+
+  def score(self, perf, ref, acc, perf_c, ref_c, melody, perf_name):
+    """(rating, no clips, no clips)."""
+    del perf, ref, acc, melody
+    try:
+      return float(self.rate(perf_c, ref_c)), np.zeros(0), np.zeros(0)
+    except ValueError as e:
+      raise AudioError(perf_name, f"no voice found ({e})") from e
 
 
 class Assessor:
@@ -284,7 +308,7 @@ class Assessor:
     """
     from asa_jax import config_specs  # pylint: disable=g-import-not-at-top
     from asa_jax.train import loop  # pylint: disable=g-import-not-at-top
-    from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
+    from asa_jax.evaluation import run as evaluation_run  # pylint: disable=g-import-not-at-top
     workdir = os.fspath(workdir)
     if not os.path.isdir(workdir):
       raise FileNotFoundError(f"{workdir}: no such workdir")
@@ -297,11 +321,9 @@ class Assessor:
       raise FileNotFoundError(
           f"{cal_path}: no calibration; train.py writes it at the end of training "
           "(run the same train.py command again to add it to a finished run)")
-    stats_path = os.path.join(workdir, "stats.json")
-    if not os.path.isfile(stats_path):
-      raise FileNotFoundError(f"{stats_path}: training statistics not found")
+    stats = evaluation_run.load_stats(os.path.join(workdir, "stats.json"))
     model, variables = loop.restore_for_inference(config, workdir)
-    return cls(_Learned(config, model, variables, records_lib.load_stats(stats_path)),
+    return cls(_Learned(config, model, variables, stats),
                calibration_lib.load(cal_path))
 
   @classmethod
@@ -322,17 +344,12 @@ class Assessor:
   # --- analysis ------------------------------------------------------------------
 
   def _contours(self, audio: np.ndarray, *, reference: bool):
-    from asa_jax.baselines import contours as contours_lib  # pylint: disable=g-import-not-at-top
-    if isinstance(self._scorer, _Baseline):
-      extract = lambda a: contours_lib.extract_contours(a, capacity=FEEDBACK_CAPACITY)
-    else:
-      extract = lambda a: contours_lib.stream_contours(
-          a, capacity=FEEDBACK_CAPACITY, hop_length=FEEDBACK_HOP)
+    """The scorer's contours; the last reference's are kept."""
     if not reference:
-      return extract(audio)
+      return self._scorer.contours(audio)
     digest = _digest(audio)
     if self._ref_contours[0] != digest:
-      self._ref_contours = (digest, extract(audio))
+      self._ref_contours = (digest, self._scorer.contours(audio))
     return self._ref_contours[1]
 
   def assess(self, performance: AudioInput, reference: AudioInput | None = None, *,
@@ -357,6 +374,15 @@ class Assessor:
         given.
       TypeError: an input is neither a path nor (samples, sample_rate).
     """
+    perf, perf_name = load_input(performance, role="performance")
+    ref, ref_name = (None, None) if reference is None else load_input(
+        reference, role="reference")
+    acc = None if accompaniment is None else load_input(
+        accompaniment, role="accompaniment")[0]
+    return self.assess_audio(perf, ref, acc, performance_name=perf_name,
+                             reference_name=ref_name)
+
+  def _check_inputs(self, reference, accompaniment) -> None:
     kind = self._scorer.reference_kind
     if kind == "original" and reference is None:
       raise ValueError(f"system {self.name} compares with the original vocal: give "
@@ -364,12 +390,20 @@ class Assessor:
     if kind == "accompaniment" and accompaniment is None:
       raise ValueError(f"system {self.name} compares with the accompaniment: give "
                        "accompaniment=")
-    perf, perf_name = load_input(performance, role="performance")
-    ref = ref_name = acc = None
-    if reference is not None:
-      ref, ref_name = load_input(reference, role="reference")
-    if accompaniment is not None:
-      acc, _ = load_input(accompaniment, role="accompaniment")
+
+  def assess_audio(self, perf: np.ndarray, ref: np.ndarray | None = None,
+                   acc: np.ndarray | None = None, *,
+                   performance_name: str = "<performance array>",
+                   reference_name: str | None = "<reference array>") -> Assessment:
+    """`assess` on audio already loaded by `load_input` (float32 (n,) 16 kHz mono);
+    the names are used in errors and warnings (e.g. the files' paths).
+
+    Raises:
+      AudioError: no voice found in the performance (names performance_name).
+      ValueError: the system needs a reference or accompaniment that is None.
+    """
+    self._check_inputs(ref, acc)
+    perf_name, ref_name = performance_name, reference_name
     warnings: list[str] = []
     duration = len(perf) / constants.SAMPLE_RATE
     ref_duration = None if ref is None else len(ref) / constants.SAMPLE_RATE
@@ -396,27 +430,8 @@ class Assessor:
     else:
       warnings.append("no reference vocal given: no pitch or timing feedback")
 
-    if isinstance(self._scorer, _Baseline):
-      try:
-        raw = float(self._scorer.rate(perf_c, ref_c))
-      except ValueError as e:
-        raise AudioError(perf_name, f"no voice found ({e})") from e
-      clip_starts, clip_raw = np.zeros(0), np.zeros(0)
-    else:
-      model_ref = acc if kind == "accompaniment" else ref
-      if model_ref is None:  # No-reference systems: the input is not read.
-        model_ref = perf
-      transposition = 0
-      if self._scorer.config.data.key_align == "shift":
-        if melody is not None and kind == "original":
-          transposition = melody.key_offset_semitones
-        else:
-          from input_pipeline import segments as segments_lib  # pylint: disable=g-import-not-at-top
-          transposition = segments_lib.estimate_transposition(perf, model_ref)
-      clip_starts, clip_raw = self._scorer.clip_scores(perf, model_ref, transposition)
-      if not len(clip_raw):
-        raise AudioError(perf_name, "no voice found (no voiced 3 s segment)")
-      raw = float(np.mean(clip_raw))
+    raw, clip_starts, clip_raw = self._scorer.score(perf, ref, acc, perf_c, ref_c,
+                                                    melody, perf_name)
 
     cal = self.calibration
     if not cal.human:

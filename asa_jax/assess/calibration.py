@@ -119,9 +119,10 @@ class Calibration:
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-  if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-    return math.nan
-  return float(np.corrcoef(x, y)[0, 1])
+  """asa_jax.evaluation.pearson.pearson's r, nan where it is undefined."""
+  from asa_jax.evaluation import pearson as pearson_lib  # pylint: disable=g-import-not-at-top
+  r = pearson_lib.pearson(x, y).r
+  return math.nan if r is None else float(r)
 
 
 def metrics(cal: Calibration, raw: Sequence[float], human: Sequence[float]) -> dict:

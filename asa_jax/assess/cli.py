@@ -95,8 +95,14 @@ def _one(assessor, args) -> int:
   from asa_jax import atomic  # pylint: disable=g-import-not-at-top
   from asa_jax.assess import load_input  # pylint: disable=g-import-not-at-top
   from asa_jax.assess import report  # pylint: disable=g-import-not-at-top
-  result = assessor.assess(args.performance, args.reference,
-                           accompaniment=args.accompaniment)
+  # Decoded once: the assessment and the report's players use the same samples.
+  perf, perf_name = load_input(args.performance, role="performance")
+  ref, ref_name = ((None, None) if args.reference is None else
+                   load_input(args.reference, role="reference"))
+  acc = (None if args.accompaniment is None else
+         load_input(args.accompaniment, role="accompaniment")[0])
+  result = assessor.assess_audio(perf, ref, acc, performance_name=perf_name,
+                                 reference_name=ref_name)
   print(f"score {result.score:.1f} / 100  (raw {result.raw:.4g}, {result.system}, "
         f"calibration {result.calibration})")
   if result.key_offset_semitones is not None:
@@ -112,11 +118,7 @@ def _one(assessor, args) -> int:
     report.write_png(result, args.plot)
     print(f"wrote {args.plot}")
   if args.html:
-    perf_audio = load_input(args.performance, role="performance")[0]
-    ref_audio = (load_input(args.reference, role="reference")[0]
-                 if args.reference else None)
-    report.write_html(result, args.html, performance_audio=perf_audio,
-                      reference_audio=ref_audio,
+    report.write_html(result, args.html, performance_audio=perf, reference_audio=ref,
                       titles=(os.path.basename(args.performance),
                               os.path.basename(args.reference or "")))
     print(f"wrote {args.html}")

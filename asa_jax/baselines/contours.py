@@ -132,6 +132,14 @@ def onset_times(audio: np.ndarray) -> np.ndarray:
       np.float64)
 
 
+def _voiced_contours(f0, conf, db, hop_s: float, onsets) -> Contours:
+  """Contours with the voicing rule of the module doc: CREPE confidence >=
+  VOICING_THRESHOLD and RMS within VOICING_RANGE_DB of the loudest frame."""
+  voiced = (conf >= VOICING_THRESHOLD) & (db >= db.max() - VOICING_RANGE_DB)
+  return Contours(f0_hz=np.where(voiced, f0, 0.0).astype(np.float32), hop_s=hop_s,
+                  energy_db=db, onsets_s=onsets, confidence=conf)
+
+
 def extract_contours(audio: np.ndarray, *, capacity: str = "tiny"
                      ) -> Contours:
   """f0, voicing, energy and onsets of 16 kHz mono audio (paper 4.2).
@@ -157,10 +165,7 @@ def extract_contours(audio: np.ndarray, *, capacity: str = "tiny"
   db = energy_db(audio)
   n = min(len(f0), len(db))
   f0, conf, db = f0[:n], conf[:n], db[:n]
-  voiced = (conf >= VOICING_THRESHOLD) & (db >= db.max() - VOICING_RANGE_DB)
-  return Contours(f0_hz=np.where(voiced, f0, 0.0).astype(np.float32),
-                  hop_s=FRAME_SECONDS, energy_db=db,
-                  onsets_s=onset_times(audio), confidence=conf)
+  return _voiced_contours(f0, conf, db, FRAME_SECONDS, onset_times(audio))
 
 
 STREAM_CHUNK_SECONDS = 30.0
@@ -212,7 +217,4 @@ def stream_contours(audio: np.ndarray, *, capacity: str = "tiny",
     frames = np.lib.stride_tricks.sliding_window_view(seg, RMS_FRAME)[::hop]
     rms = np.sqrt(np.mean(np.square(frames[:k1 - k0], dtype=np.float32), axis=1))
     db[k0:k1] = 20.0 * np.log10(np.maximum(rms, 10.0 ** (MIN_DB / 20.0)))
-  voiced = (conf >= VOICING_THRESHOLD) & (db >= db.max() - VOICING_RANGE_DB)
-  return Contours(f0_hz=np.where(voiced, f0, 0.0).astype(np.float32),
-                  hop_s=hop / constants.SAMPLE_RATE, energy_db=db, onsets_s=None,
-                  confidence=conf)
+  return _voiced_contours(f0, conf, db, hop / constants.SAMPLE_RATE, None)
