@@ -147,6 +147,12 @@ def _as_type_of(value, template):
   return value
 
 
+# Fields older versions wrote into config.json that no code reads any more.
+RETIRED_FIELDS = frozenset({
+    "data.loader_cache_records",  # The loader's LRU (removed with the Grain pipeline).
+})
+
+
 def load_workdir_config(workdir: str):
   """The config a run was trained with, from WORKDIR/config.json.
 
@@ -159,7 +165,8 @@ def load_workdir_config(workdir: str):
   Raises:
     FileNotFoundError: WORKDIR/config.json missing (runs trained before it was
       written: pass the config spec instead).
-    ValueError: the file is not valid JSON or holds a field configs/base.py lacks.
+    ValueError: the file is not valid JSON or holds a field configs/base.py lacks
+      (other than the RETIRED_FIELDS, which are ignored).
   """
   import json  # pylint: disable=g-import-not-at-top
   path = os.path.join(workdir, WORKDIR_CONFIG)
@@ -176,6 +183,8 @@ def load_workdir_config(workdir: str):
 
   def fill(node, values, prefix):
     for key, value in values.items():
+      if f"{prefix}{key}" in RETIRED_FIELDS:
+        continue
       if key not in node:
         raise ValueError(f"{path}: field {prefix}{key} is not in configs/base.py")
       if isinstance(value, dict):

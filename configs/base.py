@@ -48,7 +48,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.extract_batch_size = 16  # Clips per feature-extraction call in a build.
   c.data.loader_threads = 2  # Grain reader threads per loader.
   c.data.loader_prefetch = 4  # Batches read ahead per loader.
-  c.data.loader_cache_records = 256  # Decoded records kept in the loader's LRU.
 
   # --- Features (paper 3.1). --------------------------------------------------
   c.features = ml_collections.ConfigDict()

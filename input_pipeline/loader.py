@@ -29,10 +29,14 @@ Per clip: float16 -> float32, key alignment (data.key_align 'shift': performance
 clips move by -transposition semitones, `shift_pitch_channels`), then channel
 selection (features.channels) and normalisation with stats.json.
 
-Reading: `grain.sources.ArrayRecordDataSource` over the split's files,
-`grain.MapDataset.range(num_batches).map(make_batch)` -> `to_iter_dataset` with
-reader threads and prefetch (data.loader_threads, data.loader_prefetch), decoded
-records kept in a small LRU (data.loader_cache_records).
+Reading, the way Grain is meant to be used (`_RecordsLoader`): the epoch's rows are
+an index table, `grain.MapDataset.source(table).batch(L)[p::P].map(fetch_decode)`,
+one batched `ArrayRecordDataSource` read per batch, then `to_iter_dataset` with
+reader threads and prefetch (data.loader_threads, data.loader_prefetch). The
+iterator's state is what the training loop checkpoints (`grain.checkpoint`), so a
+resumed epoch continues at its next batch without reading the ones before. No
+decoded-record cache: a benchmark (benchmarks/loader.py, BUILD_NOTES.md) shows the
+loader far ahead of the step without one.
 """
 
 from __future__ import annotations
@@ -41,7 +45,6 @@ import collections
 import dataclasses
 import logging
 import os
-import threading
 from typing import Iterator
 
 import grain
@@ -237,41 +240,27 @@ def pair_triplets(index: _Index, config, epoch: int) -> np.ndarray:
   return out[rng.permutation(len(out))]
 
 
-class _LRU:
-  """Thread-safe LRU of decoded records (record index -> dict)."""
-
-  def __init__(self, size: int):
-    self._size = size
-    self._data: collections.OrderedDict = collections.OrderedDict()
-    self._lock = threading.Lock()
-
-  def get_many(self, keys, fetch):
-    found, missing = {}, []
-    with self._lock:
-      for k in keys:
-        if k in self._data:
-          self._data.move_to_end(k)
-          found[k] = self._data[k]
-        else:
-          missing.append(k)
-    if missing:
-      fetched = fetch(missing)
-      with self._lock:
-        for k, v in zip(missing, fetched):
-          found[k] = v
-          self._data[k] = v
-          self._data.move_to_end(k)
-        while len(self._data) > self._size:
-          self._data.popitem(last=False)
-    return found
-
-
 class _RecordsLoader:
-  """Shared part of TripletLoader and ClipLoader: records, stats, process rows.
+  """Shared part of the loaders: records, stats, and the Grain pipeline of an epoch.
 
-  Subclasses define `_epoch_rows(epoch)` (the epoch's global row order: an int64 array
-  whose first axis is the row; `epoch` is None outside training, where the order is
-  fixed), `_make_batch(rows, mask)` and ROWS (what a row is, for messages).
+  An epoch is an index table of rows (`_epoch_rows`: int64, first axis = row, e.g.
+  (good record, poor record) for triplets) with a mask column appended, cut to whole
+  global batches (train: the incomplete last batch is dropped; other splits: padded
+  with mask-0 copies of row 0). Then
+
+    grain.MapDataset.source(table).batch(L)[p::P].map(fetch_decode)
+      .to_iter_dataset(ReadOptions(data.loader_threads, data.loader_prefetch))
+
+  i.e. global batch b is local batches b*P .. b*P+P-1, and process p takes its own
+  one: rows [p*L, (p+1)*L) of every global batch, the same global batch whatever P
+  is. `fetch_decode` (the subclass's `_make_batch`) reads the batch's records with
+  one `ArrayRecordDataSource.__getitems__` call. The iterator is a
+  `grain.DatasetIterator`: its `get_state()` / `set_state()` (saved by the training
+  loop through `grain.checkpoint`) resume an epoch exactly, without reading the
+  batches before it.
+
+  Subclasses define `_epoch_rows(epoch)` (`epoch` is None outside training, where the
+  order is fixed), `_make_batch(rows, mask)` and ROWS (what a row is, for messages).
   """
   ROWS = "rows"
 
@@ -310,10 +299,9 @@ class _RecordsLoader:
           f"{stats_path} missing: build the train split or pass stats_from")
     self.stats = records_lib.load_stats(stats_path)
     self._source = grain.sources.ArrayRecordDataSource(paths)
-    d = config.data
-    self._threads = int(d.loader_threads)
-    self._prefetch = int(d.loader_prefetch)
-    self._cache = _LRU(int(d.loader_cache_records))
+    self._read_options = grain.ReadOptions(
+        num_threads=int(config.data.loader_threads),
+        prefetch_buffer_size=int(config.data.loader_prefetch))
     self._rows_cache: dict = {}
     if self.train and self.num_batches(0) == 0:
       logging.warning(
@@ -345,45 +333,47 @@ class _RecordsLoader:
       return n // self.global_batch_size
     return -(-n // self.global_batch_size)
 
-  def _local_rows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-    """(num_batches, L, ...) row indices of this process and (num_batches, L) mask."""
-    trip = self.rows(epoch)
-    nb = self.num_batches(epoch)
-    b, l = self.global_batch_size, self.local_batch_size
-    total = nb * b
-    mask = np.zeros(total, np.float32)
-    n = min(total, len(trip))
-    mask[:n] = 1.0
-    rows = np.zeros((total,) + trip.shape[1:], np.int64)
-    rows[:n] = trip[:n]
-    if n < total:
-      rows[n:] = trip[0]  # Padding rows: real data, masked out.
-    rows = rows.reshape((nb, b) + trip.shape[1:])[
-        :, self.process_index * l:(self.process_index + 1) * l]
-    mask = mask.reshape(nb, b)[:, self.process_index * l:
-                               (self.process_index + 1) * l]
-    return rows, mask
+  def _table(self, epoch: int) -> np.ndarray:
+    """int64 (num_batches * global batch, row width + 1): the epoch's rows cut or
+    padded to whole global batches, the last column the mask (1 real, 0 padding)."""
+    rows = self.rows(epoch).reshape(len(self.rows(epoch)), -1)
+    total = self.num_batches(epoch) * self.global_batch_size
+    n = min(total, len(rows))
+    table = np.zeros((total, rows.shape[1] + 1), np.int64)
+    table[:n, :-1] = rows[:n]
+    table[n:, :-1] = rows[0] if len(rows) else 0  # Padding: real data, masked out.
+    table[:n, -1] = 1
+    return table
 
-  def _fetch(self, keys):
-    return [records_lib.deserialize_record(x)
-            for x in self._source.__getitems__(keys)]
+  def dataset(self, epoch: int) -> grain.MapDataset:
+    """This process's batches of an epoch as a `grain.MapDataset` (see class doc)."""
+    width = self.rows(epoch).reshape(len(self.rows(epoch)), -1).shape[1]
+    squeeze = self.rows(epoch).ndim == 1
 
-  def epoch(self, epoch: int) -> Iterator[dict]:
-    """Process-local batches of an epoch (see the subclass docs for the keys).
+    def fetch_decode(block: np.ndarray) -> dict:
+      rows = block[:, 0] if squeeze else block[:, :width]
+      return self._make_batch(rows, block[:, -1].astype(np.float32))
+
+    return (grain.MapDataset.source(self._table(epoch))
+            .batch(self.local_batch_size)
+            [self.process_index::self.process_count]
+            .map(fetch_decode))
+
+  def _fetch(self, indices) -> dict:
+    """record index -> decoded record, for the distinct `indices` (one batched read)."""
+    uniq = sorted(set(int(i) for i in np.asarray(indices).reshape(-1)))
+    return dict(zip(uniq, (records_lib.deserialize_record(x)
+                           for x in self._source.__getitems__(uniq))))
+
+  def epoch(self, epoch: int) -> grain.DatasetIterator:
+    """Process-local batches of an epoch (see the subclass docs for the keys), as a
+    checkpointable `grain.DatasetIterator` (`get_state()` / `set_state()`).
 
     Every batch has "mask" float32 (L,) (1 = real row, 0 = padding), L =
     global_batch_size / process_count; features are float32 (L, C, 96, 94), C =
     len(features.channels).
     """
-    rows, mask = self._local_rows(epoch)
-    if not len(rows):
-      return iter(())
-    ds = grain.MapDataset.range(len(rows)).map(
-        lambda b: self._make_batch(rows[b], mask[b]))
-    if self._threads <= 0:
-      return iter(ds)
-    return iter(ds.to_iter_dataset(grain.ReadOptions(
-        num_threads=self._threads, prefetch_buffer_size=self._prefetch)))
+    return iter(self.dataset(epoch).to_iter_dataset(self._read_options))
 
 
 class TripletLoader(_RecordsLoader):
@@ -394,7 +384,7 @@ class TripletLoader(_RecordsLoader):
     split: 'train' | 'validation' | 'test'.
     config: reads seed, train.global_batch_size, features.channels and
       data.{good_threshold, poor_threshold, pair_tolerance_seconds, key_align,
-      loader_threads, loader_prefetch, loader_cache_records}.
+      loader_threads, loader_prefetch}.
     process_index, process_count: this process and the process count (None:
       jax.process_index() / jax.process_count()).
     train: True -> per-epoch pairing, drop_remainder; False -> epoch-0
@@ -417,8 +407,7 @@ class TripletLoader(_RecordsLoader):
     return pair_triplets(self._index, self.config, 0 if epoch is None else epoch)
 
   def _make_batch(self, rows: np.ndarray, mask: np.ndarray) -> dict:
-    uniq = sorted(set(rows.reshape(-1).tolist()))
-    recs = self._cache.get_many(uniq, self._fetch)
+    recs = self._fetch(rows)
     good = [recs[i] for i in rows[:, 0].tolist()]
     poor = [recs[i] for i in rows[:, 1].tolist()]
     anchor = np.stack([r["reference"] for r in good])
@@ -523,8 +512,7 @@ class RankLoader(_RecordsLoader):
                          self.config, e, int(self.config.loss.negatives))
 
   def _make_batch(self, rows: np.ndarray, mask: np.ndarray) -> dict:
-    uniq = sorted(set(rows.reshape(-1).tolist()))
-    recs = self._cache.get_many(uniq, self._fetch)
+    recs = self._fetch(rows)
     t = self._index.transposition
     pos = rows[:, 0]
     negs = rows[:, 1:].reshape(-1)
@@ -605,8 +593,7 @@ class PairLoader(_RecordsLoader):
     return pair_siamese(self._index, self.config, 0 if epoch is None else epoch)
 
   def _make_batch(self, rows: np.ndarray, mask: np.ndarray) -> dict:
-    uniq = sorted(set(rows[:, :2].reshape(-1).tolist()))
-    recs = self._cache.get_many(uniq, self._fetch)
+    recs = self._fetch(rows[:, :2])
     t = self._index.transposition
     clips = lambda col: prepare_clips(
         np.stack([recs[i]["performance"] for i in rows[:, col].tolist()]),
@@ -658,7 +645,7 @@ class ClipLoader(_RecordsLoader):
 
   def _make_batch(self, rows: np.ndarray, mask: np.ndarray) -> dict:
     rows = rows.reshape(-1)
-    recs = self._cache.get_many(sorted(set(rows.tolist())), self._fetch)
+    recs = self._fetch(rows)
     chosen = [recs[i] for i in rows.tolist()]
     return dict(
         performance=prepare_clips(np.stack([r["performance"] for r in chosen]),

@@ -6,6 +6,7 @@ positive clips are the anchor plus a little noise and the negatives unrelated no
 so the triplet loss can fall.
 """
 
+import grain
 import ml_collections
 import numpy as np
 
@@ -25,6 +26,7 @@ class FakeTripletLoader:
     self._n = num_batches
     self.p, self.count = process_index, process_count
     self.last_batch_rows = last_batch_rows  # Validation tail (padded by the loop).
+    self.made: list[tuple[int, int]] = []  # (epoch, batch) of every batch made.
 
   def num_batches(self, epoch: int) -> int:
     return self._n
@@ -40,15 +42,20 @@ class FakeTripletLoader:
     return {"anchor": anchor, "positive": positive, "negative": negative,
             "mask": np.ones((self.global_batch,), np.float32)}
 
-  def epoch(self, epoch: int):
+  def _local_batch(self, epoch: int, b: int) -> dict:
+    self.made.append((epoch, b))
     rows = self.global_batch // self.count
-    for b in range(self._n):
-      g = self.global_batch_at(epoch, b)
-      local = {k: v[self.p * rows:(self.p + 1) * rows] for k, v in g.items()}
-      if self.last_batch_rows is not None and b == self._n - 1:
-        local = {k: v[:self.last_batch_rows] for k, v in local.items()}
-        local.pop("mask")
-      yield local
+    g = self.global_batch_at(epoch, b)
+    local = {k: v[self.p * rows:(self.p + 1) * rows] for k, v in g.items()}
+    if self.last_batch_rows is not None and b == self._n - 1:
+      local = {k: v[:self.last_batch_rows] for k, v in local.items()}
+      local.pop("mask")
+    return local
+
+  def epoch(self, epoch: int):
+    """A checkpointable grain.DatasetIterator over the epoch's local batches."""
+    ds = grain.MapDataset.range(self._n).map(lambda b: self._local_batch(epoch, b))
+    return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=0)))
 
 
 class FakeClipLoader(FakeTripletLoader):
@@ -105,8 +112,11 @@ def factory(config, *, num_batches: int = 3, process_index: int = 0,
          else FakeClipLoader)
 
   def make(split):
-    return cls(
+    loader = cls(
         split, config, num_batches=num_batches if split == "train" else 2,
         process_index=process_index, process_count=process_count,
         last_batch_rows=None if split == "train" else val_last_batch_rows)
+    make.loaders[split] = loader
+    return loader
+  make.loaders = {}  # split -> the latest loader made (tests read its `made`).
   return make

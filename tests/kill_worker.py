@@ -64,8 +64,8 @@ def install(target: str, save_log: str | None) -> None:
   for kind in ("latest", "best"):
     save = getattr(checkpoint_lib.Checkpoints, f"save_{kind}")
 
-    def hooked_save(self, state, meta, _save=save, _kind=kind):
-      _save(self, state, meta)
+    def hooked_save(self, state, meta, *args, _save=save, _kind=kind):
+      _save(self, state, meta, *args)
       if save_log:
         with open(save_log, "a", encoding="utf-8") as f:
           f.write(json.dumps({"kind": _kind, "step": int(meta["step"])}) + "\n")

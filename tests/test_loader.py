@@ -197,6 +197,35 @@ def test_process_slices_concatenate_to_global_batch(records_dir):
     _loader(records_dir, _config(batch=6), p=0, n=4)
 
 
+@pytest.mark.parametrize("threads", [0, 2])
+def test_iterator_state_resumes_exactly_without_reading_earlier_batches(
+    records_dir, threads):
+  config = _config(batch=4)
+  config.data.loader_threads = threads
+  straight = list(_loader(records_dir, config).epoch(1))
+  assert len(straight) >= 4
+  first = _loader(records_dir, config).epoch(1)
+  for _ in range(2):
+    next(first)
+  state = first.get_state()
+
+  fresh = _loader(records_dir, config)  # A new process would build a new loader.
+  read = []
+  original = fresh._source.__getitems__
+  fresh._source.__getitems__ = lambda keys: read.append(list(keys)) or original(keys)
+  resumed = fresh.epoch(1)
+  resumed.set_state(state)
+  rest = list(resumed)
+  assert len(rest) == len(straight) - 2
+  for a, b in zip(rest, straight[2:]):
+    for k in a:
+      np.testing.assert_array_equal(a[k], b[k])
+  # One batched read per batch, none for the two batches before the saved state.
+  assert len(read) == len(rest)
+  wanted = set(_loader(records_dir, config).triplets(1)[2 * 4:].reshape(-1).tolist())
+  assert set().union(*map(set, read)) <= wanted
+
+
 def test_validation_is_fixed_and_padded(tmp_path):
   make_records(tmp_path, split="validation")
   config = _config(batch=16)

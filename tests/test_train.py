@@ -54,8 +54,14 @@ def test_resume_continues_and_matches_straight_run(tmp_path):
   out = train_and_evaluate(c, resumed, loader_factory=fake_loader.factory(c))
   assert out["step"] == 2 and out["epoch"] == 0 and out["val_loss"] is None
   c.train.max_steps = 4
-  out = train_and_evaluate(c, resumed, loader_factory=fake_loader.factory(c))
+  factory = fake_loader.factory(c)
+  out = train_and_evaluate(c, resumed, loader_factory=factory)
   assert out["step"] == 4 and out["epoch"] == 1
+  # The Grain iterator state restored from the checkpoint: epoch 0 continues at its
+  # batch 2 without making batches 0 and 1 again.
+  made = factory.loaders["train"].made
+  assert [b for e, b in made if e == 0] == [2]
+  assert made[1] == (1, 0)
   assert np.isfinite(out["val_loss"]) and out["best_val_loss"] == out["val_loss"]
 
   straight = str(tmp_path / "straight")

@@ -1,7 +1,10 @@
 """Orbax checkpoints: 'latest' (resume) and 'best' (lowest validation loss).
 
-Layout: <workdir>/checkpoints/latest/save_<n>/{state,meta} and
-<workdir>/checkpoints/best/save_<n>/{state,meta}. `state` is the TrainState pytree
+Layout: <workdir>/checkpoints/latest/save_<n>/{state,meta[,data]} and
+<workdir>/checkpoints/best/save_<n>/{state,meta}. `data` (a save inside an epoch
+only) is the Grain iterator state of the train loader, written by Grain's own Orbax
+handler (`grain.checkpoint`, one `process_<i>-of-<n>.json` per process): a resume
+continues the epoch at its next batch. `state` is the TrainState pytree
 (params, batch_stats, opt_state, step, rng); `meta` is JSON: {"step" (training
 step), "epoch" (epoch to run next / in progress), "batch_in_epoch" (batches of that
 epoch already trained), "best_val_loss" (validation loss at the best epoch),
@@ -24,9 +27,11 @@ save. Checkpoints written by older versions (directories named by the training s
 `<step>/`) are still read; the next save of that kind replaces them.
 """
 
+import json
 import os
 from typing import Any
 
+import grain
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
@@ -47,7 +52,20 @@ def _manager(directory: str) -> ocp.CheckpointManager:
       options=ocp.CheckpointManagerOptions(
           max_to_keep=1, create=True, enable_async_checkpointing=False,
           step_name_format=_name_format()),
-      item_names=("state", "meta"))
+      item_names=("state", "meta", "data"))
+
+
+class _IteratorState:
+  """A Grain iterator's state captured earlier, in the shape Grain's Orbax handler
+  saves (`get_state()` -> bytes): the loop records the state after each batch it
+  draws, and saves the one of the last batch trained, not of the batches already
+  prefetched."""
+
+  def __init__(self, state: dict):
+    self._state = state
+
+  def get_state(self) -> bytes:
+    return json.dumps(self._state, indent=1).encode()
 
 
 class Checkpoints:
@@ -80,25 +98,38 @@ class Checkpoints:
         logging.info("removing uncommitted checkpoint %s", tmp.get())
         tmp.get().rmtree(missing_ok=True)
 
-  def _save(self, kind: str, state: Any, meta: dict) -> None:
+  def _save(self, kind: str, state: Any, meta: dict,
+            data_state: dict | None = None) -> None:
     if not self._cleaned:
       self._remove_uncommitted()
     mngr = getattr(self, kind)
     serial = self._serial[kind] + 1
+    items = dict(state=ocp.args.StandardSave(state),
+                 meta=ocp.args.JsonSave(dict(meta)))
+    if data_state is not None:
+      items["data"] = grain.checkpoint.CheckpointSave(_IteratorState(data_state))
     # A new directory every time: the previous save stays until this one is
     # committed (atomic rename), then max_to_keep=1 removes it.
-    saved = mngr.save(serial, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(meta))))
+    saved = mngr.save(serial, args=ocp.args.Composite(**items))
     if not saved:
       raise RuntimeError(f"Orbax skipped the save of {kind} checkpoint {serial} "
                          f"(step {meta['step']}) in {mngr.directory}")
     mngr.wait_until_finished()
     self._serial[kind] = serial
 
-  def save_latest(self, state: Any, meta: dict) -> None:
+  def save_latest(self, state: Any, meta: dict,
+                  data_state: dict | None = None) -> None:
     """Saves the resume checkpoint (all processes must call). Atomic: until it is
-    committed, the previous 'latest' stays in place."""
-    self._save("latest", state, meta)
+    committed, the previous 'latest' stays in place.
+
+    Args:
+      state: the TrainState.
+      meta: JSON-serialisable loop state (module doc).
+      data_state: inside an epoch, this process's train iterator state after the
+        last batch trained (`grain.DatasetIterator.get_state()`); None at an epoch
+        end.
+    """
+    self._save("latest", state, meta, data_state)
 
   def save_best(self, state: Any, meta: dict) -> None:
     """Saves the best-validation checkpoint (all processes must call). Atomic: until
@@ -122,6 +153,24 @@ class Checkpoints:
     gives structure + shardings (arrays or jax.ShapeDtypeStruct with .sharding);
     meta["step"] is the training step."""
     return self._restore(self.latest, target)
+
+  def restore_data(self, iterator: grain.DatasetIterator) -> bool:
+    """Sets `iterator` (the train loader's iterator of the checkpoint's epoch) to
+    the state saved in the newest 'latest' checkpoint, through Grain's Orbax handler.
+
+    Returns:
+      False when that checkpoint holds no iterator state (an epoch-end save, or one
+      written before iterator states were saved); True otherwise.
+    """
+    step = self.latest.latest_step()
+    if step is None:
+      return False
+    path = _name_format().find_step(self.latest.directory, step).path
+    if not (path / "data").exists():
+      return False
+    self.latest.restore(step, args=ocp.args.Composite(
+        data=grain.checkpoint.CheckpointRestore(iterator)))
+    return True
 
   def restore_best(self, target: Any) -> tuple[Any, dict] | None:
     """(state, meta) of the newest committed 'best' checkpoint, or None."""

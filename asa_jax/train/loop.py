@@ -9,11 +9,13 @@ of it (paper 3.4: validation loss, patience 5, at most 200 epochs). With
 correlation of the validation performances' predicted scores with their labels
 instead (logged next to the loss), since the validation triplet loss did not track the
 test r (BUILD_NOTES.md). Running it again with the same workdir resumes where the last
-checkpoint left off (same step, epoch and position inside the epoch, same dropout keys).
+checkpoint left off (same step, epoch and position inside the epoch, same dropout keys):
+inside an epoch the train loader's Grain iterator state is restored from the
+checkpoint, so no batch before that position is read again.
 """
 
+import collections
 import functools
-import itertools
 import math
 import os
 import shutil
@@ -39,12 +41,14 @@ from asa_jax.train.step import make_steps
 
 
 class BatchSource(Protocol):
-  """What the loop needs from a loader (input_pipeline.loader.TripletLoader or
-  ClipLoader)."""
+  """What the loop needs from a loader (input_pipeline.loader.TripletLoader,
+  ClipLoader, RankLoader or PairLoader)."""
 
   def epoch(self, epoch: int) -> Iterator[dict]:
     """Process-local batches: {"anchor","positive","negative"[, "mask"]} (triplet)
-    or {"performance","reference","target"[, "mask"]} (regression)."""
+    or {"performance","reference","target"[, "mask"]} (regression). For the train
+    split, a `grain.DatasetIterator`, whose `get_state()` / `set_state()` the loop
+    checkpoints to resume inside an epoch."""
 
   def num_batches(self, epoch: int) -> int:
     """Number of batches `epoch(epoch)` yields."""
@@ -122,6 +126,21 @@ class _EmptySource:
   def num_batches(self, epoch: int) -> int:
     del epoch
     return 0
+
+
+def _placed(iterator: Any, mesh, size: int = 2) -> Iterator[tuple[dict, dict]]:
+  """(global batch, iterator state after that batch) pairs, `size` batches placed on
+  the mesh ahead (`mesh.prefetch_to_mesh`): the state saved with a checkpoint is the
+  one of the last batch trained, not of the batches already prefetched."""
+  states = collections.deque()
+
+  def drawn():
+    for batch in iterator:
+      states.append(iterator.get_state())
+      yield batch
+
+  for batch in mesh_lib.prefetch_to_mesh(drawn(), mesh, size):
+    yield batch, states.popleft()
 
 
 def _pad_batch(batch: dict, rows: int) -> dict:
@@ -342,10 +361,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       from tqdm import tqdm  # pylint: disable=g-import-not-at-top
       bar = tqdm(total=n_batches, initial=skip, desc=f"epoch {epoch}", leave=False)
     done = skip
-    # Resume: skip the batches already trained; the next ones go to the devices
-    # while the current step runs.
-    batches = itertools.islice(train_loader.epoch(epoch), skip, None)
-    for i, batch in enumerate(mesh_lib.prefetch_to_mesh(batches, mesh), start=skip):
+    batches = train_loader.epoch(epoch)
+    data_state = None
+    if skip and not ckpts.restore_data(batches):
+      # A checkpoint from before iterator states were saved: read up to the spot.
+      logging.warning("checkpoint without loader state: reading %d batches to "
+                      "resume epoch %d", skip, epoch)
+      for _ in range(skip):
+        next(batches)
+    # The next batches go to the devices while the current step runs.
+    for i, (batch, data_state) in enumerate(_placed(batches, mesh), start=skip):
       state, metrics = train_fn(state, batch)
       step += 1
       done = i + 1
@@ -359,14 +384,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       if ckpt_every and step % ckpt_every == 0 and done < n_batches:
         flush(keep_last=False)
         meta.update(step=step, epoch=epoch, batch_in_epoch=done)
-        ckpts.save_latest(state, meta)
+        ckpts.save_latest(state, meta, data_state)
     flush(keep_last=False)
     if bar is not None:
       bar.close()
       bar = None
     if done < n_batches:  # max_steps reached inside the epoch.
       meta.update(step=step, epoch=epoch, batch_in_epoch=done)
-      ckpts.save_latest(state, meta)
+      ckpts.save_latest(state, meta, data_state)
       break
 
     val = evaluate(eval_fn, state, val_loader, mesh, local_rows)
