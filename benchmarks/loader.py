@@ -1,8 +1,8 @@
 """Throughput of input_pipeline.loader.TripletLoader on synthetic records.
 
 Writes a synthetic records folder (random float16 features, written through
-`records.write_performance`, so the file format is the real one), then times
-whole epochs of the train loader and prints triplets per second.
+`records.write_shard`, one shard per performance, so the file format is the real
+one), then times whole epochs of the train loader and prints triplets per second.
 
   python -m benchmarks.loader [--songs=6 --perfs_per_song=8 --segments=40
       --batch=32 --epochs=2 --threads=2 --channels=all|spec,chroma,...]
@@ -46,7 +46,7 @@ def write_synthetic(root: str, songs: int, perfs_per_song: int, segments: int,
       shape = (segments,) + constants.FEATURE_SHAPE
       perf = rng.normal(size=shape).astype(np.float16)
       ref = rng.normal(size=shape).astype(np.float16)
-      records.write_performance(root, "train", pid, metas, perf, ref)
+      records.write_shard(root, "train", pid, metas, perf, ref)
       n += segments
   keys = records.complete_keys(root, "train")
   with open(os.path.join(root, "stats.json"), "w") as f:

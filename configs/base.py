@@ -40,7 +40,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.key_align = "none"  # 'none' (paper) | 'shift' (a cappella, own key).
   c.data.pair_tolerance_seconds = 0.75  # Max reference-position gap of a good/poor pair.
   c.data.on_error = "skip"  # Bad manifest rows / audio: 'skip' (report) | 'raise'.
-  c.data.build_workers = 1  # Processes that extract features during a build.
+  # Feature build (input_pipeline/build.py): one Dask task per shard of about
+  # shard_performances performances (whole songs). build_cluster "" = a LocalCluster
+  # of build_workers one-thread workers (processes when > 1); "tcp://host:8786" = an
+  # existing Dask cluster (README: "Building features on many machines").
+  c.data.build_workers = 1
+  c.data.build_cluster = ""
+  c.data.shard_performances = 256
   c.data.min_seconds = 3.0  # Audio shorter than one clip is rejected as too short.
   # DTW alignment: reference clip starts are rounded to multiples of this (s), so
   # nearby segments share reference clips; 0 = no rounding.

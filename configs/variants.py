@@ -97,6 +97,8 @@ def apply_variants(c: ml_collections.ConfigDict, arg: str | None, *, file: str,
     # songs in 4 epochs; lr 3e-4 with dropout 0.3 gave test Mix r 0.61 / 0.77.
     c.data.manifest = DEMO_MANIFEST
     c.data.build_workers = 2  # The feature build is the longest part of the demo.
+    # Small corpora: small shards, so that both workers have shards to build.
+    c.data.shard_performances = 8
     c.train.learning_rate = 3e-4
     c.model.dropout = 0.3
   elif size == "ssvd":
@@ -108,6 +110,7 @@ def apply_variants(c: ml_collections.ConfigDict, arg: str | None, *, file: str,
     c.data.key_align = "shift"
     c.data.poor_threshold = 55.0
     c.data.build_workers = 2
+    c.data.shard_performances = 8
     c.train.learning_rate = 3e-4
     c.model.dropout = 0.3
   elif size == "real":
@@ -120,6 +123,7 @@ def apply_variants(c: ml_collections.ConfigDict, arg: str | None, *, file: str,
     c.data.alignment = "dtw"
     c.data.key_align = "shift"
     c.data.build_workers = 2
+    c.data.shard_performances = 8
     c.train.learning_rate = 3e-4
     c.model.dropout = 0.3
     c.train.selection_metric = "pearson"

@@ -16,9 +16,11 @@ split. OUT/folds.json records song -> fold.
 
 Feature records do not depend on the split except for the folder they are filed in, so
 --records_from files an existing records folder's performances into
-`OUT/fold_<k>/records/<split>/` (rewriting only the split field) instead of extracting
-the features again; train.py then finds no stats.json there and its `build_records`
-call completes the folder (nothing left to extract: normalisation statistics of the
+`OUT/fold_<k>/records/<split>/` (shards named after the source shards, rewriting only
+the split field) instead of extracting the features again; train.py then finds no
+stats.json there and its `build_records` call keeps these shards (they match the fold
+manifest performance by performance) and completes the folder (nothing left to
+extract: normalisation statistics of the
 fold's train split and a build report naming the fold manifest, so eval.py reuses the
 records too). A fold is trained and evaluated as any manifest (BUILD_NOTES.md has
 the loop), and `python -m asa_jax.evaluation.crossval` pools the folds' test scores.
@@ -38,6 +40,7 @@ import numpy as np
 from array_record.python import array_record_module
 
 from asa_jax import atomic
+from asa_jax.features import constants
 from input_pipeline import manifest as manifest_lib
 from input_pipeline import records as records_lib
 
@@ -137,21 +140,19 @@ def write_fold_manifests(manifest_path: str, out_dir: str, *, corpus: str,
   return paths
 
 
-def _find_complete(records_dir: str, key: str) -> str | None:
-  for split in manifest_lib.SPLITS:
-    if records_lib.is_complete(records_dir, split, key):
-      return split
-  return None
-
-
 def refile_records(source_dir: str, manifest_path: str, records_dir: str) -> dict:
   """Files `source_dir`'s complete performances under the manifest's splits.
 
-  Only the split changes: each record is read, its `split` field rewritten, and the
-  performance written with `records.write_performance` (atomic, sidecar last). The
+  Only the split changes: for each complete source shard, the records of the
+  manifest's performances are read, their `split` field rewritten, and written
+  with `records.write_shard` (atomic, index last) to one output shard per (source
+  shard, new split), named after the source shard, in `records_dir/<new split>/`.
+  The index's performance entries (built, and skipped with their reason) keep their
+  content spec, so `build_records` on the same manifest keeps these shards (they
+  match it performance by performance) and only builds what is missing. The
   source's build_config.json (feature fingerprint) is copied, so a later
-  `build_records` with other feature settings refuses the folder. Resumable: a
-  performance already complete in `records_dir` is left alone.
+  `build_records` with other feature settings refuses the folder. Resumable: an
+  output shard already complete in `records_dir` is left alone.
 
   Args:
     source_dir: a finished records folder (`records.build_records`).
@@ -159,8 +160,9 @@ def refile_records(source_dir: str, manifest_path: str, records_dir: str) -> dic
     records_dir: the output records folder.
 
   Returns:
-    {"refiled": n, "present": n, "missing": [performance_id]} (missing: not
-    complete in source_dir; `build_records` extracts them).
+    {"refiled": n, "present": n, "missing": [performance_id]}: performances
+    (built in the source) written now / found in an already complete output
+    shard / not built in source_dir (`build_records` extracts them).
 
   Raises:
     FileNotFoundError: source_dir has no build_config.json.
@@ -183,29 +185,45 @@ def refile_records(source_dir: str, manifest_path: str, records_dir: str) -> dic
   for row in rows:
     wanted[row.performance_id] = row.split
   out = {"refiled": 0, "present": 0, "missing": []}
-  for pid, split in wanted.items():
-    key = records_lib.performance_key(pid)
-    if records_lib.is_complete(records_dir, split, key):
-      out["present"] += 1
-      continue
-    src_split = _find_complete(source_dir, key)
-    if src_split is None:
-      out["missing"].append(pid)
-      continue
-    metas = [dict(m, split=split)
-             for m in records_lib.read_sidecar(source_dir, src_split, key)]
-    reader = array_record_module.ArrayRecordReader(
-        os.path.join(source_dir, src_split, f"{key}.array_record"))
-    try:
-      recs = [records_lib.deserialize_record(b)
-              for b in reader.read_all()]
-    finally:
-      reader.close()
-    perf = np.stack([r["performance"] for r in recs])
-    ref = np.stack([r["reference"] for r in recs])
-    records_lib.write_performance(records_dir, split, key, metas, perf, ref)
-    out["refiled"] += 1
+  found = set()
+  for src_split in manifest_lib.SPLITS:
+    for name in records_lib.complete_keys(source_dir, src_split):
+      index = records_lib.read_index(source_dir, src_split, name)
+      by_split: dict[str, list[dict]] = collections.defaultdict(list)
+      for entry in index["performances"]:
+        if entry["performance_id"] in wanted:
+          by_split[wanted[entry["performance_id"]]].append(entry)
+      for split, entries in by_split.items():
+        built = [e["performance_id"] for e in entries if e["status"] == "built"]
+        found.update(built)
+        if name in records_lib.complete_keys(records_dir, split):
+          out["present"] += len(built)
+          continue
+        keep = set(built)
+        positions = [i for i, m in enumerate(index["records"])
+                     if m["performance_id"] in keep]
+        metas = [dict(index["records"][i], split=split) for i in positions]
+        perf, ref = _read_features(
+            os.path.join(source_dir, src_split, f"{name}.array_record"), positions)
+        records_lib.write_shard(records_dir, split, name, metas, perf, ref,
+                                performances=[dict(e, split=split) for e in entries])
+        out["refiled"] += len(built)
+  out["missing"] = [pid for pid in wanted if pid not in found]
   return out
+
+
+def _read_features(path: str, positions: list[int]):
+  """(performance, reference) float16 (N, 5, 96, 94) of records `positions`."""
+  shape = (0,) + constants.FEATURE_SHAPE
+  if not positions:
+    return np.zeros(shape, np.float16), np.zeros(shape, np.float16)
+  reader = array_record_module.ArrayRecordReader(path)
+  try:
+    recs = [records_lib.deserialize_record(b) for b in reader.read(positions)]
+  finally:
+    reader.close()
+  return (np.stack([r["performance"] for r in recs]),
+          np.stack([r["reference"] for r in recs]))
 
 
 def main(argv) -> int:

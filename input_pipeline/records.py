@@ -6,45 +6,44 @@ performance and the reference clip "on the same position" become one record.
 Layout of `records_dir`:
   build_config.json          settings that change the features (fingerprint)
   stats.json                 {"mean": [5], "std": [5], "channels": [5], ...}
-  build_report.json          built / skipped performances and reasons, dead
-                             workers, the manifest's path and SHA-256
-  <split>/<key>.array_record one file per performance, one record per segment
-  <split>/<key>.json         per-record metadata (same order), written LAST
-  .inflight/<pid>.json       during a multi-worker build: what each worker builds
+  build_report.json          built / skipped performances and reasons, failed
+                             shards, the manifest's path and SHA-256
+  <split>/<shard>.array_record  one file per shard (a group of whole songs'
+                             performances of one split), one record per segment
+  <split>/<shard>.json       the shard's index, written LAST: {"shard", "split",
+                             "records": [per-record metadata, file order],
+                             "performances": [{performance_id, song_id, split,
+                             spec, status 'built'|'skipped', reason, problems}]}
 
 A record is `flax.serialization.msgpack_serialize` of dict(song_id, performance_id,
 split, segment_start, reference_start, score (nan if none), transposition,
 performance=float16 (5, 96, 94), reference=float16 (5, 96, 94)).
 
-Writing is crash-safe and resumable: a performance's ArrayRecord is written to a
-hidden temporary name, `os.replace`d to its final name, and only then is its
-sidecar JSON written (also via a temporary file + `os.replace`). A performance is
-complete iff its sidecar exists; a rerun skips complete ones and deletes leftover
-temporary files. Phrase files (several manifest rows with one performance_id) are
-processed row by row (own VAD and reference positions) and filed under the one
-performance; a bad row is reported and the others are kept.
+Shards (`Shard`, planned by input_pipeline/build.py) are named
+`shard-<split>-<NNNNN>-<8 hex>`, the hex a SHA-1 of the shard's content (performance
+ids, song ids, scores, audio paths, data.reference), so a changed manifest gives new
+names. `build_shard` builds one shard and is pure and idempotent: its ArrayRecord is
+written to a hidden temporary name and `os.replace`d to its final name, and only then
+is its index JSON written (also atomically). A shard is complete iff its index exists;
+a rebuilt shard returns the existing index. Phrase files (several manifest rows with
+one performance_id) are processed row by row (own VAD and reference positions) and
+filed under the one performance; a bad row is reported and the others are kept.
 
-With data.build_workers > 1, songs are built on a spawned ProcessPoolExecutor after
-one process has filled numba's cache (asa_jax.numba_cache). A worker that dies is
-reported, never waited on: see `_run_pool`.
+The build itself (`build_records`, input_pipeline/build.py) runs one Dask task per
+incomplete shard, on a LocalCluster or an existing Dask cluster; a shard whose worker
+keeps dying is reported, never waited on.
 """
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import dataclasses
 import glob
 import hashlib
 import json
-import multiprocessing
 import os
 import re
-import shutil
-import signal
-import sys
-from concurrent import futures
-from concurrent.futures import process as futures_process
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 from array_record.python import array_record_module
@@ -55,7 +54,7 @@ from asa_jax.features import constants
 from input_pipeline import manifest as manifest_lib
 from input_pipeline import segments as segments_lib
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one ArrayRecord + JSON index per shard of songs.
 # group_size:1 gives O(1) random access per record (what Grain expects);
 # records are float16 features, zstd level 1 compresses them cheaply.
 WRITER_OPTIONS = "group_size:1,zstd:1"
@@ -78,15 +77,16 @@ class BuildReport:
       split, reason.
     problems: manifest rows left out and rows dropped from a kept performance
       ("<file>:<line>: <reason>" or "<performance_id>: <reason>").
-    removed_stale: '<split>/<key>' of complete performances no longer in the
-      manifest (deleted).
+    removed_stale: '<split>/<shard>' of complete shards that hold performances no
+      longer in the manifest, or changed (deleted).
     num_records: split -> number of records of the manifest's performances.
-    num_performances: split -> number of complete performances.
+    num_performances: split -> number of complete (built) performances.
     stats_source: 'train' (computed), the stats_from path, or None (no stats).
-    worker_failures: one dict per performance whose worker process died (crash,
-      signal, out of memory): performance_id, split, attempts, reason; such a
-      performance was retried once alone in a fresh process and, if that died too,
-      is also listed in `skipped`.
+    worker_failures: one dict per shard whose Dask task still failed after its
+      retries (an exception, or `distributed.KilledWorker` when its worker process
+      kept dying: crash, signal, out of memory): shard, split, performance_ids,
+      reason; its performances are also listed in `skipped`, and a rerun retries
+      the shard.
     manifest: absolute path of the manifest the records were built from.
     manifest_sha256: SHA-256 of that manifest's bytes (evaluation reuses these
       records only when its manifest has the same path and hash).
@@ -116,7 +116,7 @@ class BuildReport:
     return (f"records in {self.records_dir}: {per_split}; built "
             f"{len(self.built)}, resumed {len(self.existing)}, skipped "
             f"{len(self.skipped)} performances, {len(self.problems)} row "
-            f"problems, {len(self.worker_failures)} dead workers, stats from "
+            f"problems, {len(self.worker_failures)} failed shards, stats from "
             f"{self.stats_source}")
 
 
@@ -160,15 +160,6 @@ def file_sha256(path: str) -> str:
   return digest.hexdigest()
 
 
-def performance_key(performance_id: str) -> str:
-  """File-name-safe key of a performance_id (a hash suffix when characters change)."""
-  safe = re.sub(r"[^A-Za-z0-9._-]", "_", performance_id).strip(".")
-  if safe != performance_id or not safe:
-    digest = hashlib.sha1(performance_id.encode("utf-8")).hexdigest()[:8]
-    safe = f"{safe[:80]}-{digest}"
-  return safe
-
-
 def serialize_record(meta: dict, performance: np.ndarray,
                      reference: np.ndarray) -> bytes:
   """msgpack bytes of one record (see module docstring).
@@ -197,54 +188,125 @@ def deserialize_record(data: bytes) -> dict:
   return serialization.msgpack_restore(data)
 
 
-def write_performance(records_dir: str, split: str, key: str,
-                      metas: list[dict], performance: np.ndarray,
-                      reference: np.ndarray) -> str:
-  """Writes one performance's ArrayRecord + sidecar, crash-safe.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _check_name(name: str) -> None:
+  if not _NAME_RE.fullmatch(name) or _TMP_MARK in name:
+    raise ValueError(f"shard name {name!r} is not file-name safe "
+                     "([A-Za-z0-9._-], not starting with '.' or '-')")
+
+
+@contextlib.contextmanager
+def _shard_writer(records_dir: str, split: str,
+                  name: str) -> Iterator[Callable[..., None]]:
+  """Streams records into `<split>/<name>.array_record` (temporary name first).
+
+  Yields `add(metas, performance, reference)`, which appends N records
+  ((N, 5, 96, 94) features, N == len(metas)). When the block ends without an
+  exception the file is moved to its final name; else the temporary is removed.
+  The index is not written here (the caller writes it after the file).
+  """
+  _check_name(name)
+  final = os.path.join(records_dir, split, f"{name}.array_record")
+  with atomic.atomic_path(final) as tmp:
+    writer = array_record_module.ArrayRecordWriter(tmp, WRITER_OPTIONS)
+
+    def add(metas: list[dict], performance: np.ndarray,
+            reference: np.ndarray) -> None:
+      if len(metas) != len(performance) or len(metas) != len(reference):
+        raise ValueError(
+            f"{len(metas)} metadata entries for {len(performance)} performance "
+            f"and {len(reference)} reference clips")
+      for meta, p, r in zip(metas, performance, reference):
+        writer.write(serialize_record(meta, p, r))
+
+    try:
+      yield add
+    finally:
+      writer.close()
+
+
+def _performances_of(metas: list[dict], split: str) -> list[dict]:
+  """Index 'performances' entries (all built) derived from record metadata."""
+  out: dict[str, dict] = {}
+  for m in metas:
+    out.setdefault(str(m["performance_id"]), dict(
+        performance_id=str(m["performance_id"]), song_id=str(m["song_id"]),
+        split=split, status="built", problems=[]))
+  return list(out.values())
+
+
+def write_shard(records_dir: str, split: str, name: str, metas: list[dict],
+                performance: np.ndarray, reference: np.ndarray,
+                performances: list[dict] | None = None) -> str:
+  """Writes one shard's ArrayRecord + index JSON, crash-safe.
 
   Args:
     records_dir: records root.
     split: 'train' | 'validation' | 'test' (sub-folder).
-    key: `performance_key` of the performance.
-    metas: per-record metadata (JSON-serialisable; score None when unknown).
-    performance, reference: (N, 5, 96, 94) features, N == len(metas).
+    name: the shard's file-name-safe name (`[A-Za-z0-9._-]`).
+    metas: per-record metadata in file order (JSON-serialisable; needs the
+      fields of `serialize_record`; score None when unknown).
+    performance, reference: (N, 5, 96, 94) features (stored as float16),
+      N == len(metas).
+    performances: the index's 'performances' entries (see module docstring);
+      default: one 'built' entry per performance_id of `metas`.
 
   Returns:
-    The .array_record path. The sidecar <key>.json exists only after the
-    record file is complete under its final name.
+    The .array_record path. The index <name>.json exists only after the record
+    file is complete under its final name.
+
+  Raises:
+    ValueError: an unsafe name, or lengths that differ.
   """
-  if len(metas) != len(performance) or len(metas) != len(reference):
-    raise ValueError(
-        f"{len(metas)} metadata entries for {len(performance)} performance "
-        f"and {len(reference)} reference clips")
-  folder = os.path.join(records_dir, split)
-  os.makedirs(folder, exist_ok=True)
-  final = os.path.join(folder, f"{key}.array_record")
-  with atomic.atomic_path(final) as tmp:
-    writer = array_record_module.ArrayRecordWriter(tmp, WRITER_OPTIONS)
-    try:
-      for meta, p, r in zip(metas, performance, reference):
-        writer.write(serialize_record(meta, p, r))
-    finally:
-      writer.close()
-  atomic.write_json(os.path.join(folder, f"{key}.json"), list(metas))
-  return final
+  with _shard_writer(records_dir, split, name) as add:
+    add(metas, performance, reference)
+  _write_index(records_dir, split, name, list(metas),
+               _performances_of(metas, split) if performances is None
+               else performances)
+  return os.path.join(records_dir, split, f"{name}.array_record")
 
 
-def is_complete(records_dir: str, split: str, key: str) -> bool:
-  """True iff the performance's sidecar JSON (written last) exists."""
-  return os.path.exists(os.path.join(records_dir, split, f"{key}.json"))
+def _write_index(records_dir: str, split: str, name: str, metas: list[dict],
+                 performances: list[dict]) -> dict:
+  index = dict(shard=name, split=split, records=metas,
+               performances=performances)
+  atomic.write_json(os.path.join(records_dir, split, f"{name}.json"), index)
+  return index
+
+
+def read_index(records_dir: str, split: str, key: str) -> dict:
+  """The index of a complete shard: {"shard", "split", "records",
+  "performances"} (see module docstring).
+
+  An index written as a plain list of record metadata (test fixtures) is
+  returned with 'performances' derived from the records (all 'built').
+
+  Raises:
+    FileNotFoundError: no such index; ValueError: not JSON.
+  """
+  with open(os.path.join(records_dir, split, f"{key}.json"),
+            encoding="utf-8") as f:
+    index = json.load(f)
+  if isinstance(index, list):
+    return dict(shard=key, split=split, records=index,
+                performances=_performances_of(index, split))
+  return index
 
 
 def read_sidecar(records_dir: str, split: str, key: str) -> list[dict]:
-  """The per-record metadata list of a complete performance."""
-  with open(os.path.join(records_dir, split, f"{key}.json"),
-            encoding="utf-8") as f:
-    return json.load(f)
+  """The per-record metadata list (file order) of complete shard `key`.
+
+  Raises:
+    FileNotFoundError: no such index.
+  """
+  return read_index(records_dir, split, key)["records"]
 
 
 def complete_keys(records_dir: str, split: str) -> list[str]:
-  """Sorted keys of the complete performances of a split folder."""
+  """Sorted names of the complete shards of a split folder (index JSON and
+  .array_record both present)."""
   paths = glob.glob(os.path.join(glob.escape(records_dir), split, "*.json"))
   keys = []
   for path in paths:
@@ -254,6 +316,17 @@ def complete_keys(records_dir: str, split: str) -> list[str]:
     if os.path.exists(os.path.join(records_dir, split, f"{key}.array_record")):
       keys.append(key)
   return sorted(keys)
+
+
+def complete_performances(records_dir: str) -> dict[str, str]:
+  """performance_id -> split of every performance built in a complete shard."""
+  out = {}
+  for split in manifest_lib.SPLITS:
+    for key in complete_keys(records_dir, split):
+      for entry in read_index(records_dir, split, key)["performances"]:
+        if entry.get("status") == "built":
+          out[entry["performance_id"]] = split
+  return out
 
 
 def _remove_temporaries(records_dir: str) -> None:
@@ -314,7 +387,7 @@ def _check_fingerprint(records_dir: str, config) -> None:
 
 def compute_stats(records_dir: str, keys: Iterable[str],
                   split: str = "train") -> dict | None:
-  """Per-channel mean/std over all performance AND reference clips of `keys`.
+  """Per-channel mean/std over all performance AND reference clips of shards `keys`.
 
   Returns:
     {"mean": [5], "std": [5], "channels": [5 names], "num_clips": int,
@@ -371,17 +444,51 @@ def load_stats(path: str) -> dict:
   return stats
 
 
-# --- Building one song (runs in the main process or a pool worker). ------------
+# --- Building one shard (runs on a Dask worker). -------------------------------
 
 
 @dataclasses.dataclass
-class _Performance:
-  key: str
+class Performance:
+  """One performance of the manifest: its rows (phrase files: several rows).
+
+  Attributes:
+    performance_id, song_id, split: as in the manifest.
+    score: the performance's score (None when unknown).
+    rows: its `manifest.ManifestRow`s, manifest order.
+  """
   performance_id: str
   song_id: str
   split: str
   score: float | None
   rows: list
+
+
+@dataclasses.dataclass
+class Shard:
+  """One unit of work of the feature build: whole songs' performances of a split.
+
+  Attributes:
+    records_dir: the records root (absolute) the shard is written under.
+    split: 'train' | 'validation' | 'test'.
+    name: `shard-<split>-<NNNNN>-<8 hex>` (input_pipeline.build.plan_shards).
+    performances: the performances, songs in manifest order; a song's
+      performances are all in one shard.
+  """
+  records_dir: str
+  split: str
+  name: str
+  performances: list[Performance]
+
+
+def performance_spec(perf: Performance, reference: str) -> str:
+  """SHA-1 hex of what a performance's records are built from: performance id,
+  song id, score, the audio paths of its rows, and data.reference (not its
+  split: refiled records keep their spec)."""
+  spec = dict(performance_id=perf.performance_id, song_id=perf.song_id,
+              score=perf.score, reference=reference,
+              rows=[[r.performance_audio, r.reference_audio,
+                     r.accompaniment_audio] for r in perf.rows])
+  return hashlib.sha1(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 Extractor = Callable[..., np.ndarray]
@@ -406,30 +513,28 @@ def extract_batched(clips: list[np.ndarray], config,
   return np.concatenate(out, axis=0)
 
 
-def _build_song(records_dir: str, performances: list[_Performance],
-                config, extractor: Extractor | None = None,
-                inflight_dir: str | None = None) -> list[dict]:
-  """Builds the incomplete performances of one song; one result dict each.
+def _build_song(performances: list[Performance], config,
+                extractor: Extractor) -> Iterator[dict]:
+  """Builds the performances of one song; yields one result dict each.
 
-  `extractor` (default: this module's `extract_features`, read at call time) computes
-  the clip features. In a pool worker, `inflight_dir` gets a file <pid>.json naming
-  the performance being built, so that the parent knows which performances were in
-  progress if a worker process dies.
+  A built performance gives dict(status='built', performance_id, problems,
+  metas, performance (N, 5, 96, 94) float16, reference (N, 5, 96, 94) float16);
+  one without usable rows gives dict(status='skipped', performance_id, song_id,
+  split, reason).
 
   Reference audio, its pitch-class profile and its clip features are cached per song
   keyed by (reference file, reference_start), so performances sharing grid
   positions reuse the reference features.
+
+  Raises:
+    AudioError / ValueError: unusable audio when data.on_error == 'raise'.
   """
-  extractor = extractor or extract_features
-  marker = (os.path.join(inflight_dir, f"{os.getpid()}.json") if inflight_dir
-            else None)
   audio_error = _audio_error_type()
   raise_errors = config.data.on_error == "raise"
   min_seconds = float(config.data.min_seconds)
   ref_audio: dict[str, Any] = {}
   ref_profile: dict[str, np.ndarray] = {}
   ref_feats: dict[tuple[str, float], np.ndarray] = {}
-  results = []
 
   def get_reference(path: str) -> np.ndarray:
     if path not in ref_audio:
@@ -443,12 +548,6 @@ def _build_song(records_dir: str, performances: list[_Performance],
     return value
 
   for perf in performances:
-    if is_complete(records_dir, perf.split, perf.key):
-      results.append(dict(status="existing", performance_id=perf.performance_id))
-      continue
-    if marker:
-      atomic.write_json(marker, dict(performance_id=perf.performance_id,
-                                      split=perf.split, key=perf.key))
     metas, perf_clips, ref_keys = [], [], []
     pending_ref: dict[tuple[str, float], np.ndarray] = {}
     problems = []
@@ -493,342 +592,91 @@ def _build_song(records_dir: str, performances: list[_Performance],
             performance_audio=row.performance_audio, reference_file=ref_path))
     if not metas:
       reason = "; ".join(problems) or "no usable rows"
-      results.append(dict(status="skipped", performance_id=perf.performance_id,
-                          song_id=perf.song_id, split=perf.split,
-                          reason=reason))
+      yield dict(status="skipped", performance_id=perf.performance_id,
+                 song_id=perf.song_id, split=perf.split, reason=reason)
       continue
     pending_keys = list(pending_ref)
     feats = extract_batched(perf_clips + [pending_ref[k] for k in pending_keys],
-                             config, extractor)
-    perf_feats = feats[:len(perf_clips)]
+                            config, extractor)
     for k, f in zip(pending_keys, feats[len(perf_clips):]):
       ref_feats[k] = f
-    reference = np.stack([ref_feats[k] for k in ref_keys])
-    write_performance(records_dir, perf.split, perf.key, metas, perf_feats,
-                      reference)
-    results.append(dict(status="built", performance_id=perf.performance_id,
-                        problems=[f"{perf.performance_id}: {p}"
-                                  for p in problems]))
-  return results
+    yield dict(status="built", performance_id=perf.performance_id,
+               problems=[f"{perf.performance_id}: {p}" for p in problems],
+               metas=metas, performance=feats[:len(perf_clips)],
+               reference=np.stack([ref_feats[k] for k in ref_keys]))
 
 
-def _song_task(args) -> tuple[int, list[dict]]:
-  records_dir, performances, config, extractor, inflight_dir = args
-  results = _build_song(records_dir, performances, config, extractor, inflight_dir)
-  if inflight_dir:
-    try:
-      os.remove(os.path.join(inflight_dir, f"{os.getpid()}.json"))
-    except FileNotFoundError:
-      pass
-  return len(performances), results
+def is_shard_complete(shard: Shard) -> bool:
+  """True iff the shard's index JSON (written last) exists."""
+  return os.path.exists(os.path.join(shard.records_dir, shard.split,
+                                     f"{shard.name}.json"))
 
 
-# --- Worker processes that may die. --------------------------------------------
+def build_shard(shard: Shard, config, extractor: Extractor | None = None) -> dict:
+  """Builds every performance of one shard into one ArrayRecord + index.
 
-# A pool that broke this many times without any performance in progress (workers dying
-# while starting) gives up on the performances it still had.
-_MAX_ANONYMOUS_BREAKS = 2
+  Pure and idempotent (a Dask task, retried after a failure or a dead worker): a
+  complete shard is not rebuilt, its index is returned; an interrupted one leaves
+  only a temporary file (removed by the next `build_records`). For each song of the
+  shard (`_build_song`): load audio (16 kHz), VAD segments on the grid
+  (`segments.plan_segments`), transposition, clip features of the performance and
+  of the reference clip at the reference position. Records are streamed to the
+  file performance by performance (one performance's features in memory at once).
 
+  The extractor is called as `extractor((B, 48000) float32, crepe_capacity=...)
+  -> (B, 5, 96, 94)`. The default, this module's `extract_features`, keeps the
+  CREPE weights and jitted functions in module-level caches
+  (asa_jax.features.crepe), so a worker process loads them once, at its first
+  shard, and reuses them for every later shard; nothing here reloads them.
 
-def describe_exit(exitcode: int | None) -> str:
-  """Words for a child process's exit status: 'killed by signal SIGKILL (exit code
-  -9)', 'exited with code 1', ..."""
-  if exitcode is None:
-    return "did not exit"
-  if exitcode < 0:
-    try:
-      name = signal.Signals(-exitcode).name
-    except ValueError:
-      name = f"signal {-exitcode}"
-    return f"killed by signal {name} (exit code {exitcode})"
-  return f"exited with code {exitcode}"
-
-
-def _alone_entry(records_dir: str, perf: _Performance, config,
-                 extractor: Extractor, result_path: str) -> None:
-  """Child process of `_retry_alone`: builds one performance, writes its result."""
-  try:
-    out = dict(results=_build_song(records_dir, [perf], config, extractor))
-  except Exception as e:  # pylint: disable=broad-except  (reported by the parent)
-    out = dict(error=f"{type(e).__name__}: {e}")
-  atomic.write_json(result_path, out)
-
-
-def _retry_alone(records_dir: str, perf: _Performance, config,
-                 extractor: Extractor, scratch: str) -> tuple[dict, dict | None]:
-  """Builds one performance alone in a fresh spawned process (second attempt).
+  Args:
+    shard: the shard (records_dir, split, name, performances).
+    config: ConfigDict; reads config.data.* (on_error, reference, min_seconds,
+      extract_batch_size, segmentation fields) and
+      config.features.crepe_capacity.
+    extractor: feature function (default: `extract_features`, read at call time).
 
   Returns:
-    (result dict as `_build_song` gives, worker failure dict or None). A process that
-    dies gives a 'skipped' result whose reason names the signal / exit code.
+    The shard's index dict (see the module docstring; also on disk).
 
   Raises:
-    RuntimeError: the build raised an exception (data.on_error 'raise', or a bug).
+    AudioError / ValueError: unusable audio when data.on_error == 'raise'.
+    Whatever the extractor raises.
   """
-  result_path = os.path.join(scratch, f"alone-{perf.split}-{perf.key}.json")
-  if os.path.exists(result_path):
-    os.remove(result_path)
-  proc = multiprocessing.get_context("spawn").Process(
-      target=_alone_entry, args=(records_dir, perf, config, extractor, result_path),
-      name=f"records-retry-{perf.key}")
-  proc.start()
-  proc.join()
-  if proc.exitcode == 0 and os.path.exists(result_path):
-    with open(result_path, encoding="utf-8") as f:
-      out = json.load(f)
-    if "error" in out:
-      raise RuntimeError(f"{perf.performance_id}: {out['error']}")
-    return out["results"][0], None
-  how = describe_exit(proc.exitcode)
-  reason = (f"its worker process died twice (in the pool, then alone: {how}); "
-            "skipped")
-  failure = dict(performance_id=perf.performance_id, song_id=perf.song_id,
-                 split=perf.split, attempts=2, exit_code=proc.exitcode,
-                 signal=(signal.Signals(-proc.exitcode).name
-                         if proc.exitcode is not None and proc.exitcode < 0
-                         and -proc.exitcode in signal.valid_signals() else None),
-                 reason=reason)
-  return dict(status="skipped", performance_id=perf.performance_id,
-              song_id=perf.song_id, split=perf.split, reason=reason), failure
-
-
-def _read_inflight(inflight_dir: str) -> set[str]:
-  """performance_ids named by the in-progress markers of (dead) workers."""
-  ids = set()
-  for path in glob.glob(os.path.join(glob.escape(inflight_dir), "*.json")):
-    try:
-      with open(path, encoding="utf-8") as f:
-        ids.add(json.load(f)["performance_id"])
-    except (OSError, ValueError, KeyError):
-      pass  # A marker cut short by the kill: that worker had not started the work.
-  return ids
-
-
-def _run_pool(songs: list[list[_Performance]], records_dir: str, config,
-              extractor: Extractor, workers: int,
-              collect: Callable[[list[dict], int], None]) -> list[dict]:
-  """Builds songs on a spawned process pool that survives dying workers.
-
-  A worker that dies (signal, os._exit, out-of-memory kill) breaks the pool
-  (concurrent.futures raises BrokenProcessPool for every unfinished task). Then the
-  performances that were in progress in any worker (their in-flight markers) are
-  retried once each, alone in a fresh process; one whose process dies again is
-  skipped and reported. The unfinished rest goes to a new pool; finished
-  performances are complete on disk and are not redone.
-
-  Returns:
-    Worker failures (see BuildReport.worker_failures).
-  """
-  inflight_dir = os.path.join(records_dir, ".inflight")
-  failures: list[dict] = []
-  anonymous_breaks = 0
-  queue = [perfs for perfs in songs if perfs]
-  ctx = multiprocessing.get_context("spawn")
-  while queue:
-    shutil.rmtree(inflight_dir, ignore_errors=True)
-    os.makedirs(inflight_dir)
-    broken: list[list[_Performance]] = []
-    with futures.ProcessPoolExecutor(min(workers, len(queue)),
-                                     mp_context=ctx) as pool:
-      jobs = {pool.submit(_song_task, (records_dir, perfs, config, extractor,
-                                       inflight_dir)): perfs for perfs in queue}
-      try:
-        for job in futures.as_completed(jobs):
-          try:
-            n, results = job.result()
-          except futures_process.BrokenProcessPool:
-            broken.append(jobs[job])
-            continue
-          collect(results, n)
-      except BaseException:
-        # An error (data.on_error 'raise') or Ctrl-C: drop the queued songs.
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    queue = []
-    if not broken:
-      break
-    suspects = _read_inflight(inflight_dir)
-    print(f"build_records: a worker process died; retrying alone the "
-          f"performance(s) then in progress: {sorted(suspects) or 'none'}",
-          file=sys.stderr)
-    if not suspects:
-      anonymous_breaks += 1
-    for perfs in broken:
-      rest = []
-      for perf in perfs:
-        if perf.performance_id in suspects:
-          result, failure = _retry_alone(records_dir, perf, config, extractor,
-                                         inflight_dir)
-          collect([result], 1)
-          if failure:
-            print(f"build_records: {perf.performance_id}: {failure['reason']}",
-                  file=sys.stderr)
-            failures.append(failure)
-        elif anonymous_breaks >= _MAX_ANONYMOUS_BREAKS:
-          collect([dict(status="skipped", performance_id=perf.performance_id,
-                        song_id=perf.song_id, split=perf.split,
-                        reason="worker processes kept dying before starting any "
-                        "performance")], 1)
+  if is_shard_complete(shard):
+    return read_index(shard.records_dir, shard.split, shard.name)
+  extractor = extractor or extract_features
+  songs: dict[str, list[Performance]] = {}
+  for perf in shard.performances:
+    songs.setdefault(perf.song_id, []).append(perf)
+  metas: list[dict] = []
+  entries: list[dict] = []
+  with _shard_writer(shard.records_dir, shard.split, shard.name) as add:
+    for perfs in songs.values():
+      for perf, res in zip(perfs, _build_song(perfs, config, extractor)):
+        entry = dict(performance_id=perf.performance_id, song_id=perf.song_id,
+                     split=shard.split,
+                     spec=performance_spec(perf, config.data.reference),
+                     status=res["status"])
+        if res["status"] == "built":
+          add(res["metas"], res["performance"], res["reference"])
+          metas.extend(res["metas"])
+          entry["problems"] = res["problems"]
         else:
-          rest.append(perf)
-      if rest:
-        queue.append(rest)
-  shutil.rmtree(inflight_dir, ignore_errors=True)
-  return failures
-
-
-# --- Public entry point. -------------------------------------------------------
-
-
-def _group(rows) -> dict[str, list[_Performance]]:
-  """song_id -> performances (manifest order), rows pooled by performance_id."""
-  by_perf: dict[str, _Performance] = {}
-  songs: dict[str, list[_Performance]] = collections.OrderedDict()
-  for row in rows:
-    perf = by_perf.get(row.performance_id)
-    if perf is None:
-      perf = _Performance(key=performance_key(row.performance_id),
-                          performance_id=row.performance_id,
-                          song_id=row.song_id, split=row.split,
-                          score=row.score, rows=[])
-      by_perf[row.performance_id] = perf
-      songs.setdefault(row.song_id, []).append(perf)
-    perf.rows.append(row)
-  return songs
+          entry["reason"] = res["reason"]
+          entry["problems"] = []
+        entries.append(entry)
+  return _write_index(shard.records_dir, shard.split, shard.name, metas, entries)
 
 
 def build_records(manifest_path: str, records_dir: str, config, *,
                   stats_from: str | None = None) -> BuildReport:
-  """Builds (or resumes) the feature records of a manifest (paper 3.3, Fig. 5).
+  """Builds (or resumes) the feature records of a manifest on Dask.
 
-  For each performance: load audio (16 kHz), VAD segments on the grid
-  (`segments.plan_segments`), transposition (`segments.estimate_transposition`
-  logic), clip features for the performance and the reference clip at the
-  reference position (reference = data.reference 'original' |
-  'accompaniment'), one ArrayRecord file + sidecar. Then stats.json (train
-  split, or copied from `stats_from`) and build_report.json.
-
-  With config.data.build_workers > 1, songs are built by that many spawned worker
-  processes. A worker that dies (signal, native crash, OOM kill) does not stop or hang
-  the build: the performances then in progress are retried once each, alone in a
-  fresh process; one that dies again is skipped and listed in the report's
-  `worker_failures` (signal, exit code). The extractor is this module's
-  `extract_features` as bound when the build starts (it is pickled to the workers).
-
-  Args:
-    manifest_path: manifest CSV (see input_pipeline.manifest).
-    records_dir: output folder (created; resumable).
-    config: ConfigDict; reads config.data.* (on_error, build_workers,
-      reference, segmentation fields) and config.features.crepe_capacity.
-    stats_from: a stats.json (or folder holding one) to copy instead of
-      computing stats from the train split (evaluation-time builds).
-
-  Returns:
-    BuildReport (also written to records_dir/build_report.json).
-
-  Raises:
-    ManifestError: bad manifest (header, or a row when data.on_error='raise').
-    AudioError / ValueError: unusable audio when data.on_error == 'raise'
-      (RuntimeError naming the performance when it happened in a retried-alone
-      process).
-    RecordsConfigError: records_dir holds records built with other settings.
+  The implementation is `input_pipeline.build.build_records` (see there for the
+  arguments, the returned BuildReport and the errors raised); this name is the
+  entry point the trainer and evaluation call.
   """
-  if config.data.on_error not in ("raise", "skip"):
-    raise ValueError(f"data.on_error must be 'raise' or 'skip', not "
-                     f"{config.data.on_error!r}")
-  if config.data.reference not in ("original", "accompaniment"):
-    raise ValueError(f"data.reference must be 'original' or 'accompaniment', "
-                     f"not {config.data.reference!r}")
-  records_dir = os.path.abspath(records_dir)
-  rows, problems = manifest_lib.read_manifest(
-      manifest_path, on_error=config.data.on_error)
-  _check_fingerprint(records_dir, config)
-  _remove_temporaries(records_dir)
-  report = BuildReport(records_dir=records_dir, problems=list(problems),
-                       manifest=os.path.abspath(manifest_path),
-                       manifest_sha256=file_sha256(manifest_path))
-  songs = _group(rows)
-
-  # Delete complete performances that the manifest no longer lists.
-  wanted = {(p.split, p.key) for perfs in songs.values() for p in perfs}
-  for split in manifest_lib.SPLITS:
-    for key in complete_keys(records_dir, split):
-      if (split, key) not in wanted:
-        os.remove(os.path.join(records_dir, split, f"{key}.json"))
-        os.remove(os.path.join(records_dir, split, f"{key}.array_record"))
-        report.removed_stale.append(f"{split}/{key}")
-
-  total = sum(len(p) for p in songs.values())
-  workers = max(1, int(config.data.build_workers))
-  extractor = extract_features  # Read now: tests replace it, and it travels to workers.
-  started_complete = {p.performance_id for perfs in songs.values() for p in perfs
-                      if is_complete(records_dir, p.split, p.key)}
-  todo, done = [], []  # Songs with work left / songs already complete.
-  for perfs in songs.values():
-    (todo if any(p.performance_id not in started_complete for p in perfs)
-     else done).append(perfs)
-  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  progress = tqdm(total=total, desc="records", unit="perf", disable=None)
-
-  def collect(results: list[dict], n: int) -> None:
-    for res in results:
-      if res["status"] == "built" or (res["status"] == "existing" and
-                                      res["performance_id"] not in started_complete):
-        # "existing" but not at the start: built by this run before a worker died.
-        report.built.append(res["performance_id"])
-        report.problems.extend(res.get("problems", []))
-      elif res["status"] == "existing":
-        report.existing.append(res["performance_id"])
-      else:
-        report.skipped.append({k: res[k] for k in (
-            "performance_id", "song_id", "split", "reason")})
-    progress.update(n)
-
-  try:
-    collect([dict(status="existing", performance_id=p.performance_id)
-             for perfs in done for p in perfs], sum(len(perfs) for perfs in done))
-    if workers == 1 or len(todo) <= 1:
-      for perfs in todo:
-        n, results = _song_task((records_dir, perfs, config, extractor, None))
-        collect(results, n)
-    else:
-      # One process fills numba's cache before the workers read it (numba_cache.py).
-      from asa_jax import numba_cache  # pylint: disable=g-import-not-at-top
-      numba_cache.warm(config)
-      report.worker_failures = _run_pool(todo, records_dir, config, extractor,
-                                         workers, collect)
-  finally:
-    progress.close()
-
-  for split in manifest_lib.SPLITS:
-    keys = [p.key for perfs in songs.values() for p in perfs
-            if p.split == split and is_complete(records_dir, split, p.key)]
-    report.num_performances[split] = len(keys)
-    report.num_records[split] = sum(
-        len(read_sidecar(records_dir, split, k)) for k in keys)
-
-  stats_path = os.path.join(records_dir, "stats.json")
-  if stats_from:
-    stats = load_stats(stats_from)
-    report.stats_source = os.path.abspath(stats_from)
-    atomic.write_json(stats_path, stats)
-  else:
-    train_keys = [p.key for perfs in songs.values() for p in perfs
-                  if p.split == "train"
-                  and is_complete(records_dir, "train", p.key)]
-    stats = compute_stats(records_dir, train_keys, "train")
-    if stats is not None:
-      report.stats_source = "train"
-      atomic.write_json(stats_path, stats)
-    elif os.path.exists(stats_path):
-      report.stats_source = "existing stats.json"
-    else:
-      print(f"build_records: no train records in {records_dir} and no "
-            "stats_from: stats.json not written", file=sys.stderr)
-  atomic.write_json(os.path.join(records_dir, "build_report.json"),
-                     report.to_json())
-  print(report.summary())
-  for item in report.skipped:
-    print(f"  skipped {item['performance_id']} ({item['split']}): "
-          f"{item['reason']}")
-  return report
+  from input_pipeline import build  # pylint: disable=g-import-not-at-top
+  return build.build_records(manifest_path, records_dir, config,
+                             stats_from=stats_from)

@@ -9,7 +9,10 @@ import pytest
 import soundfile as sf
 
 from asa_jax.evaluation import crossval as cv_eval
+from configs import base
+from input_pipeline import build
 from input_pipeline import crossval
+from input_pipeline import manifest as manifest_lib
 from input_pipeline import records as records_lib
 
 FIELDS = ("song_id,performance_id,performance_audio,reference_audio,"
@@ -78,43 +81,79 @@ def test_fold_manifests_test_every_song_once(tmp_path):
   assert sum(info["performances_per_fold"]) == 14
 
 
-def test_refile_records_changes_only_the_split(tmp_path):
+def _refiled(records_dir, split, pid):
+  """(metas, records) of performance `pid` in the complete shards of a split."""
+  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+  for name in records_lib.complete_keys(str(records_dir), split):
+    metas = records_lib.read_sidecar(str(records_dir), split, name)
+    pos = [i for i, m in enumerate(metas) if m["performance_id"] == pid]
+    if pos:
+      reader = array_record_module.ArrayRecordReader(
+          str(records_dir / split / f"{name}.array_record"))
+      recs = [records_lib.deserialize_record(b) for b in reader.read(pos)]
+      reader.close()
+      return [metas[i] for i in pos], recs
+  return [], []
+
+
+def test_refile_records_changes_only_the_split(tmp_path, monkeypatch):
   manifest = _manifest(tmp_path, {"A": 2, "B": 2})
+  config = base.get_config()
   src = tmp_path / "src"
   rng = np.random.default_rng(0)
   arrays = {}
-  for row in _read(manifest):
-    key = records_lib.performance_key(row["performance_id"])
-    perf = rng.normal(size=(2, 5, 96, 94)).astype(np.float16)
-    ref = rng.normal(size=(2, 5, 96, 94)).astype(np.float16)
-    metas = [dict(song_id=row["song_id"], performance_id=row["performance_id"],
-                  split=row["split"], segment_start=3.0 * i, reference_start=3.0 * i,
-                  score=float(row["score"]), transposition=0) for i in range(2)]
-    records_lib.write_performance(str(src), row["split"], key, metas, perf, ref)
-    arrays[row["performance_id"]] = (perf, ref)
-  (src / "build_config.json").write_text(json.dumps({"crepe": "tiny"}))
+  rows, _ = manifest_lib.read_manifest(str(manifest))
+  for song, perfs in build.group_performances(rows).items():
+    for split in ("train", "validation", "test"):  # One source shard per song+split.
+      perfs_here = [p for p in perfs if p.split == split]
+      if not perfs_here:
+        continue
+      metas, perf, ref, entries = [], [], [], []
+      for p in perfs_here:
+        arrays[p.performance_id] = (
+            rng.normal(size=(2, 5, 96, 94)).astype(np.float16),
+            rng.normal(size=(2, 5, 96, 94)).astype(np.float16))
+        perf.append(arrays[p.performance_id][0])
+        ref.append(arrays[p.performance_id][1])
+        metas += [dict(song_id=song, performance_id=p.performance_id, split=split,
+                       segment_start=3.0 * i, reference_start=3.0 * i,
+                       score=p.score, transposition=0) for i in range(2)]
+        entries.append(dict(performance_id=p.performance_id, song_id=song,
+                             split=split, status="built", problems=[],
+                             spec=records_lib.performance_spec(p, "original")))
+      records_lib.write_shard(str(src), split, f"shard-{split}-{song}", metas,
+                              np.concatenate(perf), np.concatenate(ref),
+                              performances=entries)
+  (src / "build_config.json").write_text(
+      json.dumps(records_lib.build_fingerprint(config)))
   path = crossval.write_fold_manifests(str(manifest), str(tmp_path / "cv"),
                                        corpus="ssvd", folds=2)[0]
   dst = tmp_path / "cv" / "fold_0" / "records"
   res = crossval.refile_records(str(src), path, str(dst))
   assert res == {"refiled": 7, "present": 0, "missing": []}
   for row in _read(path):
-    key = records_lib.performance_key(row["performance_id"])
-    metas = records_lib.read_sidecar(str(dst), row["split"], key)
+    metas, recs = _refiled(dst, row["split"], row["performance_id"])
     assert [m["split"] for m in metas] == [row["split"]] * 2
     assert [m["segment_start"] for m in metas] == [0.0, 3.0]
-    from array_record.python import array_record_module
-    reader = array_record_module.ArrayRecordReader(
-        str(dst / row["split"] / f"{key}.array_record"))
-    recs = [records_lib.deserialize_record(b) for b in reader.read_all()]
-    reader.close()
     assert {r["split"] for r in recs} == {row["split"]}
     np.testing.assert_array_equal(np.stack([r["performance"] for r in recs]),
                                   arrays[row["performance_id"]][0])
     np.testing.assert_array_equal(np.stack([r["reference"] for r in recs]),
                                   arrays[row["performance_id"]][1])
-  # Resumable; and a folder with other feature settings is refused.
+  assert records_lib.complete_performances(str(dst)) == {
+      row["performance_id"]: row["split"] for row in _read(path)}
+  # Resumable.
   assert crossval.refile_records(str(src), path, str(dst))["present"] == 7
+
+  # build_records on the fold manifest keeps the refiled shards: nothing to extract.
+  def no_extraction(clips, *, crepe_capacity):
+    raise AssertionError("features extracted again")
+  monkeypatch.setattr(records_lib, "extract_features", no_extraction)
+  report = records_lib.build_records(path, str(dst), config)
+  assert sorted(report.existing) == sorted(arrays)
+  assert not report.built and not report.removed_stale and not report.skipped
+
+  # A folder with other feature settings is refused.
   (src / "build_config.json").write_text(json.dumps({"crepe": "full"}))
   with pytest.raises(records_lib.RecordsConfigError, match="other feature settings"):
     crossval.refile_records(str(src), path, str(dst))

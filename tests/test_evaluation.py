@@ -498,7 +498,8 @@ def test_evaluation_reuses_matching_training_records(tmp_path, monkeypatch):
   other = base.get_config()
   other.data.segment_hop_seconds = 1.0
   assert run.training_records_for(other, str(workdir), str(manifest), rows) is None
-  os.remove(workdir / "records" / "test" / "p3.json")
+  test_shard, = records.complete_keys(str(workdir / "records"), "test")
+  os.remove(workdir / "records" / "test" / f"{test_shard}.json")  # p2..p4 incomplete.
   assert run.training_records_for(config, str(workdir), str(manifest), rows) is None
   manifest.write_text("\n".join(lines[:-1]) + "\n")
   assert run.training_records_for(config, str(workdir), str(manifest), rows[:2]) is None

@@ -50,8 +50,8 @@ def make_records(root, performances=PERFORMANCES, split="train", seed=0):
       uid += 1
       perf.append(p)
       ref.append(r)
-    records.write_performance(str(root), split, records.performance_key(pid),
-                              metas, np.stack(perf), np.stack(ref))
+    records.write_shard(str(root), split, pid, metas, np.stack(perf),
+                        np.stack(ref))
   keys = records.complete_keys(str(root), split)
   stats = records.compute_stats(str(root), keys, split)
   with open(root / "stats.json", "w") as f:

@@ -1,8 +1,11 @@
 """Tests of input_pipeline.records.build_records with fake (cheap) features."""
 
+import collections
 import json
 import os
+import re
 import signal
+import uuid
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from array_record.python import array_record_module
 from asa_jax.features import audio as audio_lib
 from asa_jax.features import constants
 from configs import base
+from input_pipeline import build
 from input_pipeline import records
 from tests import signals
 
@@ -40,20 +44,35 @@ def fake_features(clips):
           + rows[None, None, :, None]).astype(np.float32)
 
 
+# Counts of the live Counters, by token. Dask pickles a task's arguments even for
+# the in-process worker (build_workers=1), so the extractor the build calls is a
+# copy; the copies share their counts through this module-level table.
+_COUNTS = collections.defaultdict(lambda: {"calls": 0, "clips": 0})
+
+
 class Counter:
-  """Fake extract_features that counts clips and can fail after N calls."""
+  """Fake extract_features that counts clips and can fail after N calls (counts
+  shared by its pickled copies in this process, see _COUNTS)."""
 
   def __init__(self, fail_after_calls=None):
-    self.calls = 0
-    self.clips = 0
+    self.token = uuid.uuid4().hex
     self.fail_after_calls = fail_after_calls
+
+  @property
+  def calls(self):
+    return _COUNTS[self.token]["calls"]
+
+  @property
+  def clips(self):
+    return _COUNTS[self.token]["clips"]
 
   def __call__(self, clips, *, crepe_capacity):
     assert crepe_capacity in ("full", "tiny")
-    if self.fail_after_calls is not None and self.calls >= self.fail_after_calls:
+    counts = _COUNTS[self.token]
+    if self.fail_after_calls is not None and counts["calls"] >= self.fail_after_calls:
       raise RuntimeError("simulated crash")
-    self.calls += 1
-    self.clips += len(clips)
+    counts["calls"] += 1
+    counts["clips"] += len(clips)
     return fake_features(clips)
 
 
@@ -97,6 +116,40 @@ def _read_file(path):
     reader.close()
 
 
+def _shards(out, split):
+  """name -> index of the complete shards of a split."""
+  return {k: records.read_index(str(out), split, k)
+          for k in records.complete_keys(str(out), split)}
+
+
+def _by_performance(out, split):
+  """performance_id -> (records, metas) over the split's shards; checks that the
+  index's records match the file and that no performance is in two shards."""
+  out_map = {}
+  for name, index in _shards(out, split).items():
+    recs = _read_file(out / split / f"{name}.array_record")
+    assert len(recs) == len(index["records"])
+    assert [r["performance_id"] for r in recs] == [
+        m["performance_id"] for m in index["records"]]
+    built = [e["performance_id"] for e in index["performances"]
+             if e["status"] == "built"]
+    assert set(built) == {m["performance_id"] for m in index["records"]}
+    for pid in built:
+      assert pid not in out_map, f"{pid} in two shards"
+      out_map[pid] = ([r for r in recs if r["performance_id"] == pid],
+                      [m for m in index["records"] if m["performance_id"] == pid])
+  return out_map
+
+
+def _songs_manifest(corpus, name="songs.csv"):
+  """The corpus manifest with one song per row (so that each can be a shard)."""
+  lines = (corpus / "manifest.csv").read_text().splitlines()
+  out = [lines[0]] + [f"s{i}," + line.split(",", 1)[1]
+                      for i, line in enumerate(lines[1:])]
+  (corpus / name).write_text("\n".join(out) + "\n", encoding="utf-8")
+  return corpus / name
+
+
 def test_build_writes_records_stats_report(corpus, tmp_path, monkeypatch):
   fake = Counter()
   monkeypatch.setattr(records, "extract_features", fake)
@@ -111,9 +164,25 @@ def test_build_writes_records_stats_report(corpus, tmp_path, monkeypatch):
   assert "silent" in skipped["silent"].lower()
   assert "corrupt.wav" in skipped["corrupt"]
   assert any("missing.wav" in p for p in report.problems)
+  assert not report.worker_failures
 
-  good = _read_file(out / "train" / "good.array_record")
-  meta = json.loads((out / "train" / "good.json").read_text())
+  # One song, two splits: one shard per split, named shard-<split>-00000-<hex>.
+  train, val = _shards(out, "train"), _shards(out, "validation")
+  assert len(train) == len(val) == 1
+  (name, index), = train.items()
+  assert re.fullmatch(r"shard-train-00000-[0-9a-f]{8}", name)
+  assert index["shard"] == name and index["split"] == "train"
+  entries = {e["performance_id"]: e for e in index["performances"]}
+  assert list(entries) == ["good", "poor", "mid", "short", "silent", "empty",
+                           "corrupt"]  # Manifest order.
+  assert entries["good"]["status"] == "built"
+  assert entries["silent"]["status"] == "skipped"
+  assert entries["silent"]["reason"] == skipped["silent"]
+  assert records.complete_performances(str(out)) == {
+      "good": "train", "poor": "train", "mid": "train", "val": "validation"}
+
+  by_perf = {**_by_performance(out, "train"), **_by_performance(out, "validation")}
+  good, meta = by_perf["good"]
   assert len(good) == len(meta) > 0
   audio = audio_lib.load_audio(str(corpus / "good.wav"))
   ref = audio_lib.load_audio(str(corpus / "ref.wav"))
@@ -130,25 +199,25 @@ def test_build_writes_records_stats_report(corpus, tmp_path, monkeypatch):
     want_ref = fake_features(ref[None, start:start + 48000])[0]
     np.testing.assert_allclose(rec["reference"], want_ref, atol=2e-3)
     assert rec["transposition"] == 0
-  poor = _read_file(out / "train" / "poor.array_record")
+  poor, _ = by_perf["poor"]
   assert {r["transposition"] for r in poor} == {3}
   assert all(np.isfinite(r["score"]) for r in poor)
 
-  # Reference clips at shared grid positions are extracted once per song.
+  # Reference clips at shared grid positions are extracted once per song (and
+  # shard: the validation performance is in the other split's shard).
   n_perf = sum(report.num_records.values())
-  all_metas = []
-  for split, key in [("train", "good"), ("train", "poor"), ("train", "mid"),
-                     ("validation", "val")]:
-    all_metas += json.loads((out / split / f"{key}.json").read_text())
-  n_ref = len({m["reference_start"] for m in all_metas})
+  all_metas = [m for _, metas in by_perf.values() for m in metas]
+  n_ref = (len({m["reference_start"] for m in all_metas if m["split"] == "train"})
+           + len({m["reference_start"] for m in by_perf["val"][1]}))
   assert fake.clips == n_perf + n_ref
   assert n_perf == len(all_metas)
+  assert report.num_performances == {"train": 3, "validation": 1, "test": 0}
 
   stats = json.loads((out / "stats.json").read_text())
   assert stats["channels"] == list(constants.CHANNELS)
   clips = []
   for key in ("good", "poor", "mid"):
-    for rec in _read_file(out / "train" / f"{key}.array_record"):
+    for rec in by_perf[key][0]:
       clips += [rec["performance"], rec["reference"]]
   clips = np.stack(clips).astype(np.float64)
   np.testing.assert_allclose(stats["mean"], clips.mean(axis=(0, 2, 3)),
@@ -157,42 +226,61 @@ def test_build_writes_records_stats_report(corpus, tmp_path, monkeypatch):
                              rtol=1e-5)
   saved = json.loads((out / "build_report.json").read_text())
   assert {s["performance_id"] for s in saved["skipped"]} == set(skipped)
-  assert json.loads((out / "build_config.json").read_text())[
-      "crepe_capacity"] == "full"
+  fingerprint = json.loads((out / "build_config.json").read_text())
+  assert fingerprint["crepe_capacity"] == "full"
+  assert fingerprint["format_version"] == 2
 
-  # A rerun recomputes nothing.
+  # A rerun recomputes nothing (skipped performances stay in their shard).
   fake2 = Counter()
   monkeypatch.setattr(records, "extract_features", fake2)
   report2 = records.build_records(str(corpus / "manifest.csv"), str(out),
                                   config)
   assert fake2.calls == 0 and sorted(report2.existing) == sorted(report.built)
+  assert not report2.built and not report2.removed_stale
+  assert {s["performance_id"] for s in report2.skipped} == set(skipped)
 
 
 def test_interrupted_build_resumes_without_redoing(corpus, tmp_path,
                                                    monkeypatch):
+  manifest = _songs_manifest(corpus)
   config = base.get_config()
   config.data.extract_batch_size = 1000  # One extraction call per performance.
+  config.data.shard_performances = 1  # One song, one performance per shard.
   out = tmp_path / "records"
   crash = Counter(fail_after_calls=1)
   monkeypatch.setattr(records, "extract_features", crash)
-  with pytest.raises(RuntimeError, match="simulated crash"):
-    records.build_records(str(corpus / "manifest.csv"), str(out), config)
-  assert records.complete_keys(str(out), "train") == ["good"]
-  # A leftover temporary file of a crashed writer is not a record.
-  leftover = out / "train" / ".poor.array_record.tmp-999"
+  report = records.build_records(str(manifest), str(out), config)
+  # One shard got its extraction call; the others' tasks raised (after their
+  # retries): reported, not fatal; the shards with only skipped performances
+  # are complete.
+  first, = report.built
+  failed = {f["performance_ids"][0]: f for f in report.worker_failures}
+  assert set(failed) == {"good", "poor", "mid", "val"} - {first}
+  assert all("simulated crash" in f["reason"] for f in failed.values())
+  assert {s["performance_id"] for s in report.skipped} >= set(failed)
+  assert records.complete_performances(str(out)) == {
+      first: "validation" if first == "val" else "train"}
+  # A leftover temporary file of a crashed writer is not a record, nor is a
+  # record file without its index.
+  a, b = sorted(failed)[:2]
+  a_split, b_split = failed[a]["split"], failed[b]["split"]
+  leftover = out / a_split / f".{failed[a]['shard']}.array_record.tmp-999"
   leftover.write_bytes(b"partial")
-  (out / "train" / "mid.array_record").write_bytes(b"no sidecar: incomplete")
-  assert records.complete_keys(str(out), "train") == ["good"]
+  (out / b_split / f"{failed[b]['shard']}.array_record").write_bytes(
+      b"no index: incomplete")
+  assert failed[b]["shard"] not in records.complete_keys(str(out), b_split)
+  assert len(records.complete_performances(str(out))) == 1
 
   resume = Counter()
   monkeypatch.setattr(records, "extract_features", resume)
-  report = records.build_records(str(corpus / "manifest.csv"), str(out), config)
-  assert report.existing == ["good"]
-  assert sorted(report.built) == ["mid", "poor", "val"]
-  assert resume.calls == 3
+  report2 = records.build_records(str(manifest), str(out), config)
+  assert report2.existing == [first]
+  assert sorted(report2.built) == sorted(failed)
+  assert resume.calls == 3 and not report2.worker_failures
   assert not leftover.exists()
-  assert records.complete_keys(str(out), "train") == ["good", "mid", "poor"]
-  assert len(_read_file(out / "train" / "mid.array_record")) > 0
+  assert sorted(records.complete_performances(str(out))) == [
+      "good", "mid", "poor", "val"]
+  assert len(_by_performance(out, b_split)[b][0]) > 0
 
 
 def test_config_mismatch_and_raise_mode(corpus, tmp_path, monkeypatch):
@@ -226,6 +314,7 @@ def test_stats_from_and_stale_removal(corpus, tmp_path, monkeypatch):
   train_dir = tmp_path / "train_records"
   records.build_records(str(two), str(train_dir), config)
   stats = json.loads((train_dir / "stats.json").read_text())
+  old_shard, = records.complete_keys(str(train_dir), "train")
 
   test_only = corpus / "test_only.csv"
   test_only.write_text(text[0] + "\n" + text[4].replace("validation", "test")
@@ -236,98 +325,198 @@ def test_stats_from_and_stale_removal(corpus, tmp_path, monkeypatch):
   assert report.stats_source == str(train_dir)
   assert json.loads((eval_dir / "stats.json").read_text()) == stats
 
+  # The shard held a performance the manifest dropped: deleted, rebuilt.
   one = corpus / "one.csv"
   one.write_text("\n".join(text[:2]) + "\n")
   report = records.build_records(str(one), str(train_dir), config)
-  assert report.removed_stale == ["train/poor"]
-  assert records.complete_keys(str(train_dir), "train") == ["good"]
+  assert report.removed_stale == [f"train/{old_shard}"]
+  assert report.built == ["good"]
+  assert records.complete_performances(str(train_dir)) == {"good": "train"}
+  new_shard, = records.complete_keys(str(train_dir), "train")
+  assert new_shard != old_shard
+
+  # A changed score changes the shard's name: the old one is stale.
+  changed = corpus / "changed.csv"
+  changed.write_text(text[0] + "\n" + text[1].replace(",90,", ",80,") + "\n")
+  report = records.build_records(str(changed), str(train_dir), config)
+  assert report.removed_stale == [f"train/{new_shard}"]
+  assert report.built == ["good"]
+  meta = records.read_sidecar(str(train_dir), "train",
+                              records.complete_keys(str(train_dir), "train")[0])
+  assert {m["score"] for m in meta} == {80.0}
 
 
-def test_performance_key_is_file_safe():
-  assert records.performance_key("abc_1.x") == "abc_1.x"
-  k1, k2 = records.performance_key("a/b"), records.performance_key("a_b")
-  assert "/" not in k1 and k1 != k2
+def test_shard_plan_and_matching_shards_kept(corpus, tmp_path, monkeypatch):
+  manifest = _songs_manifest(corpus)
+  monkeypatch.setattr(records, "extract_features", Counter())
+  config = base.get_config()
+  config.data.shard_performances = 3
+  out = tmp_path / "records"
+  rows, _ = records.manifest_lib.read_manifest(str(manifest), on_error="skip")
+  plan = build.plan_shards(build.group_performances(rows), str(out), config)
+  # Songs of one performance each, greedily 3 per shard, per split.
+  assert [(s.split, [p.performance_id for p in s.performances]) for s in plan] == [
+      ("train", ["good", "poor", "mid"]), ("train", ["short", "silent", "empty"]),
+      ("train", ["corrupt"]), ("validation", ["val"])]
+  assert [s.name.rsplit("-", 1)[0] for s in plan] == [
+      "shard-train-00000", "shard-train-00001", "shard-train-00002",
+      "shard-validation-00000"]
+  again = build.plan_shards(build.group_performances(rows), str(out), config)
+  assert [s.name for s in again] == [s.name for s in plan]  # Deterministic.
+  other = base.get_config()
+  other.data.reference = "accompaniment"
+  other.data.shard_performances = 3
+  assert build.plan_shards(build.group_performances(rows), str(out),
+                           other)[0].name != plan[0].name
+
+  first = records.build_records(str(manifest), str(out), config)
+  assert sorted(records.complete_keys(str(out), "train")) == sorted(
+      s.name for s in plan if s.split == "train")
+  # Another shard size plans other names, but the complete shards still match
+  # the manifest performance by performance: kept, nothing rebuilt or removed.
+  config.data.shard_performances = 2
+  fake = Counter()
+  monkeypatch.setattr(records, "extract_features", fake)
+  report = records.build_records(str(manifest), str(out), config)
+  assert fake.calls == 0 and not report.built and not report.removed_stale
+  assert sorted(report.existing) == sorted(first.built)
 
 
-# --- A worker process that dies (issue: the main job hung on a dead worker). ----
+# --- Worker processes that die (the build must neither hang nor lose shards). ---
 
 BOMB_PEAK = 0.12  # The performance whose clips kill their worker.
 PEAKS = {"a1": 0.25, "a2": 0.35, "bomb": BOMB_PEAK, "b2": 0.45, "c1": 0.55,
-         "c2": 0.65, "d1": 0.75}
-REF_PEAK = 0.9
+         "c2": 0.65, "d1": 0.75, "e1": 0.85}
+REF_PEAK = 0.95
+SONGS = {"a1": "s1", "a2": "s1", "bomb": "s2", "b2": "s2", "c1": "s3",
+         "c2": "s3", "d1": "s4", "e1": "s5"}
 
 
 def _owner(peak):
   """The performance (or 'ref') whose file was scaled to the band holding `peak`."""
   for name, p in list(PEAKS.items()) + [("ref", REF_PEAK)]:
-    if 0.8 * p < peak <= p * 1.001:
+    if 0.9 * p < peak <= p * 1.001:
       return name
   return None
 
 
-def killing_features(clips, *, crepe_capacity):
-  """Fake extractor run in the build's worker processes: logs whose clips it got
-  (pid + owners) and SIGKILLs its own process on the bomb's clips."""
-  del crepe_capacity
+def _extract_logged(clips):
   owners = {_owner(float(p)) for p in np.abs(np.asarray(clips)).max(axis=1)}
   with open(os.environ["ASA_TEST_EXTRACT_LOG"], "a", encoding="utf-8") as f:
     f.write(json.dumps({"pid": os.getpid(), "owners": sorted(map(str, owners))})
             + "\n")
-  if "bomb" in owners:
+  return owners
+
+
+def killing_features(clips, *, crepe_capacity):
+  """Fake extractor run in the build's worker processes: logs whose clips it got
+  (pid + owners) and SIGKILLs its own process on the bomb's clips, the first time
+  only (the marker file $ASA_TEST_KILL_MARKER)."""
+  del crepe_capacity
+  owners = _extract_logged(clips)
+  marker = os.environ["ASA_TEST_KILL_MARKER"]
+  if "bomb" in owners and not os.path.exists(marker):
+    with open(marker, "w", encoding="utf-8") as f:
+      f.write(str(os.getpid()))
     os.kill(os.getpid(), signal.SIGKILL)
   return fake_features(clips)
 
 
-@pytest.mark.timeout(600)  # A hang (the old multiprocessing.Pool) fails the test.
-def test_dead_worker_is_retried_alone_then_skipped(tmp_path, monkeypatch):
+def always_killing_features(clips, *, crepe_capacity):
+  """As `killing_features`, but kills its worker on the bomb's clips every time."""
+  del crepe_capacity
+  if "bomb" in _extract_logged(clips):
+    os.kill(os.getpid(), signal.SIGKILL)
+  return fake_features(clips)
+
+
+def _kill_corpus(tmp_path, monkeypatch):
   d = tmp_path / "corpus"
   d.mkdir()
   base_melody = melody(12)
   scaled = lambda peak: base_melody / np.abs(base_melody).max() * peak
   sf.write(d / "ref.wav", scaled(REF_PEAK), SR)
-  songs = {"a1": "s1", "a2": "s1", "bomb": "s2", "b2": "s2", "c1": "s3",
-           "c2": "s3", "d1": "s4"}
   lines = ["song_id,performance_id,performance_audio,reference_audio,"
            "accompaniment_audio,score,judge_scores,split"]
   for perf, peak in PEAKS.items():
     sf.write(d / f"{perf}.wav", scaled(peak), SR)
-    lines.append(f"{songs[perf]},{perf},{perf}.wav,ref.wav,,50,,train")
+    lines.append(f"{SONGS[perf]},{perf},{perf}.wav,ref.wav,,50,,train")
   (d / "manifest.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-  log = tmp_path / "extract_log.jsonl"
-  monkeypatch.setenv("ASA_TEST_EXTRACT_LOG", str(log))
-  monkeypatch.setattr(records, "extract_features", killing_features)
+  monkeypatch.setenv("ASA_TEST_EXTRACT_LOG", str(tmp_path / "extract_log.jsonl"))
+  monkeypatch.setenv("ASA_TEST_KILL_MARKER", str(tmp_path / "killed_once"))
   config = base.get_config()
   config.data.build_workers = 2
+  config.data.shard_performances = 2  # Shards: s1, s2, s3, s4+s5.
   config.data.extract_batch_size = 4  # Several calls per performance.
+  return d / "manifest.csv", config
+
+
+def _check_every_shard_once(out):
+  """Each performance in exactly one complete shard, its records exactly once."""
+  by_perf = _by_performance(out, "train")
+  assert sorted(by_perf) == sorted(PEAKS)
+  for pid, (recs, metas) in by_perf.items():
+    assert len(recs) == len(metas) > 0
+    assert [m["index"] for m in metas] == list(range(len(metas)))
+  assert len(records.complete_keys(str(out), "train")) == 4
+  assert not [p for p in os.listdir(out / "train") if p.startswith(".")]
+
+
+@pytest.mark.timeout(600)  # A hang on a dead worker fails the test.
+def test_killed_worker_shard_is_retried_on_dask(tmp_path, monkeypatch):
+  manifest, config = _kill_corpus(tmp_path, monkeypatch)
+  monkeypatch.setattr(records, "extract_features", killing_features)
   out = tmp_path / "records"
 
-  report = records.build_records(str(d / "manifest.csv"), str(out), config)
+  report = records.build_records(str(manifest), str(out), config)
 
-  good = sorted(set(PEAKS) - {"bomb"})
-  assert sorted(report.built) == good
-  assert records.complete_keys(str(out), "train") == good
-  assert [s["performance_id"] for s in report.skipped] == ["bomb"]
-  assert "SIGKILL" in report.skipped[0]["reason"]
-  assert len(report.worker_failures) == 1
-  failure = report.worker_failures[0]
-  assert (failure["performance_id"], failure["signal"], failure["exit_code"],
-          failure["attempts"]) == ("bomb", "SIGKILL", -signal.SIGKILL, 2)
+  assert (tmp_path / "killed_once").exists()  # The bomb's worker did die once.
+  assert sorted(report.built) == sorted(PEAKS)  # Every performance once.
+  assert not report.skipped and not report.worker_failures
+  _check_every_shard_once(out)
+  calls = [json.loads(l) for l in (tmp_path / "extract_log.jsonl").read_text(
+      ).splitlines()]
+  bomb_pids = {c["pid"] for c in calls if "bomb" in c["owners"]}
+  assert len(bomb_pids) == 2  # Killed in one worker process, built in another.
+
+  # Nothing is lost or redone: a rerun builds nothing.
+  rerun = Counter()
+  monkeypatch.setattr(records, "extract_features", rerun)
+  again = records.build_records(str(manifest), str(out), config)
+  assert rerun.calls == 0 and not again.built
+  assert sorted(again.existing) == sorted(PEAKS)
+
+
+@pytest.mark.timeout(600)
+def test_shard_killing_every_worker_is_reported(tmp_path, monkeypatch):
+  manifest, config = _kill_corpus(tmp_path, monkeypatch)
+  monkeypatch.setattr(records, "extract_features", always_killing_features)
+  out = tmp_path / "records"
+
+  report = records.build_records(str(manifest), str(out), config)
+
+  bomb_song = {"bomb", "b2"}  # Song s2: one shard.
+  assert sorted(report.built) == sorted(set(PEAKS) - bomb_song)
+  assert sorted(s["performance_id"] for s in report.skipped) == sorted(bomb_song)
+  failure, = report.worker_failures
+  assert sorted(failure["performance_ids"]) == sorted(bomb_song)
+  assert failure["shard"].startswith("shard-train-00001-")
+  assert "KilledWorker" in failure["reason"]
+  assert failure["shard"] in report.skipped[0]["reason"]
   saved = json.loads((out / "build_report.json").read_text())
   assert saved["worker_failures"] == report.worker_failures
-  assert saved["skipped"][0]["performance_id"] == "bomb"
+  assert sorted(records.complete_performances(str(out))) == sorted(
+      set(PEAKS) - bomb_song)
+  calls = [json.loads(l) for l in (tmp_path / "extract_log.jsonl").read_text(
+      ).splitlines()]
+  # Given up after allowed-failures + 1 = 3 dead workers (not retried forever).
+  assert len({c["pid"] for c in calls if "bomb" in c["owners"]}) == 3
 
-  # Who extracted what: the bomb in exactly two processes (the pool worker, then
-  # alone); a performance finished before the crash is never extracted again, and
-  # one cut short by the crash (in the other worker) at most once more, alone.
-  calls = [json.loads(l) for l in log.read_text().splitlines()]
-  pids = {name: {c["pid"] for c in calls if name in c["owners"]} for name in PEAKS}
-  assert len(pids["bomb"]) == 2
-  assert all(1 <= len(pids[name]) <= 2 for name in good)
-  assert sum(len(pids[name]) == 2 for name in good) <= 1  # <= workers - 1.
-
-  # Nothing finished is lost: a rerun (harmless extractor) builds only the bomb.
+  # The failed shard is retried by the next build (a harmless extractor).
   rerun = Counter()
   monkeypatch.setattr(records, "extract_features", rerun)
   config.data.build_workers = 1
-  again = records.build_records(str(d / "manifest.csv"), str(out), config)
-  assert sorted(again.existing) == good and again.built == ["bomb"]
+  again = records.build_records(str(manifest), str(out), config)
+  assert sorted(again.built) == sorted(bomb_song)
+  assert sorted(again.existing) == sorted(set(PEAKS) - bomb_song)
+  _check_every_shard_once(out)

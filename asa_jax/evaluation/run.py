@@ -311,11 +311,11 @@ def training_records_for(config, workdir: str, manifest_path: str,
       build.get("manifest_sha256") != records_lib.file_sha256(manifest_path)):
     return None
   skipped = {item["performance_id"] for item in build.get("skipped", [])}
+  complete = records_lib.complete_performances(folder)  # performance_id -> split
   for row in rows:
     if row.performance_id in skipped:
       continue
-    key = records_lib.performance_key(row.performance_id)
-    if not records_lib.is_complete(folder, row.split, key):
+    if complete.get(row.performance_id) != row.split:
       return None
   return folder
 
