@@ -185,3 +185,9 @@ def test_prefetch_to_mesh_keeps_order_and_bounds_lookahead():
   assert isinstance(first["x"], jax.Array) and first["x"].shape == (2, 3)
   with pytest.raises(ValueError):
     next(mesh_lib.prefetch_to_mesh(source(), mesh, size=0))
+
+
+def test_host_memory_release_runs_on_glibc():
+  import sys  # pylint: disable=g-import-not-at-top
+  from asa_jax.train import host_memory  # pylint: disable=g-import-not-at-top
+  assert host_memory.release() is sys.platform.startswith("linux")

@@ -33,6 +33,7 @@ from asa_jax import config_specs
 from asa_jax import systems
 from asa_jax.systems import build_model
 from asa_jax.train import calibrate
+from asa_jax.train import host_memory
 from asa_jax.train import mesh as mesh_lib
 from asa_jax.train.checkpoint import Checkpoints
 from asa_jax.train.metrics import MetricWriter
@@ -333,6 +334,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   show_bar = bool(config.train.progress_bar) and jax.process_index() == 0
 
   step = int(meta["step"])
+  start_step = step
   pending: list[tuple[int, dict]] = []
 
   def flush(keep_last: bool) -> None:
@@ -373,6 +375,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     for i, (batch, data_state) in enumerate(_placed(batches, mesh), start=skip):
       state, metrics = train_fn(state, batch)
       step += 1
+      if step == start_step + 1:
+        host_memory.release()  # The compiler's freed heap (the call compiled).
       done = i + 1
       pending.append((step, metrics))
       if len(pending) > log_every:
