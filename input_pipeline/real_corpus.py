@@ -54,6 +54,7 @@ import glob
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -419,7 +420,10 @@ def _run(tasks: list, workers: int) -> list[dict]:
     todo = [i for i in range(len(tasks)) if i not in results]
     if not todo:
       break
-    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+    # spawn, not fork: a forked child of a process that has started JAX's threads
+    # can deadlock.
+    with concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn")) as pool:
       jobs = {pool.submit(_task, tasks[i]): i for i in todo}
       for job in concurrent.futures.as_completed(jobs):
         try:
