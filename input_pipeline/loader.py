@@ -240,6 +240,11 @@ def pair_triplets(index: _Index, config, epoch: int) -> np.ndarray:
   return out[rng.permutation(len(out))]
 
 
+def _as_table(rows: np.ndarray) -> np.ndarray:
+  """(N, ...) rows as (N, width) (a 1-D row order is width 1; N may be 0)."""
+  return rows.reshape(len(rows), int(np.prod(rows.shape[1:], dtype=np.int64)))
+
+
 class _RecordsLoader:
   """Shared part of the loaders: records, stats, and the Grain pipeline of an epoch.
 
@@ -336,7 +341,7 @@ class _RecordsLoader:
   def _table(self, epoch: int) -> np.ndarray:
     """int64 (num_batches * global batch, row width + 1): the epoch's rows cut or
     padded to whole global batches, the last column the mask (1 real, 0 padding)."""
-    rows = self.rows(epoch).reshape(len(self.rows(epoch)), -1)
+    rows = _as_table(self.rows(epoch))
     total = self.num_batches(epoch) * self.global_batch_size
     n = min(total, len(rows))
     table = np.zeros((total, rows.shape[1] + 1), np.int64)
@@ -347,7 +352,7 @@ class _RecordsLoader:
 
   def dataset(self, epoch: int) -> grain.MapDataset:
     """This process's batches of an epoch as a `grain.MapDataset` (see class doc)."""
-    width = self.rows(epoch).reshape(len(self.rows(epoch)), -1).shape[1]
+    width = _as_table(self.rows(epoch)).shape[1]
     squeeze = self.rows(epoch).ndim == 1
 
     def fetch_decode(block: np.ndarray) -> dict:

@@ -226,6 +226,15 @@ def test_iterator_state_resumes_exactly_without_reading_earlier_batches(
   assert set().union(*map(set, read)) <= wanted
 
 
+def test_split_without_pairs_yields_no_batches(tmp_path):
+  make_records(tmp_path, {"c_g1": ("C", 99.0, 5, 0), "c_g2": ("C", 90.0, 4, 0)},
+               split="validation")
+  ld = loader.TripletLoader(str(tmp_path), "validation", _config(), process_index=0,
+                            process_count=1)
+  assert ld.num_batches(0) == 0
+  assert list(ld.epoch(0)) == []
+
+
 def test_validation_is_fixed_and_padded(tmp_path):
   make_records(tmp_path, split="validation")
   config = _config(batch=16)
