@@ -10,10 +10,23 @@ FLOP/s (and MFU with --peak_tflops), XLA memory analysis (arguments + temporarie
 process peak RSS
 (resource.getrusage; cumulative over the variants run in this process: run one variant
 per process for a clean figure), then tower inference clips/s at --infer_batch.
+
+With --profile, one more steady-state step is traced with `jax.profiler`, the trace is
+read back (`jax.profiler.ProfileData`), the XLA ops executed on the CPU backend's
+threads (leaf ops: loops and the executor itself are left out so nothing counts
+twice) are joined to their HLO metadata (`op_name`), and the op seconds per step are
+printed by group -- forward / backward pass x what the op computes (3x3 convolution,
+attention encoder matmul, BatchNorm, other elementwise work, optimizer) -- with the top
+--profile_top ops. The ops run one after another, each spread over the thread pool, so
+they add up to the step's wall time.
 """
 
+import collections
 import functools
+import glob
+import re
 import resource
+import tempfile
 import time
 
 from absl import app, flags
@@ -38,6 +51,8 @@ flags.DEFINE_integer("infer_steps", 3, "Timed inference calls.")
 flags.DEFINE_string("dtype", "", "Override config.model.dtype (float32 | bfloat16).")
 flags.DEFINE_float("peak_tflops", 0.0, "The device's peak TFLOP/s for this dtype "
                    "(e.g. 989 for an H100/H200 in dense bfloat16): prints MFU.")
+flags.DEFINE_bool("profile", False, "Trace one step and print where its time goes.")
+flags.DEFINE_integer("profile_top", 12, "How many single ops --profile lists.")
 flags.DEFINE_enum("conv", "auto", ["auto", "im2col", "xla"],
                   "config.model.conv_impl: im2col = conv weight gradient of "
                   "asa_jax/models/conv.py; xla = plain lax.conv autodiff (the "
@@ -62,6 +77,72 @@ def _mem(compiled) -> str:
 
 def _peak_rss_gib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB.
+
+
+_NOT_LEAF = ("while", "ThunkExecutor", "SlinkyThreadPool", "call", "conditional",
+             "Execute", "$", "Pjit", "Common", "Parse", "Handle")
+
+
+def _group(op_name: str) -> str:
+  """'forward|backward: what' from an HLO op's metadata op_name."""
+  if "optimizer" in op_name or "adam" in op_name.lower() or "/update" in op_name:
+    return "optimizer (Adam)"
+  passname = "backward" if "transpose(" in op_name else "forward"
+  if "conv_general_dilated" in op_name or re.search(r"/conv_\d", op_name) and (
+      "dot_general" in op_name):
+    what = "3x3 convolutions"
+  elif re.search(r"attention|encoder|bert|layer_\d", op_name, re.I) and (
+      "dot_general" in op_name):
+    what = "attention encoder matmuls"
+  elif "dot_general" in op_name:
+    what = "other matmuls (head, embedding)"
+  elif re.search(r"BatchNorm|bn|batch_norm|/norm", op_name, re.I):
+    what = "BatchNorm"
+  else:
+    what = "elementwise, reductions, copies"
+  return f"{passname}: {what}"
+
+
+def profile(variant: str, compiled, state, batch):
+  """Prints the op seconds of one traced step by group and the top ops (--profile).
+  Returns the state after the steps it ran (the step donates its input state)."""
+  op_names = {}
+  for line in compiled.as_text().splitlines():
+    m = re.match(r"\s*(?:ROOT )?%([\w.\-]+) = .*op_name=\"([^\"]*)\"", line)
+    if m:
+      op_names[m.group(1)] = m.group(2)
+  cpu0, wall0 = time.process_time(), time.perf_counter()
+  state, metrics = compiled(state, batch)
+  jax.block_until_ready(metrics)
+  cpu_share = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+  by_group, by_op = collections.Counter(), collections.Counter()
+  wall = 0.0
+  with tempfile.TemporaryDirectory() as trace_dir:
+    jax.profiler.start_trace(trace_dir)
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    jax.profiler.stop_trace()
+    path = sorted(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True))[-1]
+    for plane in jax.profiler.ProfileData.from_file(path).planes:
+      for line in plane.lines:
+        for event in line.events:
+          if event.name == "ThunkExecutor::Execute (wait for completion)":
+            wall = max(wall, event.duration_ns / 1e9)
+          if event.name.startswith(_NOT_LEAF) or event.name not in op_names:
+            continue
+          op_name = op_names[event.name]
+          by_group[_group(op_name)] += event.duration_ns / 1e9
+          by_op[(event.name, op_name)] += event.duration_ns / 1e9
+  total = sum(by_group.values())
+  print(f"[{variant}] profile: step wall {wall:.2f} s; ops {total:.2f} s (one after "
+        f"another, each on the thread pool); untraced, the process uses "
+        f"{cpu_share:.2f} CPU-s per wall-s")
+  for group, seconds in by_group.most_common():
+    print(f"  {group:<48} {seconds:7.2f} s  {seconds / total:6.1%}")
+  print(f"top {FLAGS.profile_top} ops:")
+  for (name, op_name), seconds in by_op.most_common(FLAGS.profile_top):
+    print(f"  {seconds:6.3f} s  {name:<32} {op_name[-90:]}", flush=True)
+  return state
 
 
 def bench(variant: str) -> None:
@@ -111,6 +192,8 @@ def bench(variant: str) -> None:
     print(f"[{variant}] MFU {flops / dt / (FLAGS.peak_tflops * 1e12):.1%} of "
           f"{FLAGS.peak_tflops:g} TFLOP/s; the paper's 15,487-triplet epoch: "
           f"{PAPER_EPOCH_TRIPLETS * dt / FLAGS.batch:.2f} s of step time", flush=True)
+  if FLAGS.profile:
+    state = profile(variant, compiled, state, batch)
 
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   x = jnp.asarray(rng.standard_normal((FLAGS.infer_batch,) + shape[1:], dtype=np.float32))

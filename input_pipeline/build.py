@@ -204,7 +204,8 @@ def _run_shards(shards: list[records_lib.Shard], config, extractor,
   import distributed  # pylint: disable=g-import-not-at-top
   address = str(config.data.build_cluster or "")
   workers = max(1, int(config.data.build_workers))
-  audio_error = records_lib._audio_error_type()  # pylint: disable=protected-access
+  from asa_jax.features import audio  # pylint: disable=g-import-not-at-top
+  audio_error = audio.AudioError
   settings = {"distributed.scheduler.allowed-failures": _ALLOWED_FAILURES,
               # One task per one-thread worker: a dying worker takes down only the
               # shard it was building (queued shards wait on the scheduler).
@@ -306,8 +307,8 @@ def build_records(manifest_path: str, records_dir: str, config, *,
   records_dir = os.path.abspath(records_dir)
   rows, problems = manifest_lib.read_manifest(
       manifest_path, on_error=config.data.on_error)
-  records_lib._check_fingerprint(records_dir, config)  # pylint: disable=protected-access
-  records_lib._remove_temporaries(records_dir)  # pylint: disable=protected-access
+  records_lib.check_fingerprint(records_dir, config)
+  records_lib.remove_temporaries(records_dir)
   report = records_lib.BuildReport(
       records_dir=records_dir, problems=list(problems),
       manifest=os.path.abspath(manifest_path),
@@ -363,7 +364,7 @@ def build_records(manifest_path: str, records_dir: str, config, *,
     if not config.data.build_cluster:
       # A worker killed while writing leaves a temporary file; our LocalCluster is
       # closed, so no writer runs now.
-      records_lib._remove_temporaries(records_dir)  # pylint: disable=protected-access
+      records_lib.remove_temporaries(records_dir)
 
   for split in manifest_lib.SPLITS:
     mine = [index for key, index in indexes.items() if key.startswith(split + "/")]

@@ -186,6 +186,8 @@ def refile_records(source_dir: str, manifest_path: str, records_dir: str) -> dic
     wanted[row.performance_id] = row.split
   out = {"refiled": 0, "present": 0, "missing": []}
   found = set()
+  done = {split: set(records_lib.complete_keys(records_dir, split))
+          for split in manifest_lib.SPLITS}
   for src_split in manifest_lib.SPLITS:
     for name in records_lib.complete_keys(source_dir, src_split):
       index = records_lib.read_index(source_dir, src_split, name)
@@ -196,7 +198,7 @@ def refile_records(source_dir: str, manifest_path: str, records_dir: str) -> dic
       for split, entries in by_split.items():
         built = [e["performance_id"] for e in entries if e["status"] == "built"]
         found.update(built)
-        if name in records_lib.complete_keys(records_dir, split):
+        if name in done[split]:
           out["present"] += len(built)
           continue
         keep = set(built)

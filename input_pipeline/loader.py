@@ -352,14 +352,12 @@ class _RecordsLoader:
 
   def dataset(self, epoch: int) -> grain.MapDataset:
     """This process's batches of an epoch as a `grain.MapDataset` (see class doc)."""
-    width = _as_table(self.rows(epoch)).shape[1]
-    squeeze = self.rows(epoch).ndim == 1
+    table = self._table(epoch)
 
     def fetch_decode(block: np.ndarray) -> dict:
-      rows = block[:, 0] if squeeze else block[:, :width]
-      return self._make_batch(rows, block[:, -1].astype(np.float32))
+      return self._make_batch(block[:, :-1], block[:, -1].astype(np.float32))
 
-    return (grain.MapDataset.source(self._table(epoch))
+    return (grain.MapDataset.source(table)
             .batch(self.local_batch_size)
             [self.process_index::self.process_count]
             .map(fetch_decode))

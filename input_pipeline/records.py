@@ -329,7 +329,9 @@ def complete_performances(records_dir: str) -> dict[str, str]:
   return out
 
 
-def _remove_temporaries(records_dir: str) -> None:
+def remove_temporaries(records_dir: str) -> None:
+  """Deletes the temporary files of writes cut short (a killed worker) anywhere under
+  `records_dir`. Call only while no build writes there."""
   # Hidden names (".<key>.array_record.tmp-<pid>") need include_hidden.
   for path in glob.glob(os.path.join(glob.escape(records_dir), "**",
                                      f"*{_TMP_MARK}*"), recursive=True,
@@ -365,7 +367,13 @@ def build_fingerprint(config) -> dict:
   return fp
 
 
-def _check_fingerprint(records_dir: str, config) -> None:
+def check_fingerprint(records_dir: str, config) -> None:
+  """Writes records_dir/build_config.json (`build_fingerprint`) on a new folder; on an
+  existing one, checks that it was built with the same settings.
+
+  Raises:
+    RecordsConfigError: the folder was built with other settings (names them).
+  """
   path = os.path.join(records_dir, "build_config.json")
   fp = build_fingerprint(config)
   if os.path.exists(path):
