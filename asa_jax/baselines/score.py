@@ -1,9 +1,9 @@
 """Scores every performance of a manifest with the rule-based baselines (4.2).
 
 `score_baselines` is the baselines' counterpart of
-`asa_jax.evaluation.scoring.score_performances`: one `PerformanceScore` per
-performance and baseline, `predicted` oriented so that higher = better singing,
-`human` the manifest score (paper 4.1: the judges' mean).
+`asa_jax.evaluation.scoring.score_performances`: one `PerformanceScore`
+(asa_jax/performance_score.py) per performance and baseline, `predicted` oriented so
+that higher = better singing, `human` the manifest score (paper 4.1: the judges' mean).
 
 Phrase rows (several manifest rows sharing a performance_id) are pooled: the
 histogram measures (4.2.1) take the voiced f0 of all the performance's phrase
@@ -30,7 +30,7 @@ from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import dtw as dtw_lib
 from asa_jax.baselines import dtw_melody as dtw_melody_lib
 from asa_jax.baselines import histogram as histogram_lib
-from asa_jax.evaluation.scoring import PerformanceScore
+from asa_jax.performance_score import PerformanceScore
 from input_pipeline import manifest as manifest_lib
 
 # Ratings against the row's reference: name -> rating(perf, ref contours).

@@ -105,7 +105,7 @@ def correlate(scores: Iterable, *, system: str = "",
 
   Args:
     scores: performance scores, each unpacking as (song_id, performance_id,
-      predicted, human) (scoring.PerformanceScore); those with human None are left
+      predicted, human) (performance_score.PerformanceScore); those with human None are left
       out (and counted in the log message).
     system: name used in log messages.
     log: called with one line per undefined r and per left-out group; None: silent.

@@ -27,34 +27,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from asa_jax import losses
+from asa_jax.performance_score import PerformanceScore
 
 # One item of a segment stream: (metadata, performance features, reference features).
 # metadata holds at least song_id, performance_id, score (nan if none) and, with
 # key alignment, transposition (semitones, performance minus reference).
 Segment = tuple[Mapping[str, Any], np.ndarray, np.ndarray]
-
-
-class PerformanceScore(NamedTuple):
-  """Score of one performance; unpacks as (song_id, performance_id, predicted, human).
-
-  Attributes:
-    song_id: song the performance sings.
-    performance_id: performance identifier (unique within the song).
-    predicted: mean clip score: cosine similarity in [-1, 1] (triplet systems, paper
-      3.2.3) or predicted score in score units 0..100 (regression systems).
-    human: human score (paper 4.1: mean of the judges), None when the corpus has none.
-  """
-  song_id: str
-  performance_id: str
-  predicted: float
-  human: float | None
 
 
 @dataclasses.dataclass(frozen=True)
