@@ -431,14 +431,21 @@ def compute_stats(records_dir: str, keys: Iterable[str],
               channels=list(constants.CHANNELS), num_clips=n_clips, split=split)
 
 
-def load_stats(path: str) -> dict:
+def load_stats(path: str | os.PathLike) -> dict:
   """Reads a stats.json (or <folder>/stats.json); checks its keys and length.
 
   Raises:
-    FileNotFoundError / ValueError with the path and the problem.
+    FileNotFoundError: no stats file (the message says where it comes from).
+    ValueError: keys missing or not the 5 channels, with the path.
   """
+  path = os.fspath(path)
   if os.path.isdir(path):
     path = os.path.join(path, "stats.json")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f"{path}: training statistics not found; the records build writes "
+        "records_dir/stats.json, train.py copies it into the workdir, and evaluation "
+        "normalises with them")
   with open(path, encoding="utf-8") as f:
     stats = json.load(f)
   for k in ("mean", "std", "channels"):

@@ -20,6 +20,7 @@ from asa_jax.evaluation import report
 from asa_jax.evaluation import run
 from asa_jax.evaluation import scoring
 from configs import base
+from input_pipeline import records
 
 TRACES = []
 
@@ -353,13 +354,13 @@ def test_write_split_manifest(tmp_path):
 
 def test_load_stats(tmp_path):
   with pytest.raises(FileNotFoundError, match="train.py"):
-    run.load_stats(tmp_path / "stats.json")
+    records.load_stats(tmp_path / "stats.json")
   (tmp_path / "stats.json").write_text(json.dumps({"mean": [0.0], "std": [1.0]}))
   with pytest.raises(ValueError, match="channels"):
-    run.load_stats(tmp_path / "stats.json")
+    records.load_stats(tmp_path / "stats.json")
   stats = {"mean": [0.0] * 5, "std": [1.0] * 5, "channels": list(CHANNELS)}
   (tmp_path / "stats.json").write_text(json.dumps(stats))
-  assert run.load_stats(tmp_path / "stats.json") == stats
+  assert records.load_stats(tmp_path / "stats.json") == stats
 
 
 def test_evaluate_end_to_end_with_fakes(tmp_path, monkeypatch):
@@ -410,7 +411,8 @@ def test_evaluate_end_to_end_with_fakes(tmp_path, monkeypatch):
   model, variables = _fake_model((5, 96, 94))
   monkeypatch.setattr(records, "build_records", fake_build)
   monkeypatch.setattr(loader, "load_segments", fake_segments)
-  monkeypatch.setattr(run, "restore_model", lambda c, w: (model, variables))
+  monkeypatch.setattr(run.checkpoint, "restore_for_inference",
+                      lambda c, w: (model, variables))
   from configs import base  # pylint: disable=g-import-not-at-top
   config = base.get_config()
   config.system = "rori"
@@ -486,7 +488,8 @@ def test_evaluation_reuses_matching_training_records(tmp_path, monkeypatch):
 
   model, variables = _fake_model((5, 96, 94))
   monkeypatch.setattr(records, "build_records", no_build)
-  monkeypatch.setattr(run, "restore_model", lambda c, w: (model, variables))
+  monkeypatch.setattr(run.checkpoint, "restore_for_inference",
+                      lambda c, w: (model, variables))
   messages = []
   result = run.evaluate(config, str(workdir), str(manifest), str(tmp_path / "out"),
                         "test", log=messages.append)

@@ -307,8 +307,8 @@ class Assessor:
         training; running train.py again on a finished run writes it).
     """
     from asa_jax import config_specs  # pylint: disable=g-import-not-at-top
-    from asa_jax.train import loop  # pylint: disable=g-import-not-at-top
-    from asa_jax.evaluation import run as evaluation_run  # pylint: disable=g-import-not-at-top
+    from asa_jax.train import checkpoint  # pylint: disable=g-import-not-at-top
+    from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
     workdir = os.fspath(workdir)
     if not os.path.isdir(workdir):
       raise FileNotFoundError(f"{workdir}: no such workdir")
@@ -321,8 +321,8 @@ class Assessor:
       raise FileNotFoundError(
           f"{cal_path}: no calibration; train.py writes it at the end of training "
           "(run the same train.py command again to add it to a finished run)")
-    stats = evaluation_run.load_stats(os.path.join(workdir, "stats.json"))
-    model, variables = loop.restore_for_inference(config, workdir)
+    stats = records_lib.load_stats(os.path.join(workdir, "stats.json"))
+    model, variables = checkpoint.restore_for_inference(config, workdir)
     return cls(_Learned(config, model, variables, stats),
                calibration_lib.load(cal_path))
 

@@ -2,7 +2,7 @@
 
 `evaluate_systems(learned, baselines, manifest, output_dir, split)` evaluates any set
 of systems in one run: learned systems (`LearnedSystem(name, config, workdir)`,
-restored with `asa_jax.train.restore_for_inference` and scored with
+restored with `asa_jax.train.checkpoint.restore_for_inference` and scored with
 `scoring.score_performances`) and rule-based baselines by name
 (`asa_jax.baselines.score_baselines`). `evaluate(config, workdir, ...)` is the
 one-system form that `eval.py --config=...` runs.
@@ -43,6 +43,7 @@ from asa_jax.evaluation import pearson as pearson_lib
 from asa_jax.evaluation import plots
 from asa_jax.evaluation import report
 from asa_jax.evaluation import scoring
+from asa_jax.train import checkpoint
 
 SPLITS = ("train", "validation", "test")
 REFERENCE_LABELS = {"original": "Original Track", "accompaniment": "Accompaniment Track"}
@@ -122,22 +123,6 @@ def reference_label(config) -> str:
   return REFERENCE_LABELS.get(reference, str(reference))
 
 
-def load_stats(path: str | os.PathLike) -> dict:
-  """Reads training statistics {"mean": [5], "std": [5], "channels": [5]}.
-
-  Raises:
-    FileNotFoundError: no stats file (the message says where it comes from).
-    ValueError: keys missing or not the 5 channels (input_pipeline.records.load_stats).
-  """
-  from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
-  path = os.fspath(path)
-  if not os.path.isfile(path):
-    raise FileNotFoundError(
-        f"{path}: training statistics not found; train.py copies records_dir/"
-        "stats.json into the workdir, and evaluation normalises with them")
-  return records_lib.load_stats(path)
-
-
 def report_systems(output_dir: str | os.PathLike,
                    scores_by_system: Mapping[str, list],
                    references: Mapping[str, str] | None = None, *,
@@ -212,15 +197,6 @@ def write_clip_embeddings(path: str | os.PathLike, clips: scoring.ClipEmbeddings
       segment_start=np.array([float(m.get("segment_start", np.nan)) for m in meta],
                              np.float64))
   atomic.write_bytes(path, buf.getvalue())
-
-
-def restore_model(config, workdir: str):
-  """(model, variables) of the best (else latest) checkpoint in workdir.
-
-  Delegates to `asa_jax.train.restore_for_inference(config, workdir)`.
-  """
-  from asa_jax import train as train_lib  # pylint: disable=g-import-not-at-top
-  return train_lib.restore_for_inference(config, workdir)
 
 
 def write_split_manifest(manifest_path: str | os.PathLike, split: str,
@@ -349,8 +325,8 @@ def _score_learned(system: LearnedSystem, rows: list, manifest_path: str,
   from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
   config, name = system.config, system.name
   stats_path = os.path.join(system.workdir, "stats.json")
-  stats = load_stats(stats_path)
-  model, variables = restore_model(config, system.workdir)
+  stats = records_lib.load_stats(stats_path)
+  model, variables = checkpoint.restore_for_inference(config, system.workdir)
   records_dir = training_records_for(config, system.workdir, manifest_path, rows)
   if records_dir is not None:
     log(f"[{name}] reusing the training records in {records_dir} (same manifest and "

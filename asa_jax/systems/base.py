@@ -109,7 +109,7 @@ class System:
       state: the freshly initialised, replicated train state.
       config: the run config.
       workdir: the run's workdir.
-      restore: `asa_jax.train.loop.restore_for_inference` (config, workdir) ->
+      restore: `asa_jax.train.checkpoint.restore_for_inference` (config, workdir) ->
         (model, variables), for systems that start from another trained system.
     """
     del config, workdir, restore

@@ -97,7 +97,7 @@ def install_frozen_tower(state: Any, config: ml_collections.ConfigDict,
     state: freshly initialised EmbDirect TrainState (replicated).
     config: the EmbDirect config (embdirect.rori_workdir, embdirect.rori_config).
     restore: (config, workdir) -> (model, variables) of a trained system
-      (`asa_jax.train.loop.restore_for_inference`).
+      (`asa_jax.train.checkpoint.restore_for_inference`).
     workdir: EmbDirect's workdir; if given, a warning is logged when its stats.json
       differs from the Rori workdir's (the tower would see differently normalised
       inputs than it was trained on).

@@ -10,20 +10,19 @@ and Pearson's r on the test split. Not in the paper (it reports Pearson's r only
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
 
 import jax
 import ml_collections
 from absl import logging
 
 from asa_jax.assess import calibration as calibration_lib
+from asa_jax.train import checkpoint
 
 VALIDATION_SPLIT = "validation"
 
 
 def calibrate_workdir(config: ml_collections.ConfigDict, workdir: str,
-                      records_dir: str, *, step: int,
-                      restore: Callable[[Any, str], tuple[Any, dict]]
+                      records_dir: str, *, step: int
                       ) -> calibration_lib.Calibration | None:
   """Fits and writes WORKDIR/calibration.json for the run's best checkpoint.
 
@@ -35,8 +34,6 @@ def calibrate_workdir(config: ml_collections.ConfigDict, workdir: str,
     workdir: the run directory (checkpoints/, stats.json).
     records_dir: the feature records the run trained on (validation split).
     step: the run's last step (recorded; a resumed run refits when it changed).
-    restore: `asa_jax.train.loop.restore_for_inference` (config, workdir) ->
-      (model, variables); passed in so this module does not import the loop.
 
   Returns:
     The Calibration, or None when the validation split has no scored performance
@@ -58,7 +55,7 @@ def calibrate_workdir(config: ml_collections.ConfigDict, workdir: str,
     logging.warning("no validation records in %s: calibration.json not written",
                     records_dir)
     return None
-  model, variables = restore(config, workdir)
+  model, variables = checkpoint.restore_for_inference(config, workdir)
   scores = scoring.score_performances(model, variables, records_dir,
                                       records_lib.load_stats(records_dir), config,
                                       split=VALIDATION_SPLIT)

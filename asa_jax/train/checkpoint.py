@@ -27,14 +27,21 @@ save. Checkpoints written by older versions (directories named by the training s
 `<step>/`) are still read; the next save of that kind replaces them.
 """
 
+import functools
 import json
 import os
 from typing import Any
 
 import grain
 import jax
+import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+
+from asa_jax.systems import build_model
+from asa_jax.train import mesh as mesh_lib
+from asa_jax.train.state import create_train_state
 
 STEP_PREFIX = "save"  # Orbax step directories: save_<serial>.
 
@@ -180,3 +187,32 @@ class Checkpoints:
     """Waits for pending saves and closes both Orbax managers."""
     self.latest.close()
     self.best.close()
+
+
+def restore_for_inference(config: ml_collections.ConfigDict, workdir: str
+                          ) -> tuple[Any, dict]:
+  """(model, {"params", "batch_stats"}) from the best checkpoint, else the latest.
+
+  Works for every learned system (the model is asa_jax.systems.build_model(config));
+  an EmbDirect checkpoint holds its frozen tower, so the Rori workdir is not read.
+
+  Raises:
+    FileNotFoundError: if the workdir has no checkpoint.
+  """
+  mesh = mesh_lib.make_mesh()
+  model = build_model(config)
+  abstract = jax.eval_shape(functools.partial(create_train_state, model, config),
+                            np.int32(0))
+  repl = mesh_lib.replicated(mesh)
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl),
+                        abstract)
+  ckpts = Checkpoints(os.path.abspath(workdir))
+  try:
+    restored = ckpts.restore_best(target) or ckpts.restore_latest(target)
+  finally:
+    ckpts.close()
+  if restored is None:
+    raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints")
+  state, meta = restored
+  logging.info("restored step %d from %s", meta["step"], workdir)
+  return model, {"params": state.params, "batch_stats": state.batch_stats}

@@ -35,7 +35,7 @@ from asa_jax.systems import build_model
 from asa_jax.train import calibrate
 from asa_jax.train import host_memory
 from asa_jax.train import mesh as mesh_lib
-from asa_jax.train.checkpoint import Checkpoints
+from asa_jax.train.checkpoint import Checkpoints, restore_for_inference
 from asa_jax.train.metrics import MetricWriter
 from asa_jax.train.state import TrainState, create_train_state
 from asa_jax.train.step import make_steps
@@ -312,8 +312,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   def result() -> dict:
     if records_dir is not None:  # Feature records: fit the score calibration.
-      calibrate.calibrate_workdir(config, workdir, records_dir, step=meta["step"],
-                                  restore=restore_for_inference)
+      calibrate.calibrate_workdir(config, workdir, records_dir, step=meta["step"])
     return {"step": meta["step"], "epoch": meta["epoch"],
             "train_loss": meta["train_loss"], "val_loss": meta["val_loss"],
             "best_val_loss": meta["best_val_loss"], "stopped_early": meta["stopped"]}
@@ -428,32 +427,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   writer.close()
   ckpts.close()
   return result()
-
-
-def restore_for_inference(config: ml_collections.ConfigDict, workdir: str
-                          ) -> tuple[Any, dict]:
-  """(model, {"params", "batch_stats"}) from the best checkpoint, else the latest.
-
-  Works for every learned system (the model is asa_jax.systems.build_model(config));
-  an EmbDirect checkpoint holds its frozen tower, so the Rori workdir is not read.
-
-  Raises:
-    FileNotFoundError: if the workdir has no checkpoint.
-  """
-  mesh = mesh_lib.make_mesh()
-  model = build_model(config)
-  abstract = jax.eval_shape(functools.partial(create_train_state, model, config),
-                            np.int32(0))
-  repl = mesh_lib.replicated(mesh)
-  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl),
-                        abstract)
-  ckpts = Checkpoints(os.path.abspath(workdir))
-  try:
-    restored = ckpts.restore_best(target) or ckpts.restore_latest(target)
-  finally:
-    ckpts.close()
-  if restored is None:
-    raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints")
-  state, meta = restored
-  logging.info("restored step %d from %s", meta["step"], workdir)
-  return model, {"params": state.params, "batch_stats": state.batch_stats}
