@@ -29,7 +29,7 @@ def make_workdir(path: str) -> str:
   """An untrained configs/rori.py:small workdir (checkpoint, stats, config, calibration)."""
   sys.path.insert(0, REPO)
   from asa_jax import config_specs  # pylint: disable=g-import-not-at-top
-  from asa_jax.assess import calibration  # pylint: disable=g-import-not-at-top
+  from asa_jax.evaluation import calibration  # pylint: disable=g-import-not-at-top
   from asa_jax.features.constants import CHANNELS  # pylint: disable=g-import-not-at-top
   from asa_jax.train import loop, mesh as mesh_lib  # pylint: disable=g-import-not-at-top
   from asa_jax.train.checkpoint import Checkpoints  # pylint: disable=g-import-not-at-top

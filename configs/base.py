@@ -123,7 +123,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.max_steps = 0  # 0: no step limit (epochs and early stopping decide).
   c.train.progress_bar = True
   # Monotone map raw score -> human 0..100 fitted on the validation split at the end
-  # of training (WORKDIR/calibration.json; asa_jax/assess/calibration.py):
+  # of training (WORKDIR/calibration.json; asa_jax/evaluation/calibration.py):
   # 'linear' (monotone least squares) | 'logistic' | 'isotonic' (scikit-learn) |
   # 'minmax' (no human scores).
   c.train.calibration = "linear"

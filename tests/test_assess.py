@@ -13,7 +13,8 @@ import pytest
 import soundfile as sf
 
 from asa_jax import config_specs
-from asa_jax.assess import Assessor, AudioError, calibration, cli, report
+from asa_jax.assess import Assessor, AudioError, cli, html_report
+from asa_jax.evaluation import calibration
 from tests import assess_audio
 
 SR = assess_audio.SAMPLE_RATE
@@ -304,8 +305,8 @@ def test_html_report_renders_in_headless_chromium(baseline_assessor, reference_a
   perf = assess_audio.melody(detune_phrase=2, detune_cents=100)
   result = baseline_assessor.assess((perf, SR), (reference_audio, SR))
   page = tmp_path / "report.html"
-  report.write_html(result, page, performance_audio=perf,
-                    reference_audio=reference_audio)
+  html_report.write_html(result, page, performance_audio=perf,
+                         reference_audio=reference_audio)
   flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
            "--no-first-run", "--disable-background-networking",
            "--disable-component-update", "--disable-sync",

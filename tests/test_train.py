@@ -13,7 +13,7 @@ from asa_jax.train import train_and_evaluate
 from asa_jax.train.checkpoint import Checkpoints
 from asa_jax import config_specs as specs
 from asa_jax import systems
-from asa_jax.assess import calibration
+from asa_jax.evaluation import calibration
 from asa_jax.train.step import make_train_step
 from tests import fake_loader
 

@@ -3,9 +3,12 @@
   assessor.py    Assessor, Assessment, SegmentFeedback: calibrated score and
                  per-segment feedback for one performance.
   alignment.py   key offset, tempo ratio and DTW time map of two f0 contours.
-  calibration.py the monotone raw -> 0..100 map (calibration.json).
-  report.py      PNG plot and self-contained HTML report of an Assessment.
+  html_report.py PNG plot and self-contained HTML report of an Assessment.
+  calibrate.py   fits a calibration from an eval scores.csv (e.g. for a baseline).
   cli.py         the `asa-score` command.
+
+The calibration itself (the monotone raw -> 0..100 map, calibration.json) is
+asa_jax.evaluation.calibration.
 
 Importing this package loads neither JAX nor the training code; `Assessor.
 from_workdir` does, when called.
@@ -13,7 +16,7 @@ from_workdir` does, when called.
 
 from asa_jax.assess.assessor import (Assessment, Assessor, AudioError, PitchCurves,
                                      SegmentFeedback, load_input)
-from asa_jax.assess.calibration import Calibration
+from asa_jax.evaluation.calibration import Calibration
 
 __all__ = ["Assessment", "Assessor", "AudioError", "Calibration", "PitchCurves",
            "SegmentFeedback", "load_input"]

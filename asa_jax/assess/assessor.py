@@ -7,7 +7,7 @@
 The overall score is the system's own performance score (paper 3.2.3: the mean clip
 score over the voiced 3 s segments, cut and paired exactly as the evaluation cuts
 them, `input_pipeline.segments.plan_segments`), mapped to 0..100 by the run's
-calibration (`asa_jax.assess.calibration`). The feedback comes from the two
+calibration (`asa_jax.evaluation.calibration`). The feedback comes from the two
 recordings' CREPE f0 contours aligned by `asa_jax.assess.alignment` (key offset, tempo
 ratio, DTW time map): one `SegmentFeedback` per 3 s window of the performance.
 Nothing here names a system: learned systems score through their model's
@@ -25,7 +25,7 @@ from typing import Any, Union
 import numpy as np
 
 from asa_jax.assess import alignment as alignment_lib
-from asa_jax.assess import calibration as calibration_lib
+from asa_jax.evaluation import calibration as calibration_lib
 from asa_jax.features import audio as audio_lib
 from asa_jax.features import constants
 

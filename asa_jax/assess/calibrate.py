@@ -16,7 +16,7 @@ import math
 import sys
 from typing import Sequence
 
-from asa_jax.assess import calibration as calibration_lib
+from asa_jax.evaluation import calibration as calibration_lib
 
 
 def read_scores(path: str, system: str) -> tuple[list[float], list[float | None]]:

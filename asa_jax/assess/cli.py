@@ -94,7 +94,7 @@ def segment_table(assessment) -> str:
 def _one(assessor, args) -> int:
   from asa_jax import atomic  # pylint: disable=g-import-not-at-top
   from asa_jax.assess import load_input  # pylint: disable=g-import-not-at-top
-  from asa_jax.assess import report  # pylint: disable=g-import-not-at-top
+  from asa_jax.assess import html_report  # pylint: disable=g-import-not-at-top
   # Decoded once: the assessment and the report's players use the same samples.
   perf, perf_name = load_input(args.performance, role="performance")
   ref, ref_name = ((None, None) if args.reference is None else
@@ -115,12 +115,13 @@ def _one(assessor, args) -> int:
     atomic.write_text(args.json, json.dumps(result.to_dict(), indent=1))
     print(f"wrote {args.json}")
   if args.plot:
-    report.write_png(result, args.plot)
+    html_report.write_png(result, args.plot)
     print(f"wrote {args.plot}")
   if args.html:
-    report.write_html(result, args.html, performance_audio=perf, reference_audio=ref,
-                      titles=(os.path.basename(args.performance),
-                              os.path.basename(args.reference or "")))
+    html_report.write_html(result, args.html, performance_audio=perf,
+                           reference_audio=ref,
+                           titles=(os.path.basename(args.performance),
+                                   os.path.basename(args.reference or "")))
     print(f"wrote {args.html}")
   return EXIT_OK
 

@@ -8,6 +8,8 @@ Mix, Table 2-shaped outputs and figures.
   bootstrap.py  95% bootstrap CI of Pearson's r (performances resampled)
   judges.py   inter-judge agreement: mean pairwise Pearson's r (paper 4.1)
   figures.py  Figure 6 (PCA of clip embeddings, 4.4), Figure 7 (ablation bars, 4.5)
+  calibration.py  the monotone raw -> 0..100 map (calibration.json): fit/save/load
+  validation_calibration.py  calibration.json at the end of training (validation split)
   run.py      evaluate(config, workdir, manifest, output_dir, split) for eval.py;
               evaluate_systems(...) for several learned systems and baselines;
               report_systems(output_dir, {system: scores}, references)

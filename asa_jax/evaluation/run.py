@@ -582,13 +582,13 @@ def calibration_metrics(workdir: str, scores: Sequence) -> dict | None:
   """MAE and Pearson's r of a system's calibrated scores against the human ones.
 
   Applies WORKDIR/calibration.json (fitted on the validation split at the end of
-  training; asa_jax.assess.calibration) to the evaluated PerformanceScores.
+  training; asa_jax.evaluation.calibration) to the evaluated PerformanceScores.
 
   Returns:
     {"method", "human", "n", "pearson_raw", "pearson_calibrated", "mae"}, or None
     when the workdir has no calibration.json.
   """
-  from asa_jax.assess import calibration as calibration_lib  # pylint: disable=g-import-not-at-top
+  from asa_jax.evaluation import calibration as calibration_lib  # pylint: disable=g-import-not-at-top
   path = os.path.join(workdir, calibration_lib.FILENAME)
   if not os.path.isfile(path):
     return None

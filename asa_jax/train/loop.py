@@ -32,7 +32,7 @@ from jax.experimental import multihost_utils
 from asa_jax import config_specs
 from asa_jax import systems
 from asa_jax.systems import build_model
-from asa_jax.train import calibrate
+from asa_jax.evaluation import validation_calibration
 from asa_jax.train import host_memory
 from asa_jax.train import mesh as mesh_lib
 from asa_jax.train.checkpoint import Checkpoints, restore_for_inference
@@ -253,7 +253,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     workdir: run directory: checkpoints/, metrics.jsonl, tensorboard/, stats.json,
       config.json (the run's config) and, after training on feature records,
       calibration.json (raw score -> 0..100 map fitted on the validation split;
-      asa_jax/train/calibrate.py).
+      asa_jax/evaluation/validation_calibration.py).
     loader_factory: split name ('train' | 'validation') -> batch source with
       `.epoch(e)` and `.num_batches(e)` yielding process-local batches. Default:
       build/read records (`prepare_records`) and the system's loader
@@ -312,7 +312,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   def result() -> dict:
     if records_dir is not None:  # Feature records: fit the score calibration.
-      calibrate.calibrate_workdir(config, workdir, records_dir, step=meta["step"])
+      validation_calibration.calibrate_workdir(config, workdir, records_dir,
+                                               step=meta["step"])
     return {"step": meta["step"], "epoch": meta["epoch"],
             "train_loss": meta["train_loss"], "val_loss": meta["val_loss"],
             "best_val_loss": meta["best_val_loss"], "stopped_early": meta["stopped"]}

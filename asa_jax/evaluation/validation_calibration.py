@@ -2,7 +2,7 @@
 
 Scores the validation performances with the run's best checkpoint, exactly as the
 evaluation scores them (`asa_jax.evaluation.scoring.score_performances`), and fits
-`asa_jax.assess.calibration.fit` (raw score -> human 0..100 scale; minmax fallback
+`asa_jax.evaluation.calibration.fit` (raw score -> human 0..100 scale; minmax fallback
 without human scores). `asa_jax.assess.Assessor` applies it; eval.py reports its MAE
 and Pearson's r on the test split. Not in the paper (it reports Pearson's r only).
 """
@@ -15,7 +15,7 @@ import jax
 import ml_collections
 from absl import logging
 
-from asa_jax.assess import calibration as calibration_lib
+from asa_jax.evaluation import calibration as calibration_lib
 from asa_jax.train import checkpoint
 
 VALIDATION_SPLIT = "validation"
