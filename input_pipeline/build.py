@@ -1,12 +1,11 @@
 """The feature build on Dask: manifest -> shards -> one Dask task per shard.
 
-`build_records` (also `input_pipeline.records.build_records`, the entry point the
-trainer and evaluation call) reads the manifest, plans shards (`plan_shards`: per
-split, songs in manifest order grouped greedily into shards of about
-data.shard_performances performances; a song is never split, so the per-song cache
-of reference features keeps working), keeps the complete shards that still match the
-manifest, deletes the others, and submits one `records.build_shard` task per
-incomplete shard:
+`build_records` (the entry point the trainer and evaluation call) reads the
+manifest, plans shards (`plan_shards`: per split, songs in manifest order grouped
+greedily into shards of about data.shard_performances performances; a song is never
+split, so the per-song cache of reference features keeps working), keeps the complete
+shards that still match the manifest, deletes the others, and submits one
+`shard.build_shard` task (input_pipeline/shard.py) per incomplete shard:
 
   * data.build_cluster == "" -> a `distributed.LocalCluster` of data.build_workers
     workers with one thread each: worker processes when build_workers > 1 (numba's
@@ -42,6 +41,7 @@ Exit status 1 when a shard failed (build_report.json lists it); a rerun retries 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import json
 import os
@@ -51,6 +51,7 @@ from typing import Callable
 from asa_jax import atomic
 from input_pipeline import manifest as manifest_lib
 from input_pipeline import records as records_lib
+from input_pipeline import shard as shard_lib
 
 # A shard whose task was on this many dying workers fails on the next death
 # (distributed.scheduler.allowed-failures), so a shard that kills every worker it
@@ -59,18 +60,73 @@ _ALLOWED_FAILURES = 2
 _RETRIES = 2  # Re-runs of a shard task that raised an exception.
 
 
-def group_performances(rows) -> dict[str, list[records_lib.Performance]]:
+@dataclasses.dataclass
+class BuildReport:
+  """What a `build_records` run did.
+
+  Attributes:
+    records_dir: the records folder.
+    built: performance_ids written by this run.
+    existing: performance_ids already complete (resumed, not recomputed).
+    skipped: one dict per performance left out: performance_id, song_id,
+      split, reason.
+    problems: manifest rows left out and rows dropped from a kept performance
+      ("<file>:<line>: <reason>" or "<performance_id>: <reason>").
+    removed_stale: '<split>/<shard>' of complete shards that hold performances no
+      longer in the manifest, or changed (deleted).
+    num_records: split -> number of records of the manifest's performances.
+    num_performances: split -> number of complete (built) performances.
+    stats_source: 'train' (computed), the stats_from path, or None (no stats).
+    worker_failures: one dict per shard whose Dask task still failed after its
+      retries (an exception, or `distributed.KilledWorker` when its worker process
+      kept dying: crash, signal, out of memory): shard, split, performance_ids,
+      reason; its performances are also listed in `skipped`, and a rerun retries
+      the shard.
+    manifest: absolute path of the manifest the records were built from.
+    manifest_sha256: SHA-256 of that manifest's bytes (evaluation reuses these
+      records only when its manifest has the same path and hash).
+  """
+  records_dir: str
+  built: list[str] = dataclasses.field(default_factory=list)
+  existing: list[str] = dataclasses.field(default_factory=list)
+  skipped: list[dict] = dataclasses.field(default_factory=list)
+  problems: list[str] = dataclasses.field(default_factory=list)
+  removed_stale: list[str] = dataclasses.field(default_factory=list)
+  num_records: dict = dataclasses.field(default_factory=dict)
+  num_performances: dict = dataclasses.field(default_factory=dict)
+  stats_source: str | None = None
+  worker_failures: list[dict] = dataclasses.field(default_factory=list)
+  manifest: str | None = None
+  manifest_sha256: str | None = None
+
+  def to_json(self) -> dict:
+    """The report as a JSON-serialisable dict (written to build_report.json)."""
+    return dataclasses.asdict(self)
+
+  def summary(self) -> str:
+    """One human-readable paragraph."""
+    per_split = ", ".join(
+        f"{s}: {self.num_performances.get(s, 0)} performances / "
+        f"{self.num_records.get(s, 0)} records" for s in manifest_lib.SPLITS)
+    return (f"records in {self.records_dir}: {per_split}; built "
+            f"{len(self.built)}, resumed {len(self.existing)}, skipped "
+            f"{len(self.skipped)} performances, {len(self.problems)} row "
+            f"problems, {len(self.worker_failures)} failed shards, stats from "
+            f"{self.stats_source}")
+
+
+def group_performances(rows) -> dict[str, list[shard_lib.Performance]]:
   """song_id -> its performances (manifest order), rows pooled by performance_id.
 
   Args:
     rows: `manifest.ManifestRow`s (manifest order).
   """
-  by_perf: dict[str, records_lib.Performance] = {}
-  songs: dict[str, list[records_lib.Performance]] = collections.OrderedDict()
+  by_perf: dict[str, shard_lib.Performance] = {}
+  songs: dict[str, list[shard_lib.Performance]] = collections.OrderedDict()
   for row in rows:
     perf = by_perf.get(row.performance_id)
     if perf is None:
-      perf = records_lib.Performance(
+      perf = shard_lib.Performance(
           performance_id=row.performance_id, song_id=row.song_id,
           split=row.split, score=row.score, rows=[])
       by_perf[row.performance_id] = perf
@@ -79,18 +135,18 @@ def group_performances(rows) -> dict[str, list[records_lib.Performance]]:
   return songs
 
 
-def shard_name(split: str, number: int, performances: list[records_lib.Performance],
+def shard_name(split: str, number: int, performances: list[shard_lib.Performance],
                reference: str) -> str:
   """`shard-<split>-<NNNNN>-<8 hex>`, the hex a SHA-1 of the shard's content
-  (`records.performance_spec` of each performance, in order, and data.reference)."""
-  content = json.dumps([reference] + [records_lib.performance_spec(p, reference)
+  (`shard.performance_spec` of each performance, in order, and data.reference)."""
+  content = json.dumps([reference] + [shard_lib.performance_spec(p, reference)
                                       for p in performances])
   digest = hashlib.sha1(content.encode("utf-8")).hexdigest()[:8]
   return f"shard-{split}-{number:05d}-{digest}"
 
 
-def plan_shards(songs: dict[str, list[records_lib.Performance]], records_dir: str,
-                config) -> list[records_lib.Shard]:
+def plan_shards(songs: dict[str, list[shard_lib.Performance]], records_dir: str,
+                config) -> list[shard_lib.Shard]:
   """Groups songs into shards, per split (manifest.SPLITS order).
 
   Songs in manifest order are added to the current shard until adding the next
@@ -103,7 +159,7 @@ def plan_shards(songs: dict[str, list[records_lib.Performance]], records_dir: st
     config: reads config.data.shard_performances (>= 1) and data.reference.
 
   Returns:
-    The shards (records.Shard), numbered per split from 0.
+    The shards (shard.Shard), numbered per split from 0.
 
   Raises:
     ValueError: data.shard_performances < 1.
@@ -113,8 +169,8 @@ def plan_shards(songs: dict[str, list[records_lib.Performance]], records_dir: st
     raise ValueError(f"data.shard_performances must be >= 1, got {size}")
   shards = []
   for split in manifest_lib.SPLITS:
-    groups: list[list[records_lib.Performance]] = []
-    current: list[records_lib.Performance] = []
+    groups: list[list[shard_lib.Performance]] = []
+    current: list[shard_lib.Performance] = []
     for perfs in songs.values():
       song = [p for p in perfs if p.split == split]
       if not song:
@@ -126,15 +182,15 @@ def plan_shards(songs: dict[str, list[records_lib.Performance]], records_dir: st
     if current:
       groups.append(current)
     for number, perfs in enumerate(groups):
-      shards.append(records_lib.Shard(
+      shards.append(shard_lib.Shard(
           records_dir=records_dir, split=split,
           name=shard_name(split, number, perfs, config.data.reference),
           performances=perfs))
   return shards
 
 
-def _resolve(records_dir: str, songs: dict[str, list[records_lib.Performance]],
-             config) -> tuple[list[records_lib.Shard], dict[str, dict], list[str]]:
+def _resolve(records_dir: str, songs: dict[str, list[shard_lib.Performance]],
+             config) -> tuple[list[shard_lib.Shard], dict[str, dict], list[str]]:
   """Splits the work into kept shards, shards to build and stale shards.
 
   A complete shard is kept when it is in the plan, or when every performance its
@@ -168,7 +224,7 @@ def _resolve(records_dir: str, songs: dict[str, list[records_lib.Performance]],
     ok = bool(ids) and len(set(ids)) == len(ids) and all(
         e["performance_id"] in perf_by_id and e["performance_id"] not in held
         and e.get("split") == split == perf_by_id[e["performance_id"]].split
-        and e.get("spec") == records_lib.performance_spec(
+        and e.get("spec") == shard_lib.performance_spec(
             perf_by_id[e["performance_id"]], reference)
         for e in index["performances"])
     if ok:
@@ -189,10 +245,10 @@ def _resolve(records_dir: str, songs: dict[str, list[records_lib.Performance]],
   return todo, kept, removed
 
 
-def _run_shards(shards: list[records_lib.Shard], config, extractor,
-                on_done: Callable[[records_lib.Shard, dict | None, str | None], None]
+def _run_shards(shards: list[shard_lib.Shard], config, extractor,
+                on_done: Callable[[shard_lib.Shard, dict | None, str | None], None]
                 ) -> None:
-  """Runs `records.build_shard` for each shard on Dask; calls on_done per shard.
+  """Runs `shard.build_shard` for each shard on Dask; calls on_done per shard.
 
   on_done(shard, index, None) after a shard is built; on_done(shard, None, reason)
   when its task failed after the retries (exception or KilledWorker).
@@ -231,7 +287,7 @@ def _run_shards(shards: list[records_lib.Shard], config, extractor,
       print(f"build_records: {len(shards)} shards on Dask "
             f"({address or f'LocalCluster of {workers} workers'}); dashboard "
             f"{client.dashboard_link}", file=sys.stderr)
-      futures = {client.submit(records_lib.build_shard, shard, config, extractor,
+      futures = {client.submit(shard_lib.build_shard, shard, config, extractor,
                                key=shard.name, retries=_RETRIES, pure=False): shard
                  for shard in shards}
       for future in distributed.as_completed(futures):
@@ -268,14 +324,14 @@ def _describe(error: BaseException) -> str:
 
 
 def build_records(manifest_path: str, records_dir: str, config, *,
-                  stats_from: str | None = None) -> records_lib.BuildReport:
+                  stats_from: str | None = None) -> BuildReport:
   """Builds (or resumes) the feature records of a manifest (paper 3.3, Fig. 5).
 
   Plans shards (`plan_shards`), keeps complete shards that match the manifest,
   deletes stale ones and leftover temporary files, builds the other shards on Dask
-  (module docstring; `records.build_shard` per shard), then writes stats.json
+  (module docstring; `shard.build_shard` per shard), then writes stats.json
   (train split, or copied from `stats_from`) and build_report.json. The extractor
-  is `records.extract_features` as bound when the build starts (tests replace it;
+  is `shard.extract_features` as bound when the build starts (tests replace it;
   it is pickled to the workers). A performance skipped inside a complete shard
   (unusable audio) is not retried by a rerun; delete the shard's .json to retry it.
 
@@ -289,7 +345,7 @@ def build_records(manifest_path: str, records_dir: str, config, *,
       computing stats from the train split (evaluation-time builds).
 
   Returns:
-    records.BuildReport (also written to records_dir/build_report.json).
+    BuildReport (also written to records_dir/build_report.json).
 
   Raises:
     ManifestError: bad manifest (header, or a row when data.on_error='raise').
@@ -309,7 +365,7 @@ def build_records(manifest_path: str, records_dir: str, config, *,
       manifest_path, on_error=config.data.on_error)
   records_lib.check_fingerprint(records_dir, config)
   records_lib.remove_temporaries(records_dir)
-  report = records_lib.BuildReport(
+  report = BuildReport(
       records_dir=records_dir, problems=list(problems),
       manifest=os.path.abspath(manifest_path),
       manifest_sha256=records_lib.file_sha256(manifest_path))
@@ -334,7 +390,7 @@ def build_records(manifest_path: str, records_dir: str, config, *,
   progress = tqdm(total=total, desc="records", unit="perf", disable=None)
   progress.update(total - sum(len(s.performances) for s in todo))
 
-  def on_done(shard: records_lib.Shard, index: dict | None,
+  def on_done(shard: shard_lib.Shard, index: dict | None,
               error: str | None) -> None:
     if index is not None:
       indexes[f"{shard.split}/{shard.name}"] = index
@@ -358,7 +414,7 @@ def build_records(manifest_path: str, records_dir: str, config, *,
 
   try:
     if todo:
-      _run_shards(todo, config, records_lib.extract_features, on_done)
+      _run_shards(todo, config, shard_lib.extract_features, on_done)
   finally:
     progress.close()
     if not config.data.build_cluster:

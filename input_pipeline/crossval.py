@@ -37,7 +37,6 @@ import shutil
 import sys
 
 import numpy as np
-from array_record.python import array_record_module
 
 from asa_jax import atomic
 from asa_jax.features import constants
@@ -155,7 +154,7 @@ def refile_records(source_dir: str, manifest_path: str, records_dir: str) -> dic
   output shard already complete in `records_dir` is left alone.
 
   Args:
-    source_dir: a finished records folder (`records.build_records`).
+    source_dir: a finished records folder (`build.build_records`).
     manifest_path: the manifest whose splits to use (e.g. a fold manifest).
     records_dir: the output records folder.
 
@@ -205,8 +204,7 @@ def refile_records(source_dir: str, manifest_path: str, records_dir: str) -> dic
         positions = [i for i, m in enumerate(index["records"])
                      if m["performance_id"] in keep]
         metas = [dict(index["records"][i], split=split) for i in positions]
-        perf, ref = _read_features(
-            os.path.join(source_dir, src_split, f"{name}.array_record"), positions)
+        perf, ref = _read_features(source_dir, src_split, name, positions)
         records_lib.write_shard(records_dir, split, name, metas, perf, ref,
                                 performances=[dict(e, split=split) for e in entries])
         out["refiled"] += len(built)
@@ -214,16 +212,13 @@ def refile_records(source_dir: str, manifest_path: str, records_dir: str) -> dic
   return out
 
 
-def _read_features(path: str, positions: list[int]):
-  """(performance, reference) float16 (N, 5, 96, 94) of records `positions`."""
+def _read_features(records_dir: str, split: str, name: str, positions: list[int]):
+  """(performance, reference) float16 (N, 5, 96, 94) of shard `name`'s records
+  `positions`."""
   shape = (0,) + constants.FEATURE_SHAPE
   if not positions:
     return np.zeros(shape, np.float16), np.zeros(shape, np.float16)
-  reader = array_record_module.ArrayRecordReader(path)
-  try:
-    recs = [records_lib.deserialize_record(b) for b in reader.read(positions)]
-  finally:
-    reader.close()
+  recs = list(records_lib.read_records(records_dir, split, name, positions))
   return (np.stack([r["performance"] for r in recs]),
           np.stack([r["reference"] for r in recs]))
 

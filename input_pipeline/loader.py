@@ -121,17 +121,11 @@ class _Index:
   transposition: np.ndarray  # int32 (N,)
 
 
-def _read_index(records_dir: str, split: str):
-  keys = records_lib.complete_keys(records_dir, split)
-  metas, paths = [], []
-  for key in keys:
-    sidecar = records_lib.read_sidecar(records_dir, split, key)
-    if not sidecar:
-      continue
-    path = os.path.join(records_dir, split, f"{key}.array_record")
-    # "path[start:end]" lets Grain skip opening every file to count records.
-    paths.append(f"{path}[0:{len(sidecar)}]")
-    metas.extend(sidecar)
+def _read_index(records_dir: str, split: str
+                ) -> tuple[records_lib.SplitSource, _Index]:
+  """The split's records (`records.SplitSource`) and their metadata arrays."""
+  source = records_lib.SplitSource(records_dir, split)
+  metas = source.metadata
   index = _Index(
       song=np.array([m["song_id"] for m in metas], dtype=object),
       performance=np.array([m["performance_id"] for m in metas], dtype=object),
@@ -144,7 +138,7 @@ def _read_index(records_dir: str, split: str):
       transposition=np.array([m["transposition"] for m in metas],
                              dtype=np.int32),
   )
-  return paths, metas, index
+  return source, index
 
 
 def _records_of(index: _Index) -> dict[str, list[int]]:
@@ -293,17 +287,17 @@ class _RecordsLoader:
       raise ValueError(f"process_index {self.process_index} not in "
                        f"[0, {self.process_count})")
     self.local_batch_size = self.global_batch_size // self.process_count
-    paths, self.metadata, self._index = _read_index(self.records_dir, split)
-    if not paths:
+    self._source, self._index = _read_index(self.records_dir, split)
+    self.metadata = self._source.metadata
+    if not self.metadata:
       raise FileNotFoundError(
           f"no complete records for split {split!r} in {self.records_dir} "
-          "(run records.build_records first)")
+          "(run build.build_records first)")
     stats_path = os.path.join(self.records_dir, "stats.json")
     if not os.path.exists(stats_path):
       raise FileNotFoundError(
           f"{stats_path} missing: build the train split or pass stats_from")
     self.stats = records_lib.load_stats(stats_path)
-    self._source = grain.sources.ArrayRecordDataSource(paths)
     self._read_options = grain.ReadOptions(
         num_threads=int(config.data.loader_threads),
         prefetch_buffer_size=int(config.data.loader_prefetch))
@@ -365,8 +359,7 @@ class _RecordsLoader:
   def _fetch(self, indices) -> dict:
     """record index -> decoded record, for the distinct `indices` (one batched read)."""
     uniq = sorted(set(int(i) for i in np.asarray(indices).reshape(-1)))
-    return dict(zip(uniq, (records_lib.deserialize_record(x)
-                           for x in self._source.__getitems__(uniq))))
+    return dict(zip(uniq, self._source.read(uniq)))
 
   def epoch(self, epoch: int) -> grain.DatasetIterator:
     """Process-local batches of an epoch (see the subclass docs for the keys), as a
@@ -383,7 +376,7 @@ class TripletLoader(_RecordsLoader):
   """Process-local triplet batches of one split (paper 3.2.3 / 3.3 / 3.4).
 
   Args:
-    records_dir: folder written by `records.build_records`.
+    records_dir: folder written by `build.build_records`.
     split: 'train' | 'validation' | 'test'.
     config: reads seed, train.global_batch_size, features.channels and
       data.{good_threshold, poor_threshold, pair_tolerance_seconds, key_align,
@@ -666,19 +659,16 @@ def load_segments(records_dir: str, split: str
   """All records of a split in file order, for scoring (paper 3.2.3 / 4).
 
   Yields:
-    (metadata, performance, reference): the sidecar dict (song_id,
+    (metadata, performance, reference): the index's record dict (song_id,
     performance_id, split, segment_start, reference_start, score (None if
     unknown), transposition, ...), and float32 (5, 96, 94) un-normalised
     features (use `prepare_clips` / `normalise` for model input).
   """
   records_dir = os.path.abspath(records_dir)
-  paths, metas, _ = _read_index(records_dir, split)
-  if not paths:
-    return
-  source = grain.sources.ArrayRecordDataSource(paths)
+  source, _ = _read_index(records_dir, split)
+  metas = source.metadata
   for start in range(0, len(metas), 64):
     keys = list(range(start, min(len(metas), start + 64)))
-    for k, data in zip(keys, source.__getitems__(keys)):
-      rec = records_lib.deserialize_record(data)
+    for k, rec in zip(keys, source.read(keys)):
       yield (metas[k], rec["performance"].astype(np.float32),
              rec["reference"].astype(np.float32))

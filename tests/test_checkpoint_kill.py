@@ -3,7 +3,7 @@ where an uninterrupted one does.
 
 Real `train.py` processes (through tests/kill_worker.py, which plants the kill point
 with monkeypatches) train a tiny Rori with SGD on a records folder built by
-`input_pipeline.records.build_records` (cheap fake features): 2 train batches per
+`input_pipeline.build.build_records` (cheap fake features): 2 train batches per
 epoch, 3 epochs, a 'latest' save after every step (checkpoint_every_steps=1) and a
 'best' save at epoch ends that improve validation. One workdir is killed again and
 again and restarted with the same command; after every kill no checkpoint the trainer
@@ -31,7 +31,9 @@ from asa_jax.systems import build_model
 from asa_jax.train import loop, mesh as mesh_lib, restore_for_inference
 from asa_jax.train.checkpoint import Checkpoints
 from asa_jax.train.state import create_train_state
+from input_pipeline import build
 from input_pipeline import records
+from input_pipeline import shard
 from tests import signals
 from tests import tiny_config
 from tests.test_records import fake_features
@@ -76,10 +78,10 @@ def _build_records(root, monkeypatch) -> str:
     if split:
       lines.append(f"s1,{name},{name}.wav,ref.wav,,{score},,{split}")
   (corpus / "manifest.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-  monkeypatch.setattr(records, "extract_features",
+  monkeypatch.setattr(shard, "extract_features",
                       lambda clips, *, crepe_capacity: fake_features(clips))
   out = str(root / "records")
-  report = records.build_records(str(corpus / "manifest.csv"), out,
+  report = build.build_records(str(corpus / "manifest.csv"), out,
                                  tiny_config.get_config())
   assert len(report.built) == 7, report.summary()
   return out

@@ -14,6 +14,7 @@ from input_pipeline import build
 from input_pipeline import crossval
 from input_pipeline import manifest as manifest_lib
 from input_pipeline import records as records_lib
+from input_pipeline import shard as shard_lib
 
 FIELDS = ("song_id,performance_id,performance_audio,reference_audio,"
           "accompaniment_audio,score,judge_scores,split,corpus").split(",")
@@ -85,7 +86,7 @@ def _refiled(records_dir, split, pid):
   """(metas, records) of performance `pid` in the complete shards of a split."""
   from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
   for name in records_lib.complete_keys(str(records_dir), split):
-    metas = records_lib.read_sidecar(str(records_dir), split, name)
+    metas = records_lib.read_index(str(records_dir), split, name)["records"]
     pos = [i for i, m in enumerate(metas) if m["performance_id"] == pid]
     if pos:
       reader = array_record_module.ArrayRecordReader(
@@ -120,7 +121,7 @@ def test_refile_records_changes_only_the_split(tmp_path, monkeypatch):
                        score=p.score, transposition=0) for i in range(2)]
         entries.append(dict(performance_id=p.performance_id, song_id=song,
                              split=split, status="built", problems=[],
-                             spec=records_lib.performance_spec(p, "original")))
+                             spec=shard_lib.performance_spec(p, "original")))
       records_lib.write_shard(str(src), split, f"shard-{split}-{song}", metas,
                               np.concatenate(perf), np.concatenate(ref),
                               performances=entries)
@@ -148,8 +149,8 @@ def test_refile_records_changes_only_the_split(tmp_path, monkeypatch):
   # build_records on the fold manifest keeps the refiled shards: nothing to extract.
   def no_extraction(clips, *, crepe_capacity):
     raise AssertionError("features extracted again")
-  monkeypatch.setattr(records_lib, "extract_features", no_extraction)
-  report = records_lib.build_records(path, str(dst), config)
+  monkeypatch.setattr(shard_lib, "extract_features", no_extraction)
+  report = build.build_records(path, str(dst), config)
   assert sorted(report.existing) == sorted(arrays)
   assert not report.built and not report.removed_stale and not report.skipped
 

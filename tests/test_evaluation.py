@@ -20,7 +20,9 @@ from asa_jax.evaluation import report
 from asa_jax.evaluation import run
 from asa_jax.evaluation import scoring
 from configs import base
+from input_pipeline import build
 from input_pipeline import records
+from input_pipeline import shard
 
 TRACES = []
 
@@ -409,7 +411,7 @@ def test_evaluate_end_to_end_with_fakes(tmp_path, monkeypatch):
                ref + noise * rng.normal(size=ref.shape).astype(np.float32), ref)
 
   model, variables = _fake_model((5, 96, 94))
-  monkeypatch.setattr(records, "build_records", fake_build)
+  monkeypatch.setattr(build, "build_records", fake_build)
   monkeypatch.setattr(loader, "load_segments", fake_segments)
   monkeypatch.setattr(run.checkpoint, "restore_for_inference",
                       lambda c, w: (model, variables))
@@ -472,12 +474,12 @@ def test_evaluation_reuses_matching_training_records(tmp_path, monkeypatch):
     lines.append(f"s1,p{i},p{i}.wav,ref.wav,,{score},,{split}")
   manifest = corpus / "manifest.csv"
   manifest.write_text("\n".join(lines) + "\n")
-  monkeypatch.setattr(records, "extract_features", test_records.Counter())
+  monkeypatch.setattr(shard, "extract_features", test_records.Counter())
   config = base.get_config()
   config.data.manifest = str(manifest)
   config.eval.bootstrap_samples = 50
   workdir = tmp_path / "work"
-  records.build_records(str(manifest), str(workdir / "records"), config)
+  build.build_records(str(manifest), str(workdir / "records"), config)
   (workdir / "stats.json").write_text((workdir / "records" / "stats.json").read_text())
   rows = [r for r in manifest_lib.read_manifest(str(manifest))[0] if r.split == "test"]
   assert run.training_records_for(config, str(workdir), str(manifest), rows) == str(
@@ -487,7 +489,7 @@ def test_evaluation_reuses_matching_training_records(tmp_path, monkeypatch):
     raise AssertionError("evaluation rebuilt records that training already built")
 
   model, variables = _fake_model((5, 96, 94))
-  monkeypatch.setattr(records, "build_records", no_build)
+  monkeypatch.setattr(build, "build_records", no_build)
   monkeypatch.setattr(run.checkpoint, "restore_for_inference",
                       lambda c, w: (model, variables))
   messages = []

@@ -8,6 +8,7 @@ import pytest
 from asa_jax.features import constants
 from asa_jax.features import keyshift
 from configs import base
+from input_pipeline import build
 from input_pipeline import loader
 from input_pipeline import records
 
@@ -211,8 +212,8 @@ def test_iterator_state_resumes_exactly_without_reading_earlier_batches(
 
   fresh = _loader(records_dir, config)  # A new process would build a new loader.
   read = []
-  original = fresh._source.__getitems__
-  fresh._source.__getitems__ = lambda keys: read.append(list(keys)) or original(keys)
+  original = fresh._source.read
+  fresh._source.read = lambda keys: read.append(list(keys)) or original(keys)
   resumed = fresh.epoch(1)
   resumed.set_state(state)
   rest = list(resumed)
@@ -315,7 +316,7 @@ def test_real_features_end_to_end(tmp_path):
       "s,poor,poor.wav,ref.wav,,10,,train\n", encoding="utf-8")
   config = _config(batch=1)
   config.features.crepe_capacity = "tiny"
-  report = records.build_records(str(tmp_path / "m.csv"),
+  report = build.build_records(str(tmp_path / "m.csv"),
                                  str(tmp_path / "rec"), config)
   assert sorted(report.built) == ["good", "poor"]
   assert report.num_records["train"] == 2

@@ -17,13 +17,13 @@ from asa_jax import numba_cache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# What a feature-build worker runs (input_pipeline.records._build_song), on audio unlike
+# What a feature-build worker runs (input_pipeline.shard._build_song), on audio unlike
 # the warm-up's: another length, key, sample rate, and DTW alignment.
 WORKER = r"""
 import numpy as np, soundfile as sf, sys, tempfile, os
 from configs import base
 from asa_jax.features import constants, extract
-from input_pipeline import records, segments
+from input_pipeline import segments, shard
 from tests import signals
 config = base.get_config()
 config.data.alignment = "dtw"
@@ -31,7 +31,7 @@ notes = [62, 64, 66, 67, 69, 71, 73, 74, 62, 66, 69]
 y = np.concatenate([signals.harmonic_tone(m, 0.7, 0.3, harmonics=5) for m in notes])
 with tempfile.TemporaryDirectory() as d:
   sf.write(os.path.join(d, "p.wav"), np.repeat(y, 3)[:, None], 48000)
-  perf = records.load_audio(os.path.join(d, "p.wav"), min_seconds=3.0)
+  perf = shard.load_audio(os.path.join(d, "p.wav"), min_seconds=3.0)
 ref = perf[::-1].copy()
 t = segments.transposition_from_profiles(segments.pitch_class_profile(perf),
                                          segments.pitch_class_profile(ref))

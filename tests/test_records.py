@@ -1,4 +1,4 @@
-"""Tests of input_pipeline.records.build_records with fake (cheap) features."""
+"""Tests of input_pipeline.build.build_records with fake (cheap) features."""
 
 import collections
 import json
@@ -17,6 +17,7 @@ from asa_jax.features import constants
 from configs import base
 from input_pipeline import build
 from input_pipeline import records
+from input_pipeline import shard
 from tests import signals
 
 SR = 16000
@@ -152,10 +153,10 @@ def _songs_manifest(corpus, name="songs.csv"):
 
 def test_build_writes_records_stats_report(corpus, tmp_path, monkeypatch):
   fake = Counter()
-  monkeypatch.setattr(records, "extract_features", fake)
+  monkeypatch.setattr(shard, "extract_features", fake)
   config = base.get_config()
   out = tmp_path / "records"
-  report = records.build_records(str(corpus / "manifest.csv"), str(out), config)
+  report = build.build_records(str(corpus / "manifest.csv"), str(out), config)
 
   assert sorted(report.built) == ["good", "mid", "poor", "val"]
   skipped = {s["performance_id"]: s["reason"] for s in report.skipped}
@@ -232,8 +233,8 @@ def test_build_writes_records_stats_report(corpus, tmp_path, monkeypatch):
 
   # A rerun recomputes nothing (skipped performances stay in their shard).
   fake2 = Counter()
-  monkeypatch.setattr(records, "extract_features", fake2)
-  report2 = records.build_records(str(corpus / "manifest.csv"), str(out),
+  monkeypatch.setattr(shard, "extract_features", fake2)
+  report2 = build.build_records(str(corpus / "manifest.csv"), str(out),
                                   config)
   assert fake2.calls == 0 and sorted(report2.existing) == sorted(report.built)
   assert not report2.built and not report2.removed_stale
@@ -248,8 +249,8 @@ def test_interrupted_build_resumes_without_redoing(corpus, tmp_path,
   config.data.shard_performances = 1  # One song, one performance per shard.
   out = tmp_path / "records"
   crash = Counter(fail_after_calls=1)
-  monkeypatch.setattr(records, "extract_features", crash)
-  report = records.build_records(str(manifest), str(out), config)
+  monkeypatch.setattr(shard, "extract_features", crash)
+  report = build.build_records(str(manifest), str(out), config)
   # One shard got its extraction call; the others' tasks raised (after their
   # retries): reported, not fatal; the shards with only skipped performances
   # are complete.
@@ -272,8 +273,8 @@ def test_interrupted_build_resumes_without_redoing(corpus, tmp_path,
   assert len(records.complete_performances(str(out))) == 1
 
   resume = Counter()
-  monkeypatch.setattr(records, "extract_features", resume)
-  report2 = records.build_records(str(manifest), str(out), config)
+  monkeypatch.setattr(shard, "extract_features", resume)
+  report2 = build.build_records(str(manifest), str(out), config)
   assert report2.existing == [first]
   assert sorted(report2.built) == sorted(failed)
   assert resume.calls == 3 and not report2.worker_failures
@@ -284,35 +285,35 @@ def test_interrupted_build_resumes_without_redoing(corpus, tmp_path,
 
 
 def test_config_mismatch_and_raise_mode(corpus, tmp_path, monkeypatch):
-  monkeypatch.setattr(records, "extract_features", Counter())
+  monkeypatch.setattr(shard, "extract_features", Counter())
   config = base.get_config()
   out = tmp_path / "records"
   manifest = corpus / "manifest.csv"
   text = manifest.read_text().splitlines()
   good_only = corpus / "good_only.csv"
   good_only.write_text("\n".join(text[:2]) + "\n")
-  records.build_records(str(good_only), str(out), config)
+  build.build_records(str(good_only), str(out), config)
   other = base.get_config()
   other.data.segment_hop_seconds = 1.0
   with pytest.raises(records.RecordsConfigError, match="segment_hop_seconds"):
-    records.build_records(str(good_only), str(out), other)
+    build.build_records(str(good_only), str(out), other)
 
   strict = base.get_config()
   strict.data.on_error = "raise"
   bad = corpus / "bad.csv"
   bad.write_text("\n".join([text[0], text[6]]) + "\n")  # silent.wav
   with pytest.raises(audio_lib.AudioError, match="silent"):
-    records.build_records(str(bad), str(tmp_path / "r2"), strict)
+    build.build_records(str(bad), str(tmp_path / "r2"), strict)
 
 
 def test_stats_from_and_stale_removal(corpus, tmp_path, monkeypatch):
-  monkeypatch.setattr(records, "extract_features", Counter())
+  monkeypatch.setattr(shard, "extract_features", Counter())
   config = base.get_config()
   text = (corpus / "manifest.csv").read_text().splitlines()
   two = corpus / "two.csv"
   two.write_text("\n".join(text[:3]) + "\n")
   train_dir = tmp_path / "train_records"
-  records.build_records(str(two), str(train_dir), config)
+  build.build_records(str(two), str(train_dir), config)
   stats = json.loads((train_dir / "stats.json").read_text())
   old_shard, = records.complete_keys(str(train_dir), "train")
 
@@ -320,7 +321,7 @@ def test_stats_from_and_stale_removal(corpus, tmp_path, monkeypatch):
   test_only.write_text(text[0] + "\n" + text[4].replace("validation", "test")
                        + "\n")
   eval_dir = tmp_path / "eval_records"
-  report = records.build_records(str(test_only), str(eval_dir), config,
+  report = build.build_records(str(test_only), str(eval_dir), config,
                                  stats_from=str(train_dir))
   assert report.stats_source == str(train_dir)
   assert json.loads((eval_dir / "stats.json").read_text()) == stats
@@ -328,7 +329,7 @@ def test_stats_from_and_stale_removal(corpus, tmp_path, monkeypatch):
   # The shard held a performance the manifest dropped: deleted, rebuilt.
   one = corpus / "one.csv"
   one.write_text("\n".join(text[:2]) + "\n")
-  report = records.build_records(str(one), str(train_dir), config)
+  report = build.build_records(str(one), str(train_dir), config)
   assert report.removed_stale == [f"train/{old_shard}"]
   assert report.built == ["good"]
   assert records.complete_performances(str(train_dir)) == {"good": "train"}
@@ -338,17 +339,17 @@ def test_stats_from_and_stale_removal(corpus, tmp_path, monkeypatch):
   # A changed score changes the shard's name: the old one is stale.
   changed = corpus / "changed.csv"
   changed.write_text(text[0] + "\n" + text[1].replace(",90,", ",80,") + "\n")
-  report = records.build_records(str(changed), str(train_dir), config)
+  report = build.build_records(str(changed), str(train_dir), config)
   assert report.removed_stale == [f"train/{new_shard}"]
   assert report.built == ["good"]
-  meta = records.read_sidecar(str(train_dir), "train",
-                              records.complete_keys(str(train_dir), "train")[0])
+  meta = records.read_index(str(train_dir), "train",
+                            records.complete_keys(str(train_dir), "train")[0])["records"]
   assert {m["score"] for m in meta} == {80.0}
 
 
 def test_shard_plan_and_matching_shards_kept(corpus, tmp_path, monkeypatch):
   manifest = _songs_manifest(corpus)
-  monkeypatch.setattr(records, "extract_features", Counter())
+  monkeypatch.setattr(shard, "extract_features", Counter())
   config = base.get_config()
   config.data.shard_performances = 3
   out = tmp_path / "records"
@@ -369,15 +370,15 @@ def test_shard_plan_and_matching_shards_kept(corpus, tmp_path, monkeypatch):
   assert build.plan_shards(build.group_performances(rows), str(out),
                            other)[0].name != plan[0].name
 
-  first = records.build_records(str(manifest), str(out), config)
+  first = build.build_records(str(manifest), str(out), config)
   assert sorted(records.complete_keys(str(out), "train")) == sorted(
       s.name for s in plan if s.split == "train")
   # Another shard size plans other names, but the complete shards still match
   # the manifest performance by performance: kept, nothing rebuilt or removed.
   config.data.shard_performances = 2
   fake = Counter()
-  monkeypatch.setattr(records, "extract_features", fake)
-  report = records.build_records(str(manifest), str(out), config)
+  monkeypatch.setattr(shard, "extract_features", fake)
+  report = build.build_records(str(manifest), str(out), config)
   assert fake.calls == 0 and not report.built and not report.removed_stale
   assert sorted(report.existing) == sorted(first.built)
 
@@ -465,10 +466,10 @@ def _check_every_shard_once(out):
 @pytest.mark.timeout(600)  # A hang on a dead worker fails the test.
 def test_killed_worker_shard_is_retried_on_dask(tmp_path, monkeypatch):
   manifest, config = _kill_corpus(tmp_path, monkeypatch)
-  monkeypatch.setattr(records, "extract_features", killing_features)
+  monkeypatch.setattr(shard, "extract_features", killing_features)
   out = tmp_path / "records"
 
-  report = records.build_records(str(manifest), str(out), config)
+  report = build.build_records(str(manifest), str(out), config)
 
   assert (tmp_path / "killed_once").exists()  # The bomb's worker did die once.
   assert sorted(report.built) == sorted(PEAKS)  # Every performance once.
@@ -481,8 +482,8 @@ def test_killed_worker_shard_is_retried_on_dask(tmp_path, monkeypatch):
 
   # Nothing is lost or redone: a rerun builds nothing.
   rerun = Counter()
-  monkeypatch.setattr(records, "extract_features", rerun)
-  again = records.build_records(str(manifest), str(out), config)
+  monkeypatch.setattr(shard, "extract_features", rerun)
+  again = build.build_records(str(manifest), str(out), config)
   assert rerun.calls == 0 and not again.built
   assert sorted(again.existing) == sorted(PEAKS)
 
@@ -490,10 +491,10 @@ def test_killed_worker_shard_is_retried_on_dask(tmp_path, monkeypatch):
 @pytest.mark.timeout(600)
 def test_shard_killing_every_worker_is_reported(tmp_path, monkeypatch):
   manifest, config = _kill_corpus(tmp_path, monkeypatch)
-  monkeypatch.setattr(records, "extract_features", always_killing_features)
+  monkeypatch.setattr(shard, "extract_features", always_killing_features)
   out = tmp_path / "records"
 
-  report = records.build_records(str(manifest), str(out), config)
+  report = build.build_records(str(manifest), str(out), config)
 
   bomb_song = {"bomb", "b2"}  # Song s2: one shard.
   assert sorted(report.built) == sorted(set(PEAKS) - bomb_song)
@@ -514,9 +515,9 @@ def test_shard_killing_every_worker_is_reported(tmp_path, monkeypatch):
 
   # The failed shard is retried by the next build (a harmless extractor).
   rerun = Counter()
-  monkeypatch.setattr(records, "extract_features", rerun)
+  monkeypatch.setattr(shard, "extract_features", rerun)
   config.data.build_workers = 1
-  again = records.build_records(str(manifest), str(out), config)
+  again = build.build_records(str(manifest), str(out), config)
   assert sorted(again.built) == sorted(bomb_song)
   assert sorted(again.existing) == sorted(set(PEAKS) - bomb_song)
   _check_every_shard_once(out)

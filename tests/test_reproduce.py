@@ -72,7 +72,7 @@ def _tiny_rori(workdir):
 def test_evaluate_systems_learned_failed_and_baselines(tmp_path, monkeypatch):
   from asa_jax import baselines  # pylint: disable=g-import-not-at-top
   from input_pipeline import loader  # pylint: disable=g-import-not-at-top
-  from input_pipeline import records  # pylint: disable=g-import-not-at-top
+  from input_pipeline import build  # pylint: disable=g-import-not-at-top
   manifest = _corpus(tmp_path)
   config = _tiny_rori(tmp_path / "rori")
   builds = []
@@ -101,7 +101,7 @@ def test_evaluate_systems_learned_failed_and_baselines(tmp_path, monkeypatch):
         "song1" if p.startswith("p") else "song2", p, s / 100 + 0.1 * i, float(s))
         for p, s in HUMAN.items()] for i, name in enumerate(names)}
 
-  monkeypatch.setattr(records, "build_records", fake_build)
+  monkeypatch.setattr(build, "build_records", fake_build)
   monkeypatch.setattr(loader, "load_segments", fake_segments)
   monkeypatch.setattr(baselines, "score_baselines", fake_baselines)
   (tmp_path / "empty").mkdir()

@@ -223,7 +223,7 @@ class _Learned:
     """
     from asa_jax.evaluation import scoring  # pylint: disable=g-import-not-at-top
     from asa_jax.features.extract import clip_at  # pylint: disable=g-import-not-at-top
-    from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
+    from input_pipeline import shard as shard_lib  # pylint: disable=g-import-not-at-top
     from input_pipeline import segments as segments_lib  # pylint: disable=g-import-not-at-top
     segs = segments_lib.plan_segments(perf, ref, self.config,
                                       transposition=transposition)
@@ -240,7 +240,7 @@ class _Learned:
         part = segs[i:i + batch]
         todo = sorted({s.reference_start for s in part} - set(ref_feats))
         # float16 like the stored records the calibration was fitted on.
-        feats = records_lib.extract_batched(
+        feats = shard_lib.extract_batched(
             [clip_at(perf, s.start) for s in part] + [clip_at(ref, t) for t in todo],
             self.config)
         ref_feats.update(zip(todo, feats[len(part):]))

@@ -322,6 +322,7 @@ def _score_learned(system: LearnedSystem, rows: list, manifest_path: str,
   Returns (scores, clips). Raises whatever fails (missing stats.json or checkpoint,
   records build errors, no clip scored).
   """
+  from input_pipeline import build  # pylint: disable=g-import-not-at-top
   from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
   config, name = system.config, system.name
   stats_path = os.path.join(system.workdir, "stats.json")
@@ -334,8 +335,8 @@ def _score_learned(system: LearnedSystem, rows: list, manifest_path: str,
   else:
     records_dir = records_dir_for(config, output_dir)
     if records_dir not in built:  # One (resumable) build per feature setting and run.
-      records_lib.build_records(build_manifest, records_dir, config,  # Prints a summary.
-                                stats_from=stats_path)
+      build.build_records(build_manifest, records_dir, config,  # Prints a summary.
+                          stats_from=stats_path)
       built.add(records_dir)
   splits = sorted({row.split for row in rows})
   splits = [s for s in splits if os.path.isdir(os.path.join(records_dir, s))]

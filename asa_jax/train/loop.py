@@ -70,7 +70,7 @@ def prepare_records(config: ml_collections.ConfigDict, workdir: str) -> str:
 
   records_dir = config.data.records_dir or <workdir>/records. If config.data.manifest
   is set and records_dir/stats.json is missing (no or unfinished build), process 0
-  runs input_pipeline.records.build_records (resumable) while the others wait.
+  runs input_pipeline.build.build_records (resumable) while the others wait.
 
   Returns:
     records_dir.
@@ -82,7 +82,7 @@ def prepare_records(config: ml_collections.ConfigDict, workdir: str) -> str:
   stats = os.path.join(records_dir, "stats.json")
   if config.data.manifest and not os.path.exists(stats):
     if jax.process_index() == 0:
-      from input_pipeline.records import build_records  # pylint: disable=g-import-not-at-top
+      from input_pipeline.build import build_records  # pylint: disable=g-import-not-at-top
       logging.info("building records from %s into %s", config.data.manifest, records_dir)
       report = build_records(config.data.manifest, records_dir, config)
       logging.info("%s", report.summary())
