@@ -9,14 +9,14 @@ shards that still match the manifest, deletes the others, and submits one
 
   * data.build_cluster == "" -> a `distributed.LocalCluster` of data.build_workers
     workers with one thread each: worker processes when build_workers > 1 (numba's
-    cache is filled first by this process, asa_jax/numba_cache.py), else one
+    cache is filled first by this process, input_pipeline/numba_warm.py), else one
     in-process worker thread (cheap for small builds and tests; the same Dask code
     path);
   * data.build_cluster == "tcp://host:8786" -> `distributed.Client` on that existing
     cluster (README: "Building features on many machines"). Its workers need the
     repository installed and the audio at the manifest's paths, and write
     `records_dir` directly, so it must be on a filesystem they share; each fills its
-    numba cache first (`client.run(numba_cache.warm)`; workers that join later do
+    numba cache first (`client.run(numba_warm.warm)`; workers that join later do
     not).
 
 Retries: a shard task that raises is retried twice (`retries=2`); a worker process
@@ -278,8 +278,8 @@ def _run_shards(shards: list[shard_lib.Shard], config, extractor,
       else:
         if workers > 1:
           # One process fills numba's cache before the workers read it.
-          from asa_jax import numba_cache  # pylint: disable=g-import-not-at-top
-          numba_cache.warm(config)
+          from input_pipeline import numba_warm  # pylint: disable=g-import-not-at-top
+          numba_warm.warm(config)
         cluster = distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=workers > 1,
             dashboard_address=":0")
@@ -311,9 +311,9 @@ def _run_shards(shards: list[shard_lib.Shard], config, extractor,
 
 
 def _warm_numba_cache(config) -> str:
-  """Runs on each worker of an existing cluster: asa_jax.numba_cache.warm."""
-  from asa_jax import numba_cache  # pylint: disable=g-import-not-at-top
-  return numba_cache.warm(config)
+  """Runs on each worker of an existing cluster: input_pipeline.numba_warm.warm."""
+  from input_pipeline import numba_warm  # pylint: disable=g-import-not-at-top
+  return numba_warm.warm(config)
 
 
 def _describe(error: BaseException) -> str:

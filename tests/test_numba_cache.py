@@ -3,7 +3,7 @@
 Two processes compiling librosa's gufuncs at once can leave a kernel and its wrapper
 from different processes in the cache, and every later reader segfaults (numba issue
 10128; BUILD_NOTES.md "The numba cache crash"). The build therefore fills the cache in
-one process (`numba_cache.warm`) before its workers start; these tests check that
+one process (`numba_warm.warm`) before its workers start; these tests check that
 nothing a worker calls is left for the workers to compile and write.
 """
 
@@ -44,8 +44,8 @@ print("worker path ok")
 
 WARM = r"""
 from configs import base
-from asa_jax import numba_cache
-print("warm", numba_cache.warm(base.get_config()))
+from input_pipeline import numba_warm
+print("warm", numba_warm.warm(base.get_config()))
 """
 
 
@@ -74,7 +74,7 @@ def test_warm_leaves_nothing_for_workers_to_write(tmp_path):
   assert "worker path ok" in worker.stdout
   after = _snapshot(cache)
   assert after == before, (
-      "a build worker compiled and wrote numba cache entries that numba_cache.warm "
+      "a build worker compiled and wrote numba cache entries that numba_warm.warm "
       f"does not cover: {sorted(set(after.items()) - set(before.items()))}")
 
 
