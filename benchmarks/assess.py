@@ -53,7 +53,7 @@ def make_workdir(path: str) -> str:
 def song(minutes: float, seed: int, detune: float = 0.0):
   """float32 16 kHz audio: `minutes` of 4-note phrases (random steps), sung."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from input_pipeline import synth_voice  # pylint: disable=g-import-not-at-top
+  from input_pipeline.corpora import synth_voice  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(1000 + int(minutes * 10))  # same tune per length.
   notes, t, pitch = [], 0.3, 62
   while t < minutes * 60 - 1.0:

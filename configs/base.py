@@ -29,7 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.poor_threshold = 40.0  # score < this is "poor" (paper 3.3).
   # Triplet pairing: 'threshold' (paper 3.3: good vs poor of a song) | 'gap' (any two
   # performances of a song whose scores differ by >= min_score_gap; for corpora of
-  # labelled degradations, input_pipeline/real_corpus.py).
+  # labelled degradations, input_pipeline/corpora/real.py).
   c.data.pairing = "threshold"
   c.data.min_score_gap = 25.0
   c.data.segment_hop_seconds = 1.5  # Hop between 3 s segments inside voiced regions.

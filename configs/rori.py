@@ -3,7 +3,7 @@
 Variants (configs/variants.py), comma-separated: `configs/rori.py` (paper values),
 `:small` (a narrow tower and a larger learning rate for CPU runs), `:demo` (`small` on
 the generated demo corpus), `:ssvd` (`small` on the SSVD manifest made by
-`python -m input_pipeline.ssvd`), plus one channel-ablation word (paper 4.5):
+`python -m input_pipeline.corpora.ssvd`), plus one channel-ablation word (paper 4.5):
 `ablation_spec`, `ablation_spec_f0`, `ablation_spec_f0_chroma`, e.g.
 `configs/rori.py:demo,ablation_spec`.
 """

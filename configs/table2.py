@@ -2,7 +2,7 @@
 
 `configs/table2.py:SUITE`, SUITE one of:
   demo   the generated demo corpus (demo_data/manifest.csv), small CPU configs;
-  ssvd   SSVD (data/ssvd/manifest.csv from `python -m input_pipeline.ssvd`), small
+  ssvd   SSVD (data/ssvd/manifest.csv from `python -m input_pipeline.corpora.ssvd`), small
          configs with DTW alignment and key shift; no Racc (SSVD has no
          accompaniment);
   paper  the paper's values (configs without a variant word); give --manifest.

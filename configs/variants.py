@@ -7,7 +7,7 @@ ARG is a comma-separated list of words (spaces ignored), e.g. "demo,ablation_spe
              embedding), batch 32, 30 epochs, tiny CREPE: CPU-sized runs;
       demo   small + the generated demo corpus (demo_data/manifest.csv);
       ssvd   small + the SSVD manifest (DTW alignment, key shift, poor < 55);
-      real   small + the real-voice corpus (python -m input_pipeline.real_corpus
+      real   small + the real-voice corpus (python -m input_pipeline.corpora.real
              --out_dir=data/real): DTW alignment, key shift, model selection by the
              validation Pearson's r of performance scores, 'gap' triplet pairing;
   * at most one ablation word (paper 4.5, Rori only; the full 5-channel run is the

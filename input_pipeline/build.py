@@ -196,7 +196,7 @@ def _resolve(records_dir: str, songs: dict[str, list[shard_lib.Performance]],
   A complete shard is kept when it is in the plan, or when every performance its
   index lists is a manifest performance of the same split and spec not held by
   another kept shard (a shard of an earlier plan, or refiled by
-  input_pipeline.crossval); any other complete shard is deleted. The performances
+  input_pipeline.corpora.folds); any other complete shard is deleted. The performances
   not held by kept shards are planned again (`plan_shards`), which gives the
   planned names when nothing was adopted.
 

@@ -1,12 +1,12 @@
 """Generated sung phrases with known errors for the asa_jax.assess tests.
 
 A melody of PHRASES phrases, phrase k sung in [3k + 0.3, 3k + 2.7] s (one per 3 s
-feedback window), four notes each, rendered by input_pipeline.synth_voice.
+feedback window), four notes each, rendered by input_pipeline.corpora.synth_voice.
 """
 
 import numpy as np
 
-from input_pipeline import synth_voice
+from input_pipeline.corpora import synth_voice
 
 PHRASES = 5
 SECONDS = 3.0 * PHRASES

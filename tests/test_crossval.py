@@ -1,4 +1,4 @@
-"""Leave-songs-out folds (input_pipeline.crossval) and their pooled r
+"""Leave-songs-out folds (input_pipeline.corpora.folds) and their pooled r
 (asa_jax.evaluation.crossval)."""
 
 import csv
@@ -11,7 +11,7 @@ import soundfile as sf
 from asa_jax.evaluation import crossval as cv_eval
 from configs import base
 from input_pipeline import build
-from input_pipeline import crossval
+from input_pipeline.corpora import folds as crossval
 from input_pipeline import manifest as manifest_lib
 from input_pipeline import records as records_lib
 from input_pipeline import shard as shard_lib

@@ -1,4 +1,4 @@
-"""input_pipeline.degrade on a real MIR-1K vocal: each degradation does what it says."""
+"""input_pipeline.corpora.degrade on a real MIR-1K vocal: each degradation does what it says."""
 
 import dataclasses
 import os
@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from input_pipeline import degrade as dg
+from input_pipeline.corpora import degrade as dg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP = os.path.join(ROOT, "..", "shared", "data", "mir1k", "voice", "Ani_1_01.opus")

@@ -1,4 +1,4 @@
-"""Tests for the synthetic demo corpus (input_pipeline/demo_corpus.py, synth_voice.py)."""
+"""Tests for the synthetic demo corpus (input_pipeline/corpora/demo.py, synth_voice.py)."""
 
 import csv
 import glob
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from input_pipeline import demo_corpus
+from input_pipeline.corpora import demo as demo_corpus
 from input_pipeline import manifest
-from input_pipeline import synth_voice
+from input_pipeline.corpora import synth_voice
 
 COLUMNS = ["song_id", "performance_id", "performance_audio", "reference_audio",
            "accompaniment_audio", "score", "judge_scores", "split"]

@@ -1,4 +1,4 @@
-"""input_pipeline.real_corpus: deterministic, resumable, disjoint splits, real audio."""
+"""input_pipeline.corpora.real: deterministic, resumable, disjoint splits, real audio."""
 
 import csv
 import hashlib
@@ -7,7 +7,7 @@ import os
 import pytest
 
 from input_pipeline import manifest as manifest_lib
-from input_pipeline import real_corpus
+from input_pipeline.corpora import real as real_corpus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIR1K = os.path.join(ROOT, "..", "shared", "data", "mir1k")

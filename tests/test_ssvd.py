@@ -1,4 +1,4 @@
-"""Tests for the SSVD manifest adapter (input_pipeline/ssvd.py)."""
+"""Tests for the SSVD manifest adapter (input_pipeline/corpora/ssvd.py)."""
 
 import collections
 import csv
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from input_pipeline import manifest
-from input_pipeline import ssvd
+from input_pipeline.corpora import ssvd
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SSVD_DIR = os.path.join(REPO, "..", "shared", "data", "ssvd")

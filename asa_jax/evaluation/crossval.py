@@ -4,7 +4,7 @@ r"""Pooled Pearson's r of cross-validation folds (leave-songs-out).
         --scores='runs/real_cv/*/fold_*/eval/scores.csv,runs/ssvd_baselines/scores.csv' \
         --manifest=data/real/manifest.csv --corpus=ssvd [--output=cv.json]
 
-Each fold (input_pipeline/crossval.py) tests its own songs with a model trained
+Each fold (input_pipeline/corpora/folds.py) tests its own songs with a model trained
 without them; the folds' test scores together cover every song once. Per system, the
 scores of the `corpus` rows of `manifest` are pooled over all the given scores.csv files
 (eval.py's: system, song_id, performance_id, predicted, human) and correlated with the

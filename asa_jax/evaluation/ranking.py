@@ -3,7 +3,7 @@ r"""Degradation ranking: does a system order the versions of one recording corre
     python -m asa_jax.evaluation.ranking --scores=runs/real/eval/scores.csv \
         --manifest=data/real/manifest.csv [--output=runs/real/eval/ranking.json]
 
-For a corpus of labelled degradations of real recordings (input_pipeline/real_corpus.py;
+For a corpus of labelled degradations of real recordings (input_pipeline/corpora/real.py;
 manifest column `source_id`), every source recording has K versions of known quality.
 Per source, Spearman's rho between a system's predicted scores and the labels over
 its versions; reported per system: the mean rho over sources with a 95% percentile
@@ -35,7 +35,7 @@ def read_sources(manifest_path: str) -> dict[str, tuple[str, str]]:
     reader = csv.DictReader(f)
     if "source_id" not in (reader.fieldnames or []):
       raise ValueError(f"{manifest_path}: no 'source_id' column (written by "
-                       "input_pipeline.real_corpus)")
+                       "input_pipeline.corpora.real)")
     return {row["performance_id"]: (row["source_id"], row.get("corpus", ""))
             for row in reader}
 

@@ -1,6 +1,6 @@
 r"""Manifest adapter for the Sight-Singing Vocal Dataset (SSVD v1.0, itec-hust).
 
-    python -m input_pipeline.ssvd --ssvd_dir=../shared/data/ssvd \
+    python -m input_pipeline.corpora.ssvd --ssvd_dir=../shared/data/ssvd \
         --out=DIR/manifest.csv [--seed=0 --test_melodies=2 --validation_melodies=2]
 
 writes DIR/manifest.csv (contract columns; ABSOLUTE audio paths, since the data

@@ -21,7 +21,7 @@ Every version of a recording, the undegraded one included, goes through the same
 analysis and resynthesis, so vocoder artefacts carry no label.
 
 The label is computed from the errors actually applied (`Applied`), like the demo
-corpus's (input_pipeline/demo_corpus.py):
+corpus's (input_pipeline/corpora/demo.py):
 
     P = mean over notes of the mean |pitch change| in cents inside the note (key
         shift and roughness excluded, vibrato change included), each note capped

@@ -1,6 +1,6 @@
 r"""Leave-songs-out cross-validation folds of one corpus inside a manifest.
 
-    python -m input_pipeline.crossval --manifest=data/real/manifest.csv \
+    python -m input_pipeline.corpora.folds --manifest=data/real/manifest.csv \
         --out_dir=data/real_cv --corpus=ssvd --folds=4 [--seed=0] \
         [--records_from=runs/real/records_original]
 
@@ -89,7 +89,7 @@ def write_fold_manifests(manifest_path: str, out_dir: str, *, corpus: str,
   """Writes OUT/fold_<k>/manifest.csv for k < K and OUT/folds.json (atomically).
 
   Args:
-    manifest_path: a manifest with a `corpus` column (input_pipeline.real_corpus).
+    manifest_path: a manifest with a `corpus` column (input_pipeline.corpora.real).
     out_dir: output folder.
     corpus: the corpus whose songs are cross-validated (e.g. "ssvd").
     folds: K.
@@ -109,7 +109,7 @@ def write_fold_manifests(manifest_path: str, out_dir: str, *, corpus: str,
     rows = list(reader)
   if "corpus" not in fields:
     raise ValueError(f"{manifest_path}: no 'corpus' column (written by "
-                     "input_pipeline.real_corpus)")
+                     "input_pipeline.corpora.real)")
   counts = collections.Counter(r["song_id"] for r in rows if r["corpus"] == corpus)
   if not counts:
     raise ValueError(f"{manifest_path}: no rows with corpus {corpus!r}")

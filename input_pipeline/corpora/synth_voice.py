@@ -1,6 +1,6 @@
 """A small, vectorised formant singing-voice and chord synthesiser (numpy only).
 
-Used by `input_pipeline.demo_corpus` to render synthetic "original singing"
+Used by `input_pipeline.corpora.demo` to render synthetic "original singing"
 (the reference of paper 3.3), amateur performances with known errors, and a
 sustained-chord accompaniment (the Racc reference of paper 3.3).
 

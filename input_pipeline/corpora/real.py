@@ -1,6 +1,6 @@
 r"""Real-voice training corpus: real vocals, degraded in known ways, with labels.
 
-    python -m input_pipeline.real_corpus --out_dir=data/real \
+    python -m input_pipeline.corpora.real --out_dir=data/real \
         [--mir1k_dir=../shared/data/mir1k] [--ssvd_dir=../shared/data/ssvd] \
         [--variant=full|small] [--versions=6] [--max_sources=0] [--workers=2] [--seed=0]
 
@@ -15,7 +15,7 @@ OUT/sources/<id>.json exists; audio is written atomically first) and parallel
 Sources (issue "Make the learned systems work on real singing"):
   * MIR-1K karaoke clips (`voice/<singer>_<song>_<clip>.opus`, accompaniment in
     `accompaniment/`, pitch labels in `PitchLabel/` at 20 ms): each clip is analysed
-    once with WORLD (input_pipeline/degrade.py; f0 from the manual pitch labels) and
+    once with WORLD (input_pipeline/corpora/degrade.py; f0 from the manual pitch labels) and
     resynthesised in K versions: version 0 undegraded, the others with severities
     spread over the whole range (stratified: version k >= 1 has severity in
     [(k-1)/(K-1), k/(K-1))); each degraded version mixes the
@@ -26,7 +26,7 @@ Sources (issue "Make the learned systems work on real singing"):
     track); the label-neutral changes are a gain of +-6 dB and, for the reference,
     another voice.
   * SSVD v1 (a cappella sight-singing): the real, unvocoded recordings with their
-    label-derived scores and references (input_pipeline/ssvd.py), so that natural
+    label-derived scores and references (input_pipeline/corpora/ssvd.py), so that natural
     audio with real labels is part of training and of every evaluation.
 
 References: MIR-1K songs sung by several singers are found by their lyrics (Big5
@@ -197,7 +197,7 @@ def assign_splits(sources: Sequence[Source], songs: dict[str, str], *, seed: int
 
 def sample_degradation(severity: float, rng: np.random.Generator):
   """A Degradation of the given severity in [0, 1] (module docstring)."""
-  from input_pipeline import degrade  # pylint: disable=g-import-not-at-top
+  from input_pipeline.corpora import degrade  # pylint: disable=g-import-not-at-top
   weights = rng.dirichlet([1.0, 1.0, 1.0])
   fields = {}
   for family, weight in zip((PITCH_ERRORS, TIMING_ERRORS, VOICE_ERRORS), weights):
@@ -236,7 +236,7 @@ def _seed_for(seed: int, name: str) -> list[int]:
 def _load_mir1k(source: Source):
   """(audio float32, WorldParams) with f0 from the pitch labels when present."""
   import soundfile as sf  # pylint: disable=g-import-not-at-top
-  from input_pipeline import degrade  # pylint: disable=g-import-not-at-top
+  from input_pipeline.corpora import degrade  # pylint: disable=g-import-not-at-top
   audio, sr = sf.read(source.voice, dtype="float32", always_2d=False)
   if audio.ndim > 1:
     audio = audio.mean(axis=1)
@@ -254,7 +254,7 @@ def _load_mir1k(source: Source):
 def build_reference(out_dir: str, song: str, singer: str,
                     clips: Sequence[Source]) -> str:
   """Writes (once) the vocoded concatenation of one singer's clips of a song."""
-  from input_pipeline import degrade  # pylint: disable=g-import-not-at-top
+  from input_pipeline.corpora import degrade  # pylint: disable=g-import-not-at-top
   path = os.path.join(out_dir, "audio", "references", f"{song}__{singer}.wav")
   if not os.path.exists(path):
     parts = []
@@ -270,7 +270,7 @@ def build_source(out_dir: str, source: Source, song: str, split: str,
   """Builds one source's K versions (and own-voice reference); returns its record
   {"source_id", "rows": [...]} or {"source_id", "skipped": reason}; the record is
   also written to OUT/sources/<clip>.json (the completion marker)."""
-  from input_pipeline import degrade  # pylint: disable=g-import-not-at-top
+  from input_pipeline.corpora import degrade  # pylint: disable=g-import-not-at-top
   marker = os.path.join(out_dir, "sources", f"{source.clip}.json")
   if os.path.exists(marker):
     with open(marker, encoding="utf-8") as f:
@@ -320,7 +320,7 @@ def _task(args) -> dict:
 
 def _ssvd_rows(ssvd_dir: str, seed: int) -> list[dict]:
   """The real SSVD v1 rows (absolute paths, label-derived scores, melody splits)."""
-  from input_pipeline import ssvd  # pylint: disable=g-import-not-at-top
+  from input_pipeline.corpora import ssvd  # pylint: disable=g-import-not-at-top
   result = ssvd.build_manifest(ssvd_dir, seed=seed)
   out = []
   for row in result["rows"]:
