@@ -1,5 +1,5 @@
 """Lee & Nam's hinge rank system (asa_jax/systems/hinge_rank.py) and its K-negative
-rows (input_pipeline.loader.add_negatives)."""
+rows (input_pipeline.pairing.add_negatives)."""
 
 import jax
 import numpy as np
@@ -9,7 +9,7 @@ from asa_jax import systems
 from asa_jax.systems import hinge_rank
 from asa_jax.train import loop, mesh as mesh_lib
 from asa_jax.train.step import make_steps
-from input_pipeline import loader as loader_lib
+from input_pipeline import pairing as pairing_lib
 from tests import fake_loader
 
 
@@ -64,9 +64,9 @@ def test_hinge_rank_system_takes_a_real_training_step():
 
 
 def _index(rows):
-  """_Index from (song, performance, reference_start, score) rows."""
+  """RecordIndex from (song, performance, reference_start, score) rows."""
   n = len(rows)
-  return loader_lib._Index(
+  return pairing_lib.RecordIndex(
       song=np.array([r[0] for r in rows], dtype=object),
       performance=np.array([r[1] for r in rows], dtype=object),
       reference_file=np.array(["ref"] * n, dtype=object),
@@ -85,8 +85,8 @@ def test_negatives_are_worse_performances_of_the_same_song(pairing):
       for start in (0.0, 1.5, 3.0):
         rows.append((song, f"{song}p{p}", start, float(score)))
   index = _index(rows)
-  triplets = loader_lib.pair_triplets(index, c, 0)
-  out = loader_lib.add_negatives(index, triplets, c, 0, 4)
+  triplets = pairing_lib.pair_triplets(index, c, 0)
+  out = pairing_lib.add_negatives(index, triplets, c, 0, 4)
   assert out.shape == (len(triplets), 5) and len(triplets) > 0
   np.testing.assert_array_equal(out[:, :2], triplets)
   for row in out:
@@ -96,8 +96,8 @@ def test_negatives_are_worse_performances_of_the_same_song(pairing):
       assert index.score[neg] < index.score[pos]
       assert abs(index.reference_start[neg] - index.reference_start[pos]) <= 0.75
   assert len({tuple(r[1:]) for r in out}) > 1  # Drawn, not copies of one negative.
-  np.testing.assert_array_equal(out, loader_lib.add_negatives(index, triplets, c, 0, 4))
-  np.testing.assert_array_equal(loader_lib.add_negatives(index, triplets, c, 0, 1),
+  np.testing.assert_array_equal(out, pairing_lib.add_negatives(index, triplets, c, 0, 4))
+  np.testing.assert_array_equal(pairing_lib.add_negatives(index, triplets, c, 0, 1),
                                 triplets)
   with pytest.raises(ValueError, match="negatives"):
-    loader_lib.add_negatives(index, triplets, c, 0, 0)
+    pairing_lib.add_negatives(index, triplets, c, 0, 0)

@@ -10,6 +10,7 @@ from asa_jax.features import keyshift
 from configs import base
 from input_pipeline import build
 from input_pipeline import loader
+from input_pipeline import model_input
 from input_pipeline import records
 
 # performance_id -> (song, score, number of segments, transposition)
@@ -175,12 +176,12 @@ def test_normalise_function():
   stats = dict(mean=[1, 2, 3, 4, 5], std=[1, 2, 4, 8, 16],
                channels=list(constants.CHANNELS))
   x = np.ones((2,) + constants.FEATURE_SHAPE, np.float16) * 9
-  out = loader.normalise(x, stats, ("tempo", "chroma"))
+  out = model_input.normalise(x, stats, ("tempo", "chroma"))
   assert out.shape == (2, 2, 96, 94) and out.dtype == np.float32
   np.testing.assert_allclose(out[:, 0], (9 - 5) / 16)
   np.testing.assert_allclose(out[:, 1], (9 - 2) / 2)
   with pytest.raises(ValueError, match="not all in"):
-    loader.normalise(x, stats, ("mfcc",))
+    model_input.normalise(x, stats, ("mfcc",))
 
 
 def test_process_slices_concatenate_to_global_batch(records_dir):

@@ -1,5 +1,5 @@
 """The siamese contrastive system (asa_jax/systems/siamese.py) and its clip pairs
-(input_pipeline.loader.pair_siamese / PairLoader)."""
+(input_pipeline.pairing.pair_siamese / loader.PairLoader)."""
 
 import jax
 import numpy as np
@@ -9,7 +9,7 @@ from asa_jax import systems
 from asa_jax.systems import siamese
 from asa_jax.train import loop, mesh as mesh_lib
 from asa_jax.train.step import make_steps
-from input_pipeline import loader as loader_lib
+from input_pipeline import pairing as pairing_lib
 from tests import fake_loader
 from tests.test_hinge_rank import _index
 
@@ -31,7 +31,7 @@ def test_pairs_are_one_to_one_same_and_different_class():
       for start in (0.0, 1.5, 3.0):
         rows.append((song, f"{song}p{p}", start, float(score)))
   index = _index(rows)
-  pairs = loader_lib.pair_siamese(index, c, 0)
+  pairs = pairing_lib.pair_siamese(index, c, 0)
   assert pairs.shape[1] == 3 and len(pairs) > 0
   assert np.sum(pairs[:, 2] == 1) == np.sum(pairs[:, 2] == 0)
   good = lambda i: index.score[i] >= 80
@@ -39,7 +39,7 @@ def test_pairs_are_one_to_one_same_and_different_class():
     assert index.song[a] == index.song[b] and index.performance[a] != index.performance[b]
     assert 60 not in (index.score[a], index.score[b])  # Neither good nor poor.
     assert (good(a) == good(b)) == bool(same)
-  np.testing.assert_array_equal(pairs, loader_lib.pair_siamese(index, c, 0))
+  np.testing.assert_array_equal(pairs, pairing_lib.pair_siamese(index, c, 0))
 
 
 def test_siamese_takes_a_real_training_step_and_scores_by_distance():

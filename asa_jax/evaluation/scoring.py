@@ -80,7 +80,7 @@ def prepare_segments(segments: Iterable[Segment], stats: Mapping[str, Any],
                      config) -> Iterator[Segment]:
   """Turns stored (un-normalised, 5-channel) clips into model inputs.
 
-  Applies exactly the training loader's transform (`input_pipeline.loader.
+  Applies exactly the training loader's transform (`input_pipeline.model_input.
   prepare_clips`): the performance clip is moved to the reference key when
   `config.data.key_align == 'shift'` (by -transposition semitones), then both clips
   are cut to `config.features.channels` and normalised with the training statistics.
@@ -100,7 +100,7 @@ def prepare_segments(segments: Iterable[Segment], stats: Mapping[str, Any],
     ValueError: key_align == 'shift' and a record has no transposition; unknown
       key_align or channel (from the loader).
   """
-  from input_pipeline import loader  # pylint: disable=g-import-not-at-top
+  from input_pipeline import model_input  # pylint: disable=g-import-not-at-top
   shift = config.data.key_align == "shift"
   for metadata, performance, reference in segments:
     if shift and metadata.get("transposition") is None:
@@ -108,9 +108,10 @@ def prepare_segments(segments: Iterable[Segment], stats: Mapping[str, Any],
           f"key_align='shift' but the record of {metadata.get('song_id')}/"
           f"{metadata.get('performance_id')} has no 'transposition'")
     transposition = [int(metadata.get("transposition") or 0)]
-    performance = loader.prepare_clips(np.asarray(performance)[None], stats, config,
-                                       transpositions=transposition)[0]
-    reference = loader.prepare_clips(np.asarray(reference)[None], stats, config)[0]
+    performance = model_input.prepare_clips(np.asarray(performance)[None], stats,
+                                            config, transpositions=transposition)[0]
+    reference = model_input.prepare_clips(np.asarray(reference)[None], stats,
+                                          config)[0]
     yield metadata, performance, reference
 
 
@@ -275,7 +276,7 @@ def score_performances(model, variables,
     (scores, ClipEmbeddings) when return_clips.
   """
   if isinstance(segments, (str, os.PathLike)):
-    from input_pipeline import loader  # pylint: disable=g-import-not-at-top
+    from input_pipeline import model_input  # pylint: disable=g-import-not-at-top
     records_dir = segments
     splits = [split] if isinstance(split, str) else list(split)
     segments = (item for s in splits for item in loader.load_segments(records_dir, s))
