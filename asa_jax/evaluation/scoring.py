@@ -276,7 +276,7 @@ def score_performances(model, variables,
     (scores, ClipEmbeddings) when return_clips.
   """
   if isinstance(segments, (str, os.PathLike)):
-    from input_pipeline import model_input  # pylint: disable=g-import-not-at-top
+    from input_pipeline import loader  # pylint: disable=g-import-not-at-top
     records_dir = segments
     splits = [split] if isinstance(split, str) else list(split)
     segments = (item for s in splits for item in loader.load_segments(records_dir, s))
