@@ -16,6 +16,7 @@ from asa_jax.features.constants import CHANNELS
 from asa_jax.features import keyshift
 from asa_jax.evaluation import pearson
 from asa_jax.evaluation import plots
+from asa_jax.evaluation import records_reuse
 from asa_jax.evaluation import report
 from asa_jax.evaluation import run
 from asa_jax.evaluation import scoring
@@ -204,11 +205,11 @@ def test_report_systems_writes_all_outputs(tmp_path):
 def test_reference_label():
   c = base.get_config()  # A full config: reference_label asks the system registry.
   c.system, c.data.reference = "rori", "original"
-  assert run.reference_label(c) == "Original Track"
+  assert report.reference_label(c) == "Original Track"
   c.data.reference = "accompaniment"
-  assert run.reference_label(c) == "Accompaniment Track"
+  assert report.reference_label(c) == "Accompaniment Track"
   c.system = "direct"
-  assert run.reference_label(c) == "None"
+  assert report.reference_label(c) == "None"
 
 
 # --- Scoring -----------------------------------------------------------------------
@@ -482,7 +483,7 @@ def test_evaluation_reuses_matching_training_records(tmp_path, monkeypatch):
   build.build_records(str(manifest), str(workdir / "records"), config)
   (workdir / "stats.json").write_text((workdir / "records" / "stats.json").read_text())
   rows = [r for r in manifest_lib.read_manifest(str(manifest))[0] if r.split == "test"]
-  assert run.training_records_for(config, str(workdir), str(manifest), rows) == str(
+  assert records_reuse.training_records_for(config, str(workdir), str(manifest), rows) == str(
       workdir / "records")
 
   def no_build(*args, **kwargs):
@@ -502,12 +503,12 @@ def test_evaluation_reuses_matching_training_records(tmp_path, monkeypatch):
   # Not reused: other feature settings, other manifest bytes, a missing performance.
   other = base.get_config()
   other.data.segment_hop_seconds = 1.0
-  assert run.training_records_for(other, str(workdir), str(manifest), rows) is None
+  assert records_reuse.training_records_for(other, str(workdir), str(manifest), rows) is None
   test_shard, = records.complete_keys(str(workdir / "records"), "test")
   os.remove(workdir / "records" / "test" / f"{test_shard}.json")  # p2..p4 incomplete.
-  assert run.training_records_for(config, str(workdir), str(manifest), rows) is None
+  assert records_reuse.training_records_for(config, str(workdir), str(manifest), rows) is None
   manifest.write_text("\n".join(lines[:-1]) + "\n")
-  assert run.training_records_for(config, str(workdir), str(manifest), rows[:2]) is None
+  assert records_reuse.training_records_for(config, str(workdir), str(manifest), rows[:2]) is None
 
 
 # --- Bootstrap confidence intervals -------------------------------------------------

@@ -14,6 +14,7 @@ from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import dtw as dtw_lib
 from asa_jax.baselines import dtw_melody
 from asa_jax.baselines import mast
+from asa_jax.evaluation import report as report_lib
 from asa_jax.evaluation import run as run_lib
 
 HOP = contours_lib.FRAME_SECONDS
@@ -208,7 +209,7 @@ def test_bad_input_raises_like_dtw_pitch():
 def test_registered_as_a_baseline_in_the_dtwdist_group():
   assert baselines.BASELINES["dtw_melody"] == "Original Track f0 (transposed)"
   assert "dtw_melody" in run_lib.resolve_baselines("all")
-  assert run_lib.table_group("dtw_melody") == "DTWDist"
+  assert report_lib.table_group("dtw_melody") == "DTWDist"
   assert "dtw_melody" in mast.MEASURES
 
 

@@ -14,6 +14,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from asa_jax.evaluation import report
 from asa_jax.evaluation import run
 from asa_jax.evaluation import scoring
 from asa_jax.experiments import pipeline
@@ -253,7 +254,7 @@ def test_plan_jobs_records_per_reference_and_suites_load(tmp_path):
   assert f"data.records_dir={tmp_path / 'records_accompaniment'}" in jobs["racc"].overrides
   assert f"data.records_dir={tmp_path / 'records_original'}" in jobs["delta"].overrides
   for name, job in jobs.items():  # every spec loads and names its row as the suite does
-    assert run.system_name(specs.load_config(job.spec, job.overrides)) == name
+    assert report.system_name(specs.load_config(job.spec, job.overrides)) == name
   ssvd = pipeline.load_suite("ssvd")
   assert "racc" not in [n for n, _ in ssvd.systems]
   assert ssvd.manifest == "data/ssvd/manifest.csv"

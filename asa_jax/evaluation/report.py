@@ -1,4 +1,5 @@
-"""Evaluation outputs: scores.csv, pearson.json and a Table 2-shaped table.md.
+"""Evaluation outputs: scores.csv, pearson.json and a Table 2-shaped table.md, and the
+Table 2 naming: row names, groups, "Reference Used" labels and the paper's row order.
 
 Every function takes a mapping system -> results, so one run can report several
 systems side by side like the paper's Table 2 (rows = systems, columns = songs + Mix).
@@ -26,6 +27,10 @@ UNDEFINED = "-"
 META_KEY = "_meta"
 # Table 2's row groups, in the paper's order (+ our ablation rows, paper 4.5).
 GROUP_ORDER = ("Baseline", "Proposed", "Ablation", "Histogram", "DTWDist", "Other")
+REFERENCE_LABELS = {"original": "Original Track", "accompaniment": "Accompaniment Track"}
+# Row order inside a Table 2 group: the paper's order, then anything else.
+PAPER_ORDER = (*systems.names(), *ablations.FIGURE7_ROWS,
+               *baseline_names.HISTOGRAM, *baseline_names.DTW)
 # Table 2's "Configuration" labels (paper names; our ablation and DTW rows named after
 # paper 4.5 / 4.2.2); other systems are shown by their own name.
 DISPLAY_NAMES = {
@@ -165,3 +170,48 @@ def write_table_md(path: str | os.PathLike, correlations_by_system: Mapping[str,
   text = table + caption + "".join(f"\n{note}\n" for note in notes if note)
   atomic.write_text(path, text)
   return table
+
+
+# --- Table 2 naming and order. ------------------------------------------------
+
+
+def system_name(config) -> str:
+  """Row label of a config: config.name when set, else config.system."""
+  return str(config.name or config.system)
+
+
+def table_group(name: str, group: str | None = None) -> str:
+  """Table 2 group of a row: a learned system's own group (`System.group`: Baseline
+  for Direct, Proposed for the others), Ablation (the channel-ablation Rori rows,
+  paper 4.5), Histogram (paper 4.2.1), DTWDist (paper 4.2.2), else Other.
+
+  Args:
+    name: row name (config.name / baseline name).
+    group: the learned system's `System.group`, None for baselines.
+  """
+  if name in ablations.FIGURE7_ROWS[:-1]:
+    return "Ablation"
+  if group is not None:
+    return group
+  if name in baseline_names.GROUPS:
+    return baseline_names.GROUPS[name]
+  return "DTWDist" if name.startswith("dtw") else "Other"
+
+
+def baseline_labels() -> dict[str, str]:
+  """name -> "Reference Used" of every baseline (asa_jax/baselines/names.py)."""
+  return dict(baseline_names.REFERENCE_USED)
+
+
+def reference_label(config) -> str:
+  """Table 2's "Reference Used" cell for a config: Original / Accompaniment Track, or
+  None for a system that scores without a reference (`System.reference`)."""
+  reference = systems.get(config).reference
+  if reference is None:
+    return "None"
+  return REFERENCE_LABELS.get(reference, str(reference))
+
+
+def paper_rank(name: str) -> int:
+  """Position of a row in the paper's Table 2 order (PAPER_ORDER); other rows last."""
+  return PAPER_ORDER.index(name) if name in PAPER_ORDER else len(PAPER_ORDER)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import json
 import os
@@ -41,18 +40,12 @@ from asa_jax.evaluation import figures
 from asa_jax.evaluation import judges
 from asa_jax.evaluation import pearson as pearson_lib
 from asa_jax.evaluation import plots
+from asa_jax.evaluation import records_reuse
 from asa_jax.evaluation import report
 from asa_jax.evaluation import scoring
 from asa_jax.train import checkpoint
 
 SPLITS = ("train", "validation", "test")
-REFERENCE_LABELS = {"original": "Original Track", "accompaniment": "Accompaniment Track"}
-# Baseline names and their Table 2 groups (asa_jax/baselines/names.py).
-HISTOGRAM_BASELINES = baseline_names.HISTOGRAM
-DTW_BASELINES = baseline_names.DTW
-# Row order inside a Table 2 group: the paper's order, then anything else.
-PAPER_ORDER = (*systems.names(), *figures.ABLATION_ROWS,
-               *HISTOGRAM_BASELINES, *DTW_BASELINES)
 DEFAULT_BOOTSTRAP_SAMPLES = 1000
 
 
@@ -70,34 +63,6 @@ class LearnedSystem:
   workdir: str
 
 
-def system_name(config) -> str:
-  """Row label of a config: config.name when set, else config.system."""
-  return str(config.name or config.system)
-
-
-def table_group(name: str, group: str | None = None) -> str:
-  """Table 2 group of a row: a learned system's own group (`System.group`: Baseline
-  for Direct, Proposed for the others), Ablation (the channel-ablation Rori rows,
-  paper 4.5), Histogram (paper 4.2.1), DTWDist (paper 4.2.2), else Other.
-
-  Args:
-    name: row name (config.name / baseline name).
-    group: the learned system's `System.group`, None for baselines.
-  """
-  if name in figures.ABLATION_ROWS[:-1]:
-    return "Ablation"
-  if group is not None:
-    return group
-  if name in baseline_names.GROUPS:
-    return baseline_names.GROUPS[name]
-  return "DTWDist" if name.startswith("dtw") else "Other"
-
-
-def baseline_labels() -> dict[str, str]:
-  """name -> "Reference Used" of every baseline (asa_jax/baselines/names.py)."""
-  return dict(baseline_names.REFERENCE_USED)
-
-
 def resolve_baselines(spec: str | Sequence[str]) -> list[str]:
   """'all' | 'none' | '' | 'a,b' | [names] -> list of baseline names.
 
@@ -112,15 +77,6 @@ def resolve_baselines(spec: str | Sequence[str]) -> list[str]:
     return [n.strip() for n in spec.split(",") if n.strip()]
   return [str(n) for n in spec]
 PATH_COLUMNS = ("performance_audio", "reference_audio", "accompaniment_audio")
-
-
-def reference_label(config) -> str:
-  """Table 2's "Reference Used" cell for a config: Original / Accompaniment Track, or
-  None for a system that scores without a reference (`System.reference`)."""
-  reference = systems.get(config).reference
-  if reference is None:
-    return "None"
-  return REFERENCE_LABELS.get(reference, str(reference))
 
 
 def report_systems(output_dir: str | os.PathLike,
@@ -232,70 +188,6 @@ def write_split_manifest(manifest_path: str | os.PathLike, split: str,
   return len(rows)
 
 
-def records_dir_for(config, output_dir: str) -> str:
-  """The shared evaluation records folder of a config's feature settings.
-
-  output_dir/records_<data.reference> when it is new or was built with the same
-  settings (`input_pipeline.records.build_fingerprint`, which ignores
-  features.channels, so all channel ablations share it); otherwise
-  output_dir/records_<reference>_<8 hex of the settings' hash>.
-  """
-  from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
-  fp = json.loads(json.dumps(records_lib.build_fingerprint(config), sort_keys=True))
-  base = os.path.join(output_dir, f"records_{config.data.reference}")
-  path = os.path.join(base, "build_config.json")
-  if not os.path.exists(path):
-    return base
-  with open(path, encoding="utf-8") as f:
-    if json.load(f) == fp:
-      return base
-  digest = hashlib.sha1(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:8]
-  return f"{base}_{digest}"
-
-
-def training_records_for(config, workdir: str, manifest_path: str,
-                         rows: Sequence) -> str | None:
-  """The system's training records folder, when it already holds what is evaluated.
-
-  Reused when all hold: the folder (config.data.records_dir, else workdir/records)
-  was built with the same feature settings (`build_config.json` ==
-  `input_pipeline.records.build_fingerprint(config)`), from the same manifest file
-  with the same bytes (`build_report.json`'s manifest path and SHA-256), and every
-  evaluated performance is complete there or was skipped by that build.
-
-  Args:
-    config: the system's config.
-    workdir: its training workdir.
-    manifest_path: the evaluated manifest CSV.
-    rows: the evaluated manifest rows (input_pipeline.manifest rows).
-
-  Returns:
-    The folder, or None (then evaluation builds its own records).
-  """
-  from input_pipeline import records as records_lib  # pylint: disable=g-import-not-at-top
-  folder = os.path.abspath(config.data.records_dir or os.path.join(workdir, "records"))
-  try:
-    with open(os.path.join(folder, "build_config.json"), encoding="utf-8") as f:
-      built_with = json.load(f)
-    with open(os.path.join(folder, "build_report.json"), encoding="utf-8") as f:
-      build = json.load(f)
-  except (OSError, ValueError):
-    return None
-  if built_with != json.loads(json.dumps(records_lib.build_fingerprint(config))):
-    return None
-  if (build.get("manifest") != os.path.abspath(manifest_path) or
-      build.get("manifest_sha256") != records_lib.file_sha256(manifest_path)):
-    return None
-  skipped = {item["performance_id"] for item in build.get("skipped", [])}
-  complete = records_lib.complete_performances(folder)  # performance_id -> split
-  for row in rows:
-    if row.performance_id in skipped:
-      continue
-    if complete.get(row.performance_id) != row.split:
-      return None
-  return folder
-
-
 def _read_rows(manifest_path: str, split: str, on_error: str,
                log: Callable[[str], None]) -> list:
   from input_pipeline import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
@@ -316,7 +208,8 @@ def _score_learned(system: LearnedSystem, rows: list, manifest_path: str,
                    log: Callable[[str], None]):
   """Scores one learned system: stats, checkpoint, (shared) records, clips.
 
-  Reads the system's training records when `training_records_for` allows it; else
+  Reads the system's training records when `records_reuse.training_records_for`
+  allows it; else
   builds (once per feature setting and run) under output_dir.
 
   Returns (scores, clips). Raises whatever fails (missing stats.json or checkpoint,
@@ -328,12 +221,13 @@ def _score_learned(system: LearnedSystem, rows: list, manifest_path: str,
   stats_path = os.path.join(system.workdir, "stats.json")
   stats = records_lib.load_stats(stats_path)
   model, variables = checkpoint.restore_for_inference(config, system.workdir)
-  records_dir = training_records_for(config, system.workdir, manifest_path, rows)
+  records_dir = records_reuse.training_records_for(config, system.workdir,
+                                                   manifest_path, rows)
   if records_dir is not None:
     log(f"[{name}] reusing the training records in {records_dir} (same manifest and "
         "feature settings)")
   else:
-    records_dir = records_dir_for(config, output_dir)
+    records_dir = records_reuse.records_dir_for(config, output_dir)
     if records_dir not in built:  # One (resumable) build per feature setting and run.
       build.build_records(build_manifest, records_dir, config,  # Prints a summary.
                           stats_from=stats_path)
@@ -386,10 +280,6 @@ def other_metrics(scores: Mapping[str, Sequence], clips: Mapping[str, Any],
   return out
 
 
-def _paper_rank(name: str) -> int:
-  return PAPER_ORDER.index(name) if name in PAPER_ORDER else len(PAPER_ORDER)
-
-
 def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
                      manifest_path: str, output_dir: str, split: str = "test", *,
                      figure6_system: str | None = "auto",
@@ -403,7 +293,7 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
   Learned systems: each is restored from its workdir (best, else latest checkpoint),
   normalises with its own workdir/stats.json, and scores the feature records of the
   split's performances, which are built once per data.reference and feature
-  settings under output_dir (`records_dir_for`; resumable). Baselines are scored by
+  settings under output_dir (`records_reuse.records_dir_for`; resumable). Baselines are scored by
   `asa_jax.baselines.score_baselines` with contours cached in
   output_dir/baseline_cache. A system that fails (no checkpoint, no stats, build or
   baseline error, asa_jax.baselines missing) is reported and skipped; the others are
@@ -493,14 +383,14 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
           f"validation split): MAE {cal['mae']:.2f}, Pearson's r {_r(cal['pearson_calibrated'])}"
           f" (raw {_r(cal['pearson_raw'])}), n = {cal['n']}")
     learned_system = systems.get(system.config)
-    references[system.name] = reference_label(system.config)
-    groups[system.name] = table_group(system.name, learned_system.group)
+    references[system.name] = report.reference_label(system.config)
+    groups[system.name] = report.table_group(system.name, learned_system.group)
     ylabels[system.name] = learned_system.score_label
 
   if baselines:
     try:
       from asa_jax import baselines as baselines_lib  # pylint: disable=g-import-not-at-top
-      labels = baseline_labels()
+      labels = report.baseline_labels()
       unknown = [n for n in baselines if n not in labels]
       for name in unknown:
         fail(name, KeyError(f"unknown baseline; known: {', '.join(labels)}"))
@@ -515,7 +405,7 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
           continue
         scores[name] = list(result[name])
         references[name] = labels[name]
-        groups[name] = table_group(name)
+        groups[name] = report.table_group(name)
         ylabels[name] = f"{name} (higher = better)"
     except Exception as e:  # pylint: disable=broad-except
       for name in baselines:
@@ -523,7 +413,7 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
           fail(name, e)
 
   ordered = sorted(scores, key=lambda n: (
-      report.GROUP_ORDER.index(groups.get(n, "Other")), _paper_rank(n)))
+      report.GROUP_ORDER.index(groups.get(n, "Other")), report.paper_rank(n)))
   scores = {name: scores[name] for name in ordered}
   agreement = judges.inter_judge_agreement(rows)
   correlations = report_systems(output_dir, scores, references, groups=groups,
@@ -554,8 +444,8 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
       c = clips[figure6_system]
       figures.plot_embeddings_pca(
           path, c.performance, [m["song_id"] for m in c.metadata],
-          [np.nan if scoring_human(m) is None else scoring_human(m)
-           for m in c.metadata], system=figure6_system)
+          [np.nan if scoring.human_score(m.get("score")) is None
+           else scoring.human_score(m.get("score")) for m in c.metadata], system=figure6_system)
       written.append(path)
     except Exception as e:  # pylint: disable=broad-except
       log(f"Figure 6 not drawn: {type(e).__name__}: {e}")
@@ -599,15 +489,6 @@ def calibration_metrics(workdir: str, scores: Sequence) -> dict | None:
   return {"method": cal.method, "human": cal.human, **m}
 
 
-def scoring_human(metadata: Mapping) -> float | None:
-  """Human score of a clip's metadata ('score'; None or nan -> None)."""
-  value = metadata.get("score")
-  if value is None:
-    return None
-  value = float(value)
-  return None if np.isnan(value) else value
-
-
 def evaluate(config, workdir: str, manifest_path: str, output_dir: str,
              split: str = "all", *, log: Callable[[str], None] = print) -> dict:
   """Scores a manifest's performances with one trained system (eval.py --config).
@@ -638,7 +519,7 @@ def evaluate(config, workdir: str, manifest_path: str, output_dir: str,
     ValueError: unknown split, no manifest row in the split, or no clip scored.
     FileNotFoundError: workdir/stats.json or the checkpoint missing.
   """
-  name = system_name(config)
+  name = report.system_name(config)
   result = evaluate_systems(
       [LearnedSystem(name, config, workdir)], [], manifest_path, output_dir, split,
       figure6_system=name if systems.get(config).batch_kind == "triplet" else None,

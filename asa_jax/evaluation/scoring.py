@@ -210,7 +210,8 @@ def embed_clips(model, variables, segments: Iterable[Segment], *,
                         np.concatenate(score_out))
 
 
-def _human_score(value) -> float | None:
+def human_score(value) -> float | None:
+  """A record's human score ('score' of its metadata): float, or None when None/nan."""
   if value is None:
     return None
   value = float(value)
@@ -235,7 +236,7 @@ def aggregate_scores(clips: ClipEmbeddings) -> list[PerformanceScore]:
   human: dict[tuple[str, str], float | None] = {}
   for meta, sim in zip(clips.metadata, clips.similarity):
     key = (str(meta["song_id"]), str(meta["performance_id"]))
-    score = _human_score(meta.get("score"))
+    score = human_score(meta.get("score"))
     if key not in sims:
       order.append(key)
       sims[key] = []

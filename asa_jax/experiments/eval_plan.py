@@ -13,6 +13,7 @@ import dataclasses
 import os
 from typing import Any, Callable, Sequence
 
+from asa_jax.evaluation import report
 from asa_jax.evaluation import run
 from asa_jax.experiments import pipeline
 from asa_jax import config_specs as specs
@@ -76,7 +77,7 @@ def parse_system(text: str, overrides: dict[str, list[str]]) -> run.LearnedSyste
   if not eq:
     name, spec = "", left
   config = specs.load_config(spec)
-  name = name or run.system_name(config)
+  name = name or report.system_name(config)
   for override in overrides.pop(name, []):
     specs.apply_override(config, override)
   return run.LearnedSystem(name, config, workdir)
