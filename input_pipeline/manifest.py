@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 import os
+
+from asa_jax import atomic
 
 REQUIRED_COLUMNS = (
     "song_id",
@@ -30,6 +33,7 @@ REQUIRED_COLUMNS = (
     "split",
 )
 SPLITS = ("train", "validation", "test")
+PATH_COLUMNS = ("performance_audio", "reference_audio", "accompaniment_audio")
 
 
 class ManifestError(ValueError):
@@ -217,3 +221,70 @@ def read_manifest(
     first_of[row.performance_id] = row
     rows.append(row)
   return rows, problems
+
+
+def read_table(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
+  """The manifest as text, unvalidated: (header, one dict per row, file order).
+
+  For the extra columns other tools add (singer, source_id, corpus: see `column`) and
+  for copying rows; `read_manifest` is the validating reader.
+
+  Raises:
+    ManifestError: the file is missing, not UTF-8 or malformed CSV (names it).
+  """
+  path = os.fspath(path)
+  try:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+      reader = csv.DictReader(f)
+      rows = list(reader)
+      return list(reader.fieldnames or []), rows
+  except FileNotFoundError:
+    raise ManifestError(f"{path}: manifest file not found") from None
+  except UnicodeDecodeError as e:
+    raise ManifestError(f"{path}: not valid UTF-8 ({e})") from None
+  except csv.Error as e:
+    raise ManifestError(f"{path}: malformed CSV ({e})") from None
+
+
+def column(path: str | os.PathLike, name: str) -> dict[str, str] | None:
+  """performance_id -> the `name` cell of its row (phrase rows: the last one), or
+  None when the manifest has no such column.
+
+  Raises:
+    ManifestError: as `read_table`.
+  """
+  fields, rows = read_table(path)
+  if name not in fields:
+    return None
+  return {row["performance_id"]: row[name] or "" for row in rows}
+
+
+def write_split_manifest(manifest_path: str | os.PathLike, split: str,
+                         out_path: str | os.PathLike) -> int:
+  """Copies the manifest rows of one split to `out_path`, audio paths made absolute.
+
+  Other columns are copied verbatim, so the pipeline reads them exactly as before.
+
+  Returns:
+    Number of rows written.
+
+  Raises:
+    ValueError: the manifest has no 'split' column.
+  """
+  manifest_path = os.fspath(manifest_path)
+  base = os.path.dirname(os.path.abspath(manifest_path))
+  fields, rows = read_table(manifest_path)
+  if "split" not in fields:
+    raise ValueError(f"{manifest_path}: no 'split' column (header: {fields})")
+  rows = [row for row in rows if (row.get("split") or "").strip() == split]
+  for row in rows:
+    for column in PATH_COLUMNS:
+      value = (row.get(column) or "").strip()
+      if value:  # As read_manifest resolves them.
+        row[column] = os.path.abspath(os.path.join(base, os.path.expanduser(value)))
+  buf = io.StringIO()
+  writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+  writer.writeheader()
+  writer.writerows(rows)
+  atomic.write_text(os.fspath(out_path), buf.getvalue())
+  return len(rows)

@@ -22,6 +22,7 @@ from asa_jax.evaluation import run
 from asa_jax.evaluation import scoring
 from configs import base
 from input_pipeline import build
+from input_pipeline import manifest as manifest_lib
 from input_pipeline import records
 from input_pipeline import shard
 
@@ -344,7 +345,7 @@ def test_write_split_manifest(tmp_path):
       "s1,p2,/abs/p2.wav,ref/s1.wav,acc/s1.wav,,,train\n"
       "s2,p3,audio/p3.wav,ref/s2.wav,acc/s2.wav,20,,test\n")
   out = tmp_path / "out" / "manifest_test.csv"
-  assert run.write_split_manifest(src, "test", out) == 2
+  assert manifest_lib.write_split_manifest(src, "test", out) == 2
   with open(out, newline="") as f:
     rows = list(csv.DictReader(f))
   assert [r["performance_id"] for r in rows] == ["p1", "p3"]

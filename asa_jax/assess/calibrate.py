@@ -11,12 +11,12 @@ of an evaluation (prefer a split you will not report on). Prints the fit's metri
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 from typing import Sequence
 
 from asa_jax.evaluation import calibration as calibration_lib
+from asa_jax.evaluation import report
 
 
 def read_scores(path: str, system: str) -> tuple[list[float], list[float | None]]:
@@ -27,14 +27,12 @@ def read_scores(path: str, system: str) -> tuple[list[float], list[float | None]
     ValueError: no row of that system (names the systems present).
   """
   raw, human, present = [], [], set()
-  with open(path, newline="", encoding="utf-8") as f:
-    for row in csv.DictReader(f):
-      present.add(row.get("system", ""))
-      if row.get("system") != system:
-        continue
-      raw.append(float(row["predicted"]))
-      value = row.get("human", "")
-      human.append(float(value) if value not in ("", "None", "nan") else None)
+  for row in report.read_scores_csv(path):
+    present.add(row["system"])
+    if row["system"] != system:
+      continue
+    raw.append(float("nan") if row["predicted"] is None else row["predicted"])
+    human.append(row["human"])
   if not raw:
     raise ValueError(f"{path}: no row of system {system!r}; systems: {sorted(present)}")
   return raw, human

@@ -20,7 +20,6 @@ which can only lower r against a per-fold average; both are reported.
 from __future__ import annotations
 
 import collections
-import csv
 import glob
 import json
 import math
@@ -31,6 +30,7 @@ import numpy as np
 
 from asa_jax import atomic
 from asa_jax.evaluation import bootstrap
+from asa_jax.evaluation import report
 
 
 def corpus_rows(manifest_path: str, corpus: str) -> dict[str, str]:
@@ -39,11 +39,11 @@ def corpus_rows(manifest_path: str, corpus: str) -> dict[str, str]:
   Raises:
     ValueError: no `corpus` column, or no row of that corpus.
   """
-  with open(manifest_path, newline="", encoding="utf-8") as f:
-    reader = csv.DictReader(f)
-    if "corpus" not in (reader.fieldnames or []):
-      raise ValueError(f"{manifest_path}: no 'corpus' column")
-    out = {r["performance_id"]: r["song_id"] for r in reader if r["corpus"] == corpus}
+  from input_pipeline import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  fields, rows = manifest_lib.read_table(manifest_path)
+  if "corpus" not in fields:
+    raise ValueError(f"{manifest_path}: no 'corpus' column")
+  out = {r["performance_id"]: r["song_id"] for r in rows if r["corpus"] == corpus}
   if not out:
     raise ValueError(f"{manifest_path}: no rows with corpus {corpus!r}")
   return out
@@ -68,20 +68,15 @@ def pooled(score_files: Iterable[str], wanted: Mapping[str, str], *,
   """
   pairs: dict[str, dict[str, tuple[float, float, str]]] = collections.defaultdict(dict)
   for path in score_files:
-    with open(path, newline="", encoding="utf-8") as f:
-      reader = csv.DictReader(f)
-      need = {"system", "performance_id", "predicted", "human"}
-      if not need <= set(reader.fieldnames or []):
-        raise ValueError(f"{path}: not an eval.py scores.csv (needs {sorted(need)})")
-      for row in reader:
-        pid = row["performance_id"]
-        if pid not in wanted or not row["human"] or not row["predicted"]:
-          continue
-        system = row["system"]
-        if pid in pairs[system]:
-          raise ValueError(f"{path}: {system} scores {pid} again (first in "
-                           f"{pairs[system][pid][2]}): folds overlap")
-        pairs[system][pid] = (float(row["predicted"]), float(row["human"]), path)
+    for row in report.read_scores_csv(path):
+      pid = row["performance_id"]
+      if pid not in wanted or row["human"] is None or row["predicted"] is None:
+        continue
+      system = row["system"]
+      if pid in pairs[system]:
+        raise ValueError(f"{path}: {system} scores {pid} again (first in "
+                         f"{pairs[system][pid][2]}): folds overlap")
+      pairs[system][pid] = (row["predicted"], row["human"], path)
   out = {}
   for system, by_pid in sorted(pairs.items()):
     x = np.array([v[0] for v in by_pid.values()])

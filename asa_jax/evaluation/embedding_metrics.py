@@ -22,7 +22,6 @@ For regression (Seshadri & Lerch 2021): R^2 of predicted vs human scores
 from __future__ import annotations
 
 import collections
-import csv
 import json
 import math
 import sys
@@ -175,10 +174,10 @@ def main(argv) -> int:
   pids = [str(p) for p in z["performance_id"]]
   sets = {"song": dict(zip(pids, (str(s) for s in z["song_id"])))}
   if f.manifest:
-    with open(f.manifest, newline="", encoding="utf-8") as fh:
-      rows = list(csv.DictReader(fh))
-    if rows and "singer" in rows[0]:
-      sets["singer"] = {r["performance_id"]: r["singer"] for r in rows if r["singer"]}
+    from input_pipeline import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+    singers = manifest_lib.column(f.manifest, "singer")
+    if singers:
+      sets["singer"] = {pid: singer for pid, singer in singers.items() if singer}
   report = embedding_report(z["performance"], pids, sets, k=f.k)
   human = np.asarray(z["human"], np.float64)
   emb_pred, order = performance_embeddings(

@@ -15,7 +15,6 @@ figure of the real-singing issue (evaluate the test split: singers and songs uns
 from __future__ import annotations
 
 import collections
-import csv
 import json
 import math
 import os
@@ -31,13 +30,13 @@ def read_sources(manifest_path: str) -> dict[str, tuple[str, str]]:
   Raises:
     ValueError: the manifest has no source_id column (not a real_corpus manifest).
   """
-  with open(manifest_path, newline="", encoding="utf-8") as f:
-    reader = csv.DictReader(f)
-    if "source_id" not in (reader.fieldnames or []):
-      raise ValueError(f"{manifest_path}: no 'source_id' column (written by "
-                       "input_pipeline.corpora.real)")
-    return {row["performance_id"]: (row["source_id"], row.get("corpus", ""))
-            for row in reader}
+  from input_pipeline import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  source = manifest_lib.column(manifest_path, "source_id")
+  if source is None:
+    raise ValueError(f"{manifest_path}: no 'source_id' column (written by "
+                     "input_pipeline.corpora.real)")
+  corpus = manifest_lib.column(manifest_path, "corpus") or {}
+  return {pid: (source_id, corpus.get(pid, "")) for pid, source_id in source.items()}
 
 
 def source_spearman(predicted: np.ndarray, human: np.ndarray) -> float:
@@ -68,13 +67,12 @@ def ranking(scores_csv: str, sources: Mapping[str, tuple[str, str]], *,
   import scipy.stats  # pylint: disable=g-import-not-at-top
   groups: dict[str, dict[str, list]] = collections.defaultdict(
       lambda: collections.defaultdict(list))
-  with open(scores_csv, newline="", encoding="utf-8") as f:
-    for row in csv.DictReader(f):
-      if row["performance_id"] not in sources or not row["human"]:
-        continue
-      source, _ = sources[row["performance_id"]]
-      groups[row["system"]][source].append((float(row["predicted"]),
-                                             float(row["human"])))
+  from asa_jax.evaluation import report  # pylint: disable=g-import-not-at-top
+  for row in report.read_scores_csv(scores_csv):
+    if row["performance_id"] not in sources or row["human"] is None:
+      continue
+    source, _ = sources[row["performance_id"]]
+    groups[row["system"]][source].append((row["predicted"], row["human"]))
   out = {}
   corpus_of = {s: c for s, c in sources.values()}
   for system, per_source in groups.items():

@@ -65,6 +65,35 @@ def write_scores_csv(path: str | os.PathLike,
   atomic.write_text(path, scores_csv_text(scores_by_system))
 
 
+def _cell_float(value: str | None, *, none=("",)) -> float | None:
+  value = (value or "").strip()
+  return None if value in none else float(value)
+
+
+def read_scores_csv(path: str | os.PathLike) -> list[dict]:
+  """The rows of a scores.csv (`write_scores_csv`), file order.
+
+  Returns:
+    One dict per row: system, song_id, performance_id (str), predicted (float; None
+    for an empty cell), human (float; None for an empty, 'None' or 'nan' cell).
+
+  Raises:
+    FileNotFoundError: no such file.
+    ValueError: not an eval.py scores.csv (a column is missing; names the file).
+  """
+  path = os.fspath(path)
+  with open(path, newline="", encoding="utf-8") as f:
+    reader = csv.DictReader(f)
+    need = {"system", "performance_id", "predicted", "human"}
+    if not need <= set(reader.fieldnames or []):
+      raise ValueError(f"{path}: not an eval.py scores.csv (needs {sorted(need)})")
+    return [dict(system=row["system"], song_id=row.get("song_id") or "",
+                 performance_id=row["performance_id"],
+                 predicted=_cell_float(row["predicted"]),
+                 human=_cell_float(row["human"], none=("", "None", "nan")))
+            for row in reader]
+
+
 def pearson_json(correlations_by_system: Mapping[str, Mapping],
                  meta: Mapping | None = None) -> dict:
   """The pearson.json document.

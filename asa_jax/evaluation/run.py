@@ -23,7 +23,6 @@ baseline_cache/ (f0 / energy / onset contours of the baselines).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
 import json
@@ -44,6 +43,7 @@ from asa_jax.evaluation import records_reuse
 from asa_jax.evaluation import report
 from asa_jax.evaluation import scoring
 from asa_jax.train import checkpoint
+from input_pipeline import manifest as manifest_lib
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_BOOTSTRAP_SAMPLES = 1000
@@ -76,9 +76,6 @@ def resolve_baselines(spec: str | Sequence[str]) -> list[str]:
       return []
     return [n.strip() for n in spec.split(",") if n.strip()]
   return [str(n) for n in spec]
-PATH_COLUMNS = ("performance_audio", "reference_audio", "accompaniment_audio")
-
-
 def report_systems(output_dir: str | os.PathLike,
                    scores_by_system: Mapping[str, list],
                    references: Mapping[str, str] | None = None, *,
@@ -155,42 +152,8 @@ def write_clip_embeddings(path: str | os.PathLike, clips: scoring.ClipEmbeddings
   atomic.write_bytes(path, buf.getvalue())
 
 
-def write_split_manifest(manifest_path: str | os.PathLike, split: str,
-                         out_path: str | os.PathLike) -> int:
-  """Copies the manifest rows of one split to `out_path`, audio paths made absolute.
-
-  Other columns are copied verbatim, so the pipeline reads them exactly as before.
-
-  Returns:
-    Number of rows written.
-
-  Raises:
-    ValueError: the manifest has no 'split' column.
-  """
-  manifest_path = os.fspath(manifest_path)
-  base = os.path.dirname(os.path.abspath(manifest_path))
-  with open(manifest_path, newline="", encoding="utf-8") as f:
-    reader = csv.DictReader(f)
-    fields = reader.fieldnames or []
-    if "split" not in fields:
-      raise ValueError(f"{manifest_path}: no 'split' column (header: {fields})")
-    rows = [row for row in reader if (row.get("split") or "").strip() == split]
-  for row in rows:
-    for column in PATH_COLUMNS:
-      value = (row.get(column) or "").strip()
-      if value:  # As input_pipeline.manifest resolves them.
-        row[column] = os.path.abspath(os.path.join(base, os.path.expanduser(value)))
-  buf = io.StringIO()
-  writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-  writer.writeheader()
-  writer.writerows(rows)
-  atomic.write_text(out_path, buf.getvalue())
-  return len(rows)
-
-
 def _read_rows(manifest_path: str, split: str, on_error: str,
                log: Callable[[str], None]) -> list:
-  from input_pipeline import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
   if split != "all" and split not in SPLITS:
     raise ValueError(f"split must be 'all' or one of {SPLITS}, got {split!r}")
   rows, problems = manifest_lib.read_manifest(manifest_path, on_error=on_error)
@@ -259,11 +222,8 @@ def other_metrics(scores: Mapping[str, Sequence], clips: Mapping[str, Any],
   the manifest has a `singer` column, by singer (`embedding_metrics.embedding_report`).
   """
   from asa_jax.evaluation import embedding_metrics  # pylint: disable=g-import-not-at-top
-  singers = {}
-  with open(manifest_path, newline="", encoding="utf-8") as f:
-    for row in csv.DictReader(f):
-      if row.get("singer"):
-        singers[row["performance_id"]] = row["singer"]
+  singers = {pid: singer for pid, singer in
+             (manifest_lib.column(manifest_path, "singer") or {}).items() if singer}
   out = {}
   for name, rows in scores.items():
     pairs = [(s.predicted, s.human) for s in rows
@@ -346,7 +306,7 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
   build_manifest = manifest_path
   if split != "all" and learned:
     build_manifest = os.path.join(output_dir, f"manifest_{split}.csv")
-    write_split_manifest(manifest_path, split, build_manifest)
+    manifest_lib.write_split_manifest(manifest_path, split, build_manifest)
 
   scores: dict[str, list] = {}
   clips: dict[str, scoring.ClipEmbeddings] = {}
