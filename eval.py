@@ -37,6 +37,7 @@ from ml_collections import config_flags
 from asa_jax import logs
 from asa_jax.evaluation import run
 from asa_jax.experiments import eval_plan
+from input_pipeline import manifest as manifest_lib
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "One system: config file, e.g. configs/rori.py:demo.",
@@ -64,7 +65,7 @@ _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where scores.csv, pearson.json, table.md, the PNGs and the "
     "feature records go (default with --suite: WORKDIR_ROOT/eval).")
 _SPLIT = flags.DEFINE_enum(
-    "split", None, ["all", *run.SPLITS],
+    "split", None, ["all", *manifest_lib.SPLITS],
     "Manifest split to score; 'all' scores every performance (default: all; with "
     "--suite the suite's split).")
 _BOOTSTRAP = flags.DEFINE_integer(

@@ -12,7 +12,7 @@ def get_config() -> ml_collections.ConfigDict:
   """Returns the complete base configuration (paper values where the paper gives them)."""
   c = ml_collections.ConfigDict()
   # Learned system: rori | racc (triplet, 3.2.3) | direct (3.2.1) | delta (3.2.2) |
-  # embdirect (3.2.4); asa_jax.models.build_model dispatches on it.
+  # embdirect (3.2.4); asa_jax.systems.build_model dispatches on it.
   c.system = "rori"
   # Table row / file-name label; "" means config.system (ablations: "rori_spec", ...).
   c.name = ""

@@ -56,7 +56,6 @@ FORMAT_VERSION = 2  # 2: one ArrayRecord + JSON index per shard of songs.
 # group_size:1 gives O(1) random access per record (what Grain expects);
 # records are float16 features, zstd level 1 compresses them cheaply.
 WRITER_OPTIONS = "group_size:1,zstd:1"
-_TMP_MARK = atomic.TMP_MARK
 
 
 class RecordsConfigError(ValueError):
@@ -107,7 +106,7 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def _check_name(name: str) -> None:
-  if not _NAME_RE.fullmatch(name) or _TMP_MARK in name:
+  if not _NAME_RE.fullmatch(name) or atomic.TMP_MARK in name:
     raise ValueError(f"shard name {name!r} is not file-name safe "
                      "([A-Za-z0-9._-], not starting with '.' or '-')")
 
@@ -264,7 +263,7 @@ def complete_keys(records_dir: str, split: str) -> list[str]:
   keys = []
   for path in paths:
     key = os.path.basename(path)[:-len(".json")]
-    if _TMP_MARK in key or key.startswith("."):
+    if atomic.TMP_MARK in key or key.startswith("."):
       continue
     if os.path.exists(os.path.join(records_dir, split, f"{key}.array_record")):
       keys.append(key)
@@ -287,7 +286,7 @@ def remove_temporaries(records_dir: str) -> None:
   `records_dir`. Call only while no build writes there."""
   # Hidden names (".<key>.array_record.tmp-<pid>") need include_hidden.
   for path in glob.glob(os.path.join(glob.escape(records_dir), "**",
-                                     f"*{_TMP_MARK}*"), recursive=True,
+                                     f"*{atomic.TMP_MARK}*"), recursive=True,
                         include_hidden=True):
     os.remove(path)
 

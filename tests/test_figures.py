@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from asa_jax import ablations
 from asa_jax.evaluation import bootstrap
 from asa_jax.evaluation import figures
 from asa_jax.evaluation import pearson
@@ -74,7 +75,7 @@ def _corr(r, lo, hi, n=9):
 
 def test_figure7_png_with_cis_and_undefined_bars(tmp_path):
   rows = {}
-  for i, name in enumerate(figures.ABLATION_ROWS):
+  for i, name in enumerate(ablations.FIGURE7_ROWS):
     r = 0.2 + 0.15 * i
     rows[name] = {"per_song": {"song1": _corr(r, r - 0.2, r + 0.1),
                                "song2": _corr(-r, -r - 0.1, -r + 0.3)},

@@ -32,9 +32,6 @@ from asa_jax.evaluation import pearson as pearson_lib  # pylint: disable=g-impor
 from asa_jax.evaluation import plots  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 ALPHA_MIN = 0.12
-# Figure 7 rows (config.name of the ablation configs, paper 4.5) and their labels.
-ABLATION_ROWS = ablations.FIGURE7_ROWS
-ABLATION_LABELS = ablations.FIGURE7_LABELS
 
 
 def pca_project(x: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +140,7 @@ def plot_embeddings_pca(path: str | os.PathLike, embeddings: np.ndarray,
 
 
 def plot_ablation(path: str | os.PathLike, correlations: Mapping[str, Mapping], *,
-                  rows: Sequence[str] = ABLATION_ROWS,
+                  rows: Sequence[str] = ablations.FIGURE7_ROWS,
                   labels: Mapping[str, str] | None = None, dpi: int = 120) -> None:
   """Writes Figure 7 (paper 4.5): grouped bars of r per song and Mix, with CIs.
 
@@ -152,13 +149,13 @@ def plot_ablation(path: str | os.PathLike, correlations: Mapping[str, Mapping], 
     correlations: system -> `pearson.correlate(...)` result; the `rows` present in it
       are drawn (in `rows` order), others are ignored.
     rows: system names of the channel sets.
-    labels: system -> bar label (default ABLATION_LABELS, else the name).
+    labels: system -> bar label (default ablations.FIGURE7_LABELS, else the name).
     dpi: resolution.
 
   Raises:
     ValueError: none of `rows` is in `correlations`.
   """
-  labels = {**ABLATION_LABELS, **(labels or {})}
+  labels = {**ablations.FIGURE7_LABELS, **(labels or {})}
   present = [r for r in rows if r in correlations]
   if not present:
     raise ValueError(f"none of the ablation rows {list(rows)} was evaluated")

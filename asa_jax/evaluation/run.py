@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from asa_jax import ablations
 from asa_jax import atomic
 from asa_jax import systems
 from asa_jax.baselines import names as baseline_names
@@ -45,7 +46,6 @@ from asa_jax.evaluation import scoring
 from asa_jax.train import checkpoint
 from input_pipeline import manifest as manifest_lib
 
-SPLITS = ("train", "validation", "test")
 DEFAULT_BOOTSTRAP_SAMPLES = 1000
 
 
@@ -154,8 +154,9 @@ def write_clip_embeddings(path: str | os.PathLike, clips: scoring.ClipEmbeddings
 
 def _read_rows(manifest_path: str, split: str, on_error: str,
                log: Callable[[str], None]) -> list:
-  if split != "all" and split not in SPLITS:
-    raise ValueError(f"split must be 'all' or one of {SPLITS}, got {split!r}")
+  if split != "all" and split not in manifest_lib.SPLITS:
+    raise ValueError(f"split must be 'all' or one of {manifest_lib.SPLITS}, got "
+                     f"{split!r}")
   rows, problems = manifest_lib.read_manifest(manifest_path, on_error=on_error)
   for problem in problems:
     log(f"manifest: skipped: {problem}")
@@ -243,7 +244,7 @@ def other_metrics(scores: Mapping[str, Sequence], clips: Mapping[str, Any],
 def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
                      manifest_path: str, output_dir: str, split: str = "test", *,
                      figure6_system: str | None = "auto",
-                     figure7_rows: Sequence[str] = figures.ABLATION_ROWS,
+                     figure7_rows: Sequence[str] = ablations.FIGURE7_ROWS,
                      bootstrap_samples: int | None = None, seed: int = 0,
                      crepe_capacity: str = "tiny", raise_errors: bool = False,
                      skipped: Mapping[str, str] | None = None,
@@ -267,7 +268,7 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
     baselines: baseline names (asa_jax.baselines.BASELINES keys).
     manifest_path: manifest CSV.
     output_dir: outputs and caches (see module doc).
-    split: 'all' or one of SPLITS.
+    split: 'all' or one of input_pipeline.manifest.SPLITS.
     figure6_system: system whose clip embeddings make Figure 6 (None: no figure;
       "auto": the first learned system with anchor embeddings, a triplet system).
     figure7_rows: ablation rows of Figure 7, in bar order.

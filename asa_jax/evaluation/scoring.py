@@ -260,7 +260,7 @@ def score_performances(model, variables,
   3.2.4 (regression: predicted = mean predicted clip score, score units 0..100).
 
   Args:
-    model: a model from asa_jax.models.build_model / restore_for_inference (or any
+    model: a model from asa_jax.systems.build_model / restore_for_inference (or any
       module with `score_clips`, or `embed_performance` + `embed_anchor`).
     variables: its restored variables.
     segments: a records_dir (read with `input_pipeline.loader.load_segments` for each

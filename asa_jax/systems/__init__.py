@@ -2,12 +2,17 @@
 
 Every module of this package except `base` defines `SYSTEMS = {name: System}`: one
 `base.System` per name, with its table metadata; `get(config)` returns it configured
-with the config's hyperparameters (`System.configure`). A new system is one module here plus one config file: nothing in the loop,
-state, steps or evaluation names a system.
+with the config's hyperparameters (`System.configure`). A new system is one module
+here plus one config file: nothing in the loop, state, steps or evaluation names a
+system.
 
-  triplet.py     rori, racc (paper 3.2.3)
-  regression.py  direct (3.2.1), delta (3.2.2)
-  embdirect.py   embdirect (3.2.4)
+  base.py                    System, MarginSystem: what a system declares
+  triplet.py                 rori, racc (paper 3.2.3)
+  regression.py              direct (3.2.1), delta (3.2.2)
+  embdirect.py               embdirect (3.2.4)
+  hinge_rank.py              hinge_rank (Lee & Nam 2019: hinge rank loss, K negatives)
+  siamese.py                 siamese (singer-embedding study: contrastive pairs)
+  contrastive_regression.py  contrastive_regression (Seshadri & Lerch 2021)
 """
 
 from __future__ import annotations
