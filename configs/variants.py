@@ -25,6 +25,7 @@ import ml_collections
 from asa_jax import ablations
 
 SIZE_WORDS = ("small", "demo", "ssvd", "real")
+CORPUS_WORDS = ("demo", "ssvd", "real")  # small + a corpus: they share one block.
 ABLATIONS = ablations.ABLATIONS  # word -> (channels, row name, Figure 7 label).
 
 DEMO_MANIFEST = "demo_data/manifest.csv"
@@ -91,16 +92,17 @@ def apply_variants(c: ml_collections.ConfigDict, arg: str | None, *, file: str,
     # before it starts to separate: on the demo corpus Rori Spec+f0 stopped at epoch 6
     # with patience 5, and with 12 began learning at epoch 7 (BUILD_NOTES.md).
     c.train.patience = 10
-  if size == "demo":
-    # Tuned for Rori on the generated corpus (validation songs): the paper's lr 1e-6
-    # barely moves a small tower in the CPU budget, 1e-3 overfits the 8 training
-    # songs in 4 epochs; lr 3e-4 with dropout 0.3 gave test Mix r 0.61 / 0.77.
-    c.data.manifest = DEMO_MANIFEST
+  if size in CORPUS_WORDS:
     c.data.build_workers = 2  # The feature build is the longest part of the demo.
     # Small corpora: small shards, so that both workers have shards to build.
     c.data.shard_performances = 8
+    # Tuned for Rori on the generated corpus (validation songs): the paper's lr 1e-6
+    # barely moves a small tower in the CPU budget, 1e-3 overfits the 8 training
+    # songs in 4 epochs; lr 3e-4 with dropout 0.3 gave test Mix r 0.61 / 0.77.
     c.train.learning_rate = 3e-4
     c.model.dropout = 0.3
+  if size == "demo":
+    c.data.manifest = DEMO_MANIFEST
   elif size == "ssvd":
     # Sight-singing (a cappella, own tempo, own key): align by DTW and move the
     # performance to the reference key. With 80/40 only one training melody has a
@@ -109,23 +111,15 @@ def apply_variants(c: ml_collections.ConfigDict, arg: str | None, *, file: str,
     c.data.alignment = "dtw"
     c.data.key_align = "shift"
     c.data.poor_threshold = 55.0
-    c.data.build_workers = 2
-    c.data.shard_performances = 8
-    c.train.learning_rate = 3e-4
-    c.model.dropout = 0.3
   elif size == "real":
     # Real voices with labelled degradations plus real SSVD (input_pipeline/
-    # real_corpus.py): other singers' references (own tempo, some in their own key)
+    # corpora/real.py): other singers' references (own tempo, some in their own key)
     # need DTW alignment and key shift. The validation triplet loss did not track the
     # test r (BUILD_NOTES.md), so early stopping and 'best' follow the validation
     # Pearson's r of the performance scores.
     c.data.manifest = REAL_MANIFEST
     c.data.alignment = "dtw"
     c.data.key_align = "shift"
-    c.data.build_workers = 2
-    c.data.shard_performances = 8
-    c.train.learning_rate = 3e-4
-    c.model.dropout = 0.3
     c.train.selection_metric = "pearson"
     # K versions of each recording: rank every two versions >= 25 points apart, not
     # only good (>= 80) against poor (< 40): 2,961 instead of 446 training triplets
