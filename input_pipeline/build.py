@@ -19,10 +19,11 @@ shards that still match the manifest, deletes the others, and submits one
     numba cache first (`client.run(numba_warm.warm)`; workers that join later do
     not).
 
-Retries: a shard task that raises is retried twice (`retries=2`); a worker process
-that dies (native crash, signal, out-of-memory kill) is restarted by its nanny and
-the scheduler reschedules its shard, until the shard has been on
-`_ALLOWED_FAILURES` + 1 dying workers, when it fails with `distributed.KilledWorker`.
+Retries (input_pipeline/dask_tasks.py): a shard task that raises is retried twice; a
+worker process that dies (native crash, signal, out-of-memory kill) is restarted by
+its nanny and the scheduler reschedules its shard, until the shard has been on
+`dask_tasks.ALLOWED_FAILURES` + 1 dying workers, when it fails with
+`distributed.KilledWorker`.
 A shard that still fails is reported (BuildReport.worker_failures and .skipped), never
 waited on, and retried by the next build; the other shards are kept. With
 data.on_error == 'raise', an AudioError / ValueError of a shard stops the build.
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -49,16 +51,10 @@ import sys
 from typing import Callable
 
 from asa_jax import atomic
+from input_pipeline import dask_tasks
 from input_pipeline import manifest as manifest_lib
 from input_pipeline import records as records_lib
 from input_pipeline import shard as shard_lib
-
-# A shard whose task was on this many dying workers fails on the next death
-# (distributed.scheduler.allowed-failures), so a shard that kills every worker it
-# runs on is given up quickly.
-_ALLOWED_FAILURES = 2
-_RETRIES = 2  # Re-runs of a shard task that raised an exception.
-
 
 @dataclasses.dataclass
 class BuildReport:
@@ -248,7 +244,8 @@ def _resolve(records_dir: str, songs: dict[str, list[shard_lib.Performance]],
 def _run_shards(shards: list[shard_lib.Shard], config, extractor,
                 on_done: Callable[[shard_lib.Shard, dict | None, str | None], None]
                 ) -> None:
-  """Runs `shard.build_shard` for each shard on Dask; calls on_done per shard.
+  """Runs `shard.build_shard` for each shard on Dask (`dask_tasks.run_tasks`); calls
+  on_done per shard.
 
   on_done(shard, index, None) after a shard is built; on_done(shard, None, reason)
   when its task failed after the retries (exception or KilledWorker).
@@ -256,71 +253,24 @@ def _run_shards(shards: list[shard_lib.Shard], config, extractor,
   Raises:
     AudioError / ValueError: from a shard, when data.on_error == 'raise'.
   """
-  import dask  # pylint: disable=g-import-not-at-top
-  import distributed  # pylint: disable=g-import-not-at-top
-  address = str(config.data.build_cluster or "")
-  workers = max(1, int(config.data.build_workers))
   from asa_jax.features import audio  # pylint: disable=g-import-not-at-top
-  audio_error = audio.AudioError
-  settings = {"distributed.scheduler.allowed-failures": _ALLOWED_FAILURES,
-              # One task per one-thread worker: a dying worker takes down only the
-              # shard it was building (queued shards wait on the scheduler).
-              "distributed.scheduler.worker-saturation": 1.0}
-  with dask.config.set(settings):
-    cluster = None
-    client = None
-    try:
-      if address:
-        client = distributed.Client(address)
-        # Each worker fills (or loads) its machine's numba cache under the cache's
-        # lock before any shard runs, so no two workers compile into it at once.
-        client.run(_warm_numba_cache, config)
-      else:
-        if workers > 1:
-          # One process fills numba's cache before the workers read it.
-          from input_pipeline import numba_warm  # pylint: disable=g-import-not-at-top
-          numba_warm.warm(config)
-        cluster = distributed.LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=workers > 1,
-            dashboard_address=":0")
-        client = distributed.Client(cluster)
-      print(f"build_records: {len(shards)} shards on Dask "
-            f"({address or f'LocalCluster of {workers} workers'}); dashboard "
-            f"{client.dashboard_link}", file=sys.stderr)
-      futures = {client.submit(shard_lib.build_shard, shard, config, extractor,
-                               key=shard.name, retries=_RETRIES, pure=False): shard
-                 for shard in shards}
-      for future in distributed.as_completed(futures):
-        shard = futures[future]
-        try:
-          index = future.result()
-        except (audio_error, ValueError):
-          if config.data.on_error == "raise":
-            client.cancel(list(futures))
-            raise
-          on_done(shard, None, _describe(sys.exc_info()[1]))
-        except Exception as e:  # pylint: disable=broad-except  (reported)
-          on_done(shard, None, _describe(e))
-        else:
-          on_done(shard, index, None)
-    finally:
-      if client is not None:
-        client.close()
-      if cluster is not None:
-        cluster.close()
+  fatal = ((audio.AudioError, ValueError) if config.data.on_error == "raise"
+           else ())
+  # Each worker fills (or loads) its machine's numba cache under the cache's lock
+  # before any shard runs (on our LocalCluster: this process, before the workers).
+  dask_tasks.run_tasks(
+      shard_lib.build_shard, [(shard, config, extractor) for shard in shards],
+      keys=[shard.name for shard in shards],
+      on_done=lambda i, index, error: on_done(shards[i], index, error),
+      workers=int(config.data.build_workers),
+      address=str(config.data.build_cluster or ""), label="build_records",
+      noun="shards", fatal=fatal, warm=functools.partial(_warm_numba_cache, config))
 
 
 def _warm_numba_cache(config) -> str:
-  """Runs on each worker of an existing cluster: input_pipeline.numba_warm.warm."""
+  """Fills the numba cache (input_pipeline.numba_warm.warm), once per machine."""
   from input_pipeline import numba_warm  # pylint: disable=g-import-not-at-top
   return numba_warm.warm(config)
-
-
-def _describe(error: BaseException) -> str:
-  if type(error).__name__ == "KilledWorker":
-    return (f"its worker process died {_ALLOWED_FAILURES + 1} times (crash, "
-            f"signal or out-of-memory kill): KilledWorker: {error}")
-  return f"{type(error).__name__}: {error}"
 
 
 def build_records(manifest_path: str, records_dir: str, config, *,

@@ -47,14 +47,12 @@ seen in training (a train singer's clips of a test song are dropped, and reporte
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import csv
 import dataclasses
 import glob
 import hashlib
 import io
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -311,10 +309,6 @@ def build_source(out_dir: str, source: Source, song: str, split: str,
   return record
 
 
-def _task(args) -> dict:
-  return build_source(*args)
-
-
 # --- The whole corpus. -----------------------------------------------------------------
 
 
@@ -332,7 +326,7 @@ def _ssvd_rows(ssvd_dir: str, seed: int) -> list[dict]:
 def build_corpus(out_dir: str, *, mir1k_dir: str, ssvd_dir: str | None = None,
                  variant: str = "full", versions: int | None = None,
                  max_sources: int | None = None, workers: int = 1,
-                 seed: int = 0) -> dict:
+                 cluster: str = "", seed: int = 0) -> dict:
   """Builds (or resumes) the real-voice corpus; returns the report dict.
 
   Args:
@@ -340,7 +334,10 @@ def build_corpus(out_dir: str, *, mir1k_dir: str, ssvd_dir: str | None = None,
     mir1k_dir: MIR-1K folder (voice/, accompaniment/, PitchLabel/, Lyrics/).
     ssvd_dir: SSVD v1 folder whose real recordings join the corpus, or None.
     variant: 'full' or 'small' (VARIANTS); versions / max_sources override it.
-    workers: processes for the per-source builds.
+    workers: Dask LocalCluster workers for the per-source builds (processes when
+      > 1; input_pipeline/dask_tasks.py, as the feature build).
+    cluster: an existing Dask scheduler ("tcp://host:8786") instead; its workers
+      write `out_dir` directly, so it must be on a filesystem they share.
     seed: everything random derives from it.
 
   Returns:
@@ -389,7 +386,7 @@ def build_corpus(out_dir: str, *, mir1k_dir: str, ssvd_dir: str | None = None,
                     if others else None)
   tasks = [(out_dir, s, songs[s.song_key], splits[s.clip], refs[s.clip], versions,
             seed) for s in kept]
-  records = _run(tasks, workers)
+  records = _run(tasks, workers, cluster)
   rows = [dict(r) for rec in records for r in rec.get("rows", [])]
   skipped = [rec["skipped"] for rec in records if "skipped" in rec]
   if ssvd_dir:
@@ -410,30 +407,32 @@ def build_corpus(out_dir: str, *, mir1k_dir: str, ssvd_dir: str | None = None,
   return report
 
 
-def _run(tasks: list, workers: int) -> list[dict]:
-  """Runs the source tasks (in order of `tasks` in the result); a pool whose worker
-  dies is replaced once, then the unfinished sources are reported as skipped."""
-  if workers <= 1:
-    return [_task(t) for t in tasks]
+def _run(tasks: list, workers: int, cluster: str = "") -> list[dict]:
+  """Runs `build_source` for every task on Dask (`dask_tasks.run_tasks`: retries, dead
+  workers, a cluster address), results in order of `tasks`; a source whose task still
+  fails is reported as skipped, with the reason.
+
+  Raises:
+    Whatever a task raises after its retries (a dead worker is reported, not raised).
+  """
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  from input_pipeline import dask_tasks  # pylint: disable=g-import-not-at-top
   results: dict[int, dict] = {}
-  for attempt in range(2):
-    todo = [i for i in range(len(tasks)) if i not in results]
-    if not todo:
-      break
-    # spawn, not fork: a forked child of a process that has started JAX's threads
-    # can deadlock.
-    with concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-      jobs = {pool.submit(_task, tasks[i]): i for i in todo}
-      for job in concurrent.futures.as_completed(jobs):
-        try:
-          results[jobs[job]] = job.result()
-        except concurrent.futures.process.BrokenProcessPool:
-          pass
-  for i, t in enumerate(tasks):
-    if i not in results:
-      results[i] = {"source_id": t[1].clip,
-                    "skipped": f"{t[1].voice}: its worker process died twice"}
+  progress = tqdm(total=len(tasks), desc="sources", unit="source", disable=None)
+
+  def on_done(i: int, record: dict | None, error: str | None) -> None:
+    results[i] = record if error is None else {
+        "source_id": tasks[i][1].clip, "skipped": f"{tasks[i][1].voice}: {error}"}
+    progress.update(1)
+
+  try:
+    if tasks:
+      dask_tasks.run_tasks(build_source, tasks,
+                           keys=[f"source-{t[1].clip}" for t in tasks],
+                           on_done=on_done, workers=workers, address=cluster,
+                           label="real_corpus", noun="sources", fatal=(Exception,))
+  finally:
+    progress.close()
   return [results[i] for i in range(len(tasks))]
 
 
@@ -444,7 +443,7 @@ def main(argv):
   report = build_corpus(f.out_dir, mir1k_dir=f.mir1k_dir, ssvd_dir=f.ssvd_dir or None,
                         variant=f.variant, versions=f.versions or None,
                         max_sources=f.max_sources if f.max_sources >= 0 else None,
-                        workers=f.workers, seed=f.seed)
+                        workers=f.workers, cluster=f.cluster, seed=f.seed)
   print(json.dumps({k: v for k, v in report.items() if k != "dropped"}, indent=1))
   print(f"{len(report['dropped'])} clips dropped (song and singer in different "
         f"splits); manifest: {os.path.join(f.out_dir, 'manifest.csv')}")
@@ -460,7 +459,9 @@ def _define_flags() -> None:
   flags.DEFINE_integer("versions", 0, "Versions per source (0: the variant's).")
   flags.DEFINE_integer("max_sources", -1, "MIR-1K clips used (-1: the variant's, "
                        "0: all).")
-  flags.DEFINE_integer("workers", 1, "Worker processes.")
+  flags.DEFINE_integer("workers", 1, "Dask LocalCluster workers (processes when > 1).")
+  flags.DEFINE_string("cluster", "", "An existing Dask scheduler (tcp://host:8786) "
+                      "instead of a LocalCluster.")
   flags.DEFINE_integer("seed", 0, "Seed of everything random.")
 
 
