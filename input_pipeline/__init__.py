@@ -6,6 +6,7 @@
                   the build fingerprint, normalisation statistics
   shard.py        builds one shard (a Dask task)
   build.py        the feature build on Dask: plan shards, run them, report
+  dask_tasks.py   independent tasks on Dask: retries, dead workers, cluster address
   numba_warm.py   fills numba's cache before the build's workers start
   pairing.py      which records make a training row (paper 3.3 pairing), plain numpy
   model_input.py  stored clip -> model input (key shift, channels, normalisation)
