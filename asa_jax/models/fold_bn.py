@@ -81,6 +81,8 @@ def _towers(model: nn.Module) -> dict[str, Any]:
   holds towers deeper down."""
   found = {}
   for field in dataclasses.fields(model):
+    if field.name in ("parent", "name"):  # Flax's own fields, not sub-modules.
+      continue
     value = getattr(model, field.name, None)
     if isinstance(value, cnnsa.CNNSATower):
       found[field.name] = value
