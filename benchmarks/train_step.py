@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from asa_jax.models import conv as conv_lib
+from asa_jax.models import fold_bn
 from asa_jax.train import host_memory, loop, mesh as mesh_lib
 from asa_jax import systems
 from asa_jax.train.step import make_train_step, train_step
@@ -46,6 +47,7 @@ flags.DEFINE_list("variants", ["paper", "small"], "paper (configs/rori.py) and/o
 flags.DEFINE_integer("batch", 32, "Global batch (triplets per step).")
 flags.DEFINE_integer("steps", 5, "Timed train steps.")
 flags.DEFINE_integer("warmup", 1, "Untimed steps after compilation.")
+flags.DEFINE_bool("train", True, "Time the train step (--notrain: tower inference only).")
 flags.DEFINE_integer("infer_batch", 128, "Clips per tower inference call.")
 flags.DEFINE_integer("infer_steps", 3, "Timed inference calls.")
 flags.DEFINE_string("dtype", "", "Override config.model.dtype (float32 | bfloat16).")
@@ -145,23 +147,11 @@ def profile(variant: str, compiled, state, batch):
   return state
 
 
-def bench(variant: str) -> None:
-  config = rori.get_config(None if variant == "paper" else variant)
-  if FLAGS.dtype:
-    config.model.dtype = FLAGS.dtype
-  config.train.global_batch_size = FLAGS.batch
-  config.model.conv_impl = FLAGS.conv
-  mesh = mesh_lib.make_mesh()
-  model, state = loop.init_state(config, mesh)
-  # Model FLOPs are counted on the same model with XLA's own convolutions.
-  xla_config = config.copy_and_resolve_references()
-  xla_config.model.conv_impl = "xla"
-  xla_model, xla_state = loop.init_state(xla_config, mesh)
+def bench_step(variant: str, config, state, xla_state, mesh, rng, shape):
+  """Times the jitted train step (prints the figures); returns the state after it."""
   repl = mesh_lib.replicated(mesh)
   step = make_train_step(systems.get(config), repl, mesh_lib.batch_sharding(mesh),
                          repl)
-  rng = np.random.default_rng(0)
-  shape = (FLAGS.batch, len(config.features.channels), 96, 94)
   batch = mesh_lib.to_global(
       {k: rng.standard_normal(shape, dtype=np.float32)
        for k in ("anchor", "positive", "negative")}, mesh)
@@ -194,6 +184,25 @@ def bench(variant: str) -> None:
           f"{PAPER_EPOCH_TRIPLETS * dt / FLAGS.batch:.2f} s of step time", flush=True)
   if FLAGS.profile:
     state = profile(variant, compiled, state, batch)
+  return state
+
+
+def bench(variant: str) -> None:
+  config = rori.get_config(None if variant == "paper" else variant)
+  if FLAGS.dtype:
+    config.model.dtype = FLAGS.dtype
+  config.train.global_batch_size = FLAGS.batch
+  config.model.conv_impl = FLAGS.conv
+  mesh = mesh_lib.make_mesh()
+  model, state = loop.init_state(config, mesh)
+  # Model FLOPs are counted on the same model with XLA's own convolutions.
+  xla_config = config.copy_and_resolve_references()
+  xla_config.model.conv_impl = "xla"
+  xla_model, xla_state = loop.init_state(xla_config, mesh)
+  rng = np.random.default_rng(0)
+  shape = (FLAGS.batch, len(config.features.channels), 96, 94)
+  if FLAGS.train:
+    state = bench_step(variant, config, state, xla_state, mesh, rng, shape)
 
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   x = jnp.asarray(rng.standard_normal((FLAGS.infer_batch,) + shape[1:], dtype=np.float32))
@@ -213,6 +222,20 @@ def bench(variant: str) -> None:
         f"{idt * 1e3:.0f} ms/batch, {FLAGS.infer_batch / idt:.1f} clips/s, "
         f"{iflops / FLAGS.infer_batch / 1e9:.2f} GFLOP/clip, {iflops / idt / 1e9:.1f} GFLOP/s; "
         f"peak RSS so far {_peak_rss_gib():.2f} GiB", flush=True)
+  # The inference graph that evaluation and the Assessor run: BatchNorm folded.
+  fmodel, fvariables = fold_bn.fold(model, variables)
+  finfer = jax.jit(lambda v, x: fmodel.apply(v, x, method=type(fmodel).embed_performance))
+  fcompiled = finfer.lower(fvariables, x).compile()
+  jax.block_until_ready(fcompiled(fvariables, x))
+  t = time.perf_counter()
+  for _ in range(FLAGS.infer_steps):
+    fout = fcompiled(fvariables, x)
+  jax.block_until_ready(fout)
+  fdt = (time.perf_counter() - t) / FLAGS.infer_steps
+  print(f"[{variant}] tower inference, BatchNorm folded, batch={FLAGS.infer_batch}: "
+        f"{fdt * 1e3:.0f} ms/batch, {FLAGS.infer_batch / fdt:.1f} clips/s, "
+        f"{iflops / fdt / 1e9:.1f} GFLOP/s; max |difference| to unfolded "
+        f"{float(jnp.max(jnp.abs(fout - out))):.1e}", flush=True)
 
 
 def main(argv):

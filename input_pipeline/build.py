@@ -340,8 +340,19 @@ def build_records(manifest_path: str, records_dir: str, config, *,
   progress = tqdm(total=total, desc="records", unit="perf", disable=None)
   progress.update(total - sum(len(s.performances) for s in todo))
 
+  # Shards finish in any order; the report takes their results in plan order, so
+  # that the same build writes the same build_report.json.
+  results: dict[str, tuple[dict | None, str | None]] = {}
+
   def on_done(shard: shard_lib.Shard, index: dict | None,
               error: str | None) -> None:
+    results[shard.name] = (index, error)
+    if index is None:
+      print(f"build_records: shard {shard.name} failed: {error}", file=sys.stderr)
+    progress.update(len(shard.performances))
+
+  def add_result(shard: shard_lib.Shard, index: dict | None,
+                 error: str | None) -> None:
     if index is not None:
       indexes[f"{shard.split}/{shard.name}"] = index
       for entry in index["performances"]:
@@ -352,7 +363,6 @@ def build_records(manifest_path: str, records_dir: str, config, *,
           add_skipped(entry, entry.get("reason", "skipped"))
     else:
       reason = f"shard {shard.name} failed: {error}"
-      print(f"build_records: {reason}", file=sys.stderr)
       report.worker_failures.append(dict(
           shard=shard.name, split=shard.split,
           performance_ids=[p.performance_id for p in shard.performances],
@@ -360,11 +370,13 @@ def build_records(manifest_path: str, records_dir: str, config, *,
       for perf in shard.performances:
         add_skipped(dict(performance_id=perf.performance_id, song_id=perf.song_id,
                          split=perf.split), reason)
-    progress.update(len(shard.performances))
 
   try:
     if todo:
       _run_shards(todo, config, shard_lib.extract_features, on_done)
+      for shard in todo:
+        if shard.name in results:
+          add_result(shard, *results[shard.name])
   finally:
     progress.close()
     if not config.data.build_cluster:

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from asa_jax import losses
+from asa_jax.models import fold_bn
 from asa_jax.performance_score import PerformanceScore
 
 # One item of a segment stream: (metadata, performance features, reference features).
@@ -123,8 +124,11 @@ def make_embed_fn(model, variables) -> Callable[
   frozen) when the model has it, else `model.embed_performance` and
   `model.embed_anchor` and scores by cosine similarity. Both inputs are float32
   (B, C, 96, 94); outputs are (B, D), (B, D) or (B, 0), and (B,) float32. The function
-  compiles once per input shape, so callers should feed one fixed batch size.
+  compiles once per input shape, so callers should feed one fixed batch size. It runs
+  the inference graph: the towers' BatchNorms folded into their convolutions
+  (`asa_jax.models.fold_bn`; the same embeddings within float32 rounding).
   """
+  model, variables = fold_bn.fold(model, variables)
   uniform = callable(getattr(model, "score_clips", None))
 
   @jax.jit
@@ -138,6 +142,7 @@ def make_embed_fn(model, variables) -> Callable[
 
   fn = lambda performance, reference: embed(variables, performance, reference)
   fn.jitted = embed  # For checks that repeated calls reuse the compiled code.
+  fn.variables = variables  # The (folded) variables it runs on.
   return fn
 
 

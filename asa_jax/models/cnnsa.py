@@ -61,24 +61,37 @@ class ResBlock(nn.Module):
   out = ReLU(BN(conv3x3(ReLU(BN(conv3x3_s(x))))) + BN(conv3x3_s(x)))
   The shortcut is always a strided 3x3 conv + BN (as in `Res_2d`). Convolutions use
   padding 1 on each side (PyTorch `padding=1`) and no bias (each is followed by BN).
+  `folded=True` is the inference graph: each BN is folded into its convolution
+  (`asa_jax.models.fold_bn`), which then has a bias, and there is no BN.
 
   Attributes:
     features: output channels.
     strides: (frequency, time) stride of the first conv and of the shortcut.
     dtype: computation dtype (parameters stay float32).
     conv: the convolution module (`conv.conv_module`; nn.Conv = XLA's own).
+    folded: BatchNorm folded into the convolutions (inference only).
   """
   features: int
   strides: tuple[int, int]
   dtype: Any = jnp.float32
   conv: conv_lib.ModuleDef = nn.Conv
+  folded: bool = False
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
-    """x: (B, H, W, C_in) -> (B, H', W', features), NHWC."""
+    """x: (B, H, W, C_in) -> (B, H', W', features), NHWC.
+
+    Raises:
+      ValueError: train=True on a folded block (it has no batch statistics).
+    """
     conv = lambda s, name: self.conv(
-        self.features, (3, 3), strides=s, padding=((1, 1), (1, 1)), use_bias=False,
-        dtype=self.dtype, param_dtype=jnp.float32, name=name)
+        self.features, (3, 3), strides=s, padding=((1, 1), (1, 1)),
+        use_bias=self.folded, dtype=self.dtype, param_dtype=jnp.float32, name=name)
+    if self.folded:
+      if train:
+        raise ValueError("a folded ResBlock is for inference only (train=False)")
+      y = conv((1, 1), "conv_2")(nn.relu(conv(self.strides, "conv_1")(x)))
+      return nn.relu(y + conv(self.strides, "conv_3")(x))
     norm = lambda name: nn.BatchNorm(
         use_running_average=not train, momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON,
         dtype=self.dtype, param_dtype=jnp.float32, name=name)
@@ -149,6 +162,24 @@ class TimePooling(nn.Module):
     return jnp.einsum("bt,btd->bd", sigma, x)
 
 
+class FoldedNorm(nn.Module):
+  """A BatchNorm at inference folded to a per-channel affine map: x * scale + bias.
+
+  The input BN of the tower sits before a zero-padded convolution, so it cannot be
+  folded into that convolution's weights exactly (the padding would see the shift);
+  `asa_jax.models.fold_bn` gives its scale and bias.
+  """
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    """x: (..., C) -> (..., C) in `dtype`."""
+    c = x.shape[-1]
+    scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+    return x * scale.astype(self.dtype) + bias.astype(self.dtype)
+
+
 class CNNSATower(nn.Module):
   """CNN + self-attention embedding tower (paper 3.2; Won et al. CNNSA).
 
@@ -158,7 +189,9 @@ class CNNSATower(nn.Module):
   config.model.conv_impl (`conv.conv_module`); it does not change the parameters.
   `pooling` is the back-end over time: 'bert' (the paper's: [CLS] + BERT
   self-attention layers + pooler) or a `TimePooling` ('attention', 'mean', 'max') of
-  the projected frames, without the BERT layers.
+  the projected frames, without the BERT layers. `folded=True` is the BN-free
+  inference graph whose parameters `asa_jax.models.fold_bn.fold_tower` makes from the
+  trained ones (same embeddings within float32 rounding; train=False only).
   """
   conv_channels: tuple[int, ...] = (128, 128, 256, 256, 256, 256, 256)
   conv_strides: tuple[tuple[int, int], ...] = (
@@ -172,6 +205,7 @@ class CNNSATower(nn.Module):
   dtype: Any = jnp.float32
   conv: conv_lib.ModuleDef = nn.Conv
   pooling: str = "bert"
+  folded: bool = False
 
   @classmethod
   def from_config(cls, model_config: ml_collections.ConfigDict, **kwargs) -> "CNNSATower":
@@ -226,12 +260,15 @@ class CNNSATower(nn.Module):
 
     x = jnp.transpose(x, (0, 2, 3, 1)).astype(self.dtype)  # NCHW -> NHWC.
     # Input BatchNorm over the feature channels (Won et al. `spec_bn`).
-    x = nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM,
-                     epsilon=_BN_EPSILON, dtype=self.dtype, param_dtype=jnp.float32,
-                     name="input_bn")(x)
+    if self.folded:
+      x = FoldedNorm(dtype=self.dtype, name="input_bn")(x)
+    else:
+      x = nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM,
+                       epsilon=_BN_EPSILON, dtype=self.dtype, param_dtype=jnp.float32,
+                       name="input_bn")(x)
     for i, (features, strides) in enumerate(zip(self.conv_channels, self.conv_strides)):
       x = ResBlock(features, tuple(strides), dtype=self.dtype, conv=self.conv,
-                   name=f"block_{i + 1}")(x, train=train)
+                   folded=self.folded, name=f"block_{i + 1}")(x, train=train)
     assert x.shape[1:3] == (1, frames), x.shape
     x = x[:, 0]  # (B, frames, channels): squeeze the frequency axis.
 

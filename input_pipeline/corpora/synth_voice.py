@@ -189,8 +189,10 @@ def render_voice(notes: list[Note], voice: Voice, *, total_seconds: float,
   t = np.arange(n_ctrl) / CONTROL_RATE
   idx = note_index_curve(notes, n_ctrl)
 
-  # Target pitch (cents above MIDI 0), held through rests, with portamento.
-  target = np.empty(n_ctrl)
+  # Target pitch (cents above MIDI 0), held through rests, with portamento. The
+  # frames past the last note's stop hold its pitch too (np.empty left them as stale
+  # memory, which made the render differ between runs through np.std(source)).
+  target = np.full(n_ctrl, 100.0 * (notes[-1].midi + 12 * voice.octave))
   vowel = np.zeros((N_VOWELS, n_ctrl))
   env = np.zeros(n_ctrl)
   rel_time = np.zeros(n_ctrl)  # seconds since the onset of the active note.
