@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from input_pipeline import degrade as dg
+from tests.conftest import require_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP = os.path.join(ROOT, "..", "shared", "data", "mir1k", "voice", "Ani_1_01.opus")
@@ -16,8 +17,7 @@ SR = 16000
 @pytest.fixture(scope="module")
 def voice():
   """(audio, WorldParams, undegraded resynthesis) of a 9 s real karaoke vocal."""
-  if not os.path.exists(CLIP):
-    pytest.skip(f"real singing data not found: {CLIP} (../shared/data absent)")
+  require_data(CLIP, "real singing data")
   import soundfile as sf  # pylint: disable=g-import-not-at-top
   audio, sr = sf.read(CLIP, dtype="float32")
   assert sr == SR
