@@ -170,7 +170,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path, baseline_assessor, reference_au
     baseline_assessor.assess((np.zeros(0, np.float32), SR), (reference_audio, SR))
   with pytest.raises(ValueError, match="reference="):
     baseline_assessor.assess((reference_audio, SR))
-  with pytest.raises(TypeError):
+  with pytest.raises(TypeError, match="must be a path or a \\(samples, sample_rate\\) tuple"):
     baseline_assessor.assess(reference_audio, (reference_audio, SR))
 
 

@@ -122,8 +122,9 @@ def test_run_on_a_fake_mast(tmp_path):
 
 
 def test_cli_requires_its_flags():
-  with pytest.raises(SystemExit):
+  with pytest.raises(SystemExit) as info:
     mast.main([])
+  assert info.value.code == 2  # argparse's usage error.
 
 
 @pytest.fixture(scope="module")

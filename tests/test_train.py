@@ -183,7 +183,7 @@ def test_prefetch_to_mesh_keeps_order_and_bounds_lookahead():
   rest = list(out)
   assert [int(np.asarray(b["x"])[0, 0]) for b in [first] + rest] == [0, 1, 2, 3, 4]
   assert isinstance(first["x"], jax.Array) and first["x"].shape == (2, 3)
-  with pytest.raises(ValueError):
+  with pytest.raises(ValueError, match="prefetch size must be >= 1, got 0"):
     next(mesh_lib.prefetch_to_mesh(source(), mesh, size=0))
 
 
