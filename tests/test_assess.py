@@ -23,6 +23,23 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # --- calibration ------------------------------------------------------------------
 
 
+def _assert_monotone_map(cal, raw, human, sign):
+  """The calibration never decreases, stays in [0, 100], and follows the data:
+  where the human scores rise with the raw ones it rises across the data by most of
+  their rise; where they fall, the best non-decreasing map is flat."""
+  grid = np.linspace(-5, 5, 2001)  # far outside the fitted range too.
+  out = cal(grid)
+  assert np.all(np.diff(out) >= -1e-9), "calibration must not decrease"
+  assert out.min() >= 0 and out.max() <= 100
+  lo, hi = np.quantile(raw, [0.1, 0.9])
+  data_rise = np.polyval(np.polyfit(raw, human, 1), [lo, hi])
+  rise = float(cal(hi) - cal(lo))
+  if sign > 0:
+    assert rise > 0.5 * (data_rise[1] - data_rise[0]), (rise, data_rise)
+  else:
+    assert rise < 2.0, rise  # Flat (isotonic: a step or two of pooled noise).
+
+
 @pytest.mark.parametrize("method", ["linear", "logistic", "isotonic"])
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_calibration_is_monotone_and_in_range(method, sign):
@@ -30,13 +47,43 @@ def test_calibration_is_monotone_and_in_range(method, sign):
   raw = rng.normal(0.2, 0.3, 40)
   human = np.clip(60 + sign * 80 * raw + rng.normal(0, 10, 40), 0, 100)
   cal = calibration.fit(raw, human, method=method)
-  grid = np.linspace(-5, 5, 2001)  # far outside the fitted range too.
-  out = cal(grid)
-  assert np.all(np.diff(out) >= -1e-9), "calibration must not decrease"
-  assert out.min() >= 0 and out.max() <= 100
+  _assert_monotone_map(cal, raw, human, sign)
   assert cal.human and cal.n == 40
   if sign > 0:
     assert cal(0.8) > cal(-0.4)  # it follows the data where they rise.
+  else:  # Falling data: the flat map at the mean human score.
+    assert float(cal(0.2)) == pytest.approx(np.mean(human), abs=8.0)
+
+
+def test_a_constant_map_fails_the_monotone_test():
+  """The monotone test bites: a constant map (non-decreasing, in range, but
+  ignoring the data) does not pass it on rising data."""
+  rng = np.random.default_rng(0)
+  raw = rng.normal(0.2, 0.3, 40)
+  human = np.clip(60 + 80 * raw + rng.normal(0, 10, 40), 0, 100)
+  constant = calibration.Calibration("linear", {"intercept": 60.0, "slope": 0.0},
+                                     human=True, n=40, raw_range=(-1.0, 1.0))
+  with pytest.raises(AssertionError):
+    _assert_monotone_map(constant, raw, human, 1.0)
+  _assert_monotone_map(calibration.fit(raw, human), raw, human, 1.0)
+
+
+def test_linear_calibration_is_least_squares():
+  """'linear' = the least-squares line (numpy lstsq), clipped to [0, 100]; with
+  falling data the slope is held at 0 and the intercept is the mean."""
+  rng = np.random.default_rng(3)
+  raw = rng.normal(0.0, 1.0, 50)
+  human = 55 + 12 * raw + rng.normal(0, 6, 50)
+  cal = calibration.fit(raw, human, method="linear")
+  design = np.stack([np.ones_like(raw), raw], axis=1)
+  (a, b), *_ = np.linalg.lstsq(design, human, rcond=None)
+  assert cal.params["intercept"] == pytest.approx(a, abs=1e-8)
+  assert cal.params["slope"] == pytest.approx(b, abs=1e-8)
+  grid = np.linspace(-8, 8, 33)
+  np.testing.assert_allclose(cal(grid), np.clip(a + b * grid, 0, 100), atol=1e-8)
+  falling = calibration.fit(raw, 55 - 12 * raw, method="linear")
+  assert falling.params["slope"] == 0.0
+  assert falling.params["intercept"] == pytest.approx(np.mean(55 - 12 * raw))
 
 
 def test_linear_calibration_keeps_pearson_and_reports_mae():
