@@ -83,10 +83,18 @@ PY
   fi
   echo "== $name: mutating $file${functions:+ ($functions)} against: $tests"
   start=$(date +%s)
-  (cd "$src" && PYTHONPATH="$src" "$MUTMUT" run --paths-to-mutate "$file" \
-      --tests-dir tests --runner "nice -n 10 $PY -m pytest -x -q -p no:cacheprovider $tests" \
-      --test-time-multiplier 4 --simple-output --no-progress "${patch_opt[@]}" \
-      > "$WORK/$name/run.log" 2>&1) || true
+  # mutmut 2.5.1 can stop on a cache lookup error ("Attribute Mutant.line is
+  # required"), leaving the file mutated: restore it and resume (the cache keeps the
+  # mutants already tested), at most 3 times.
+  for attempt in 1 2 3; do
+    (cd "$src" && PYTHONPATH="$src" "$MUTMUT" run --paths-to-mutate "$file" \
+        --tests-dir tests --runner "nice -n 10 $PY -m pytest -x -q -p no:cacheprovider $tests" \
+        --test-time-multiplier 4 --simple-output --no-progress "${patch_opt[@]}" \
+        >> "$WORK/$name/run.log" 2>&1) && break
+    cp "$REPO/$file" "$src/$file"
+    grep -q "Traceback" "$WORK/$name/run.log" || break  # Survivors only: done.
+  done
+  cp "$REPO/$file" "$src/$file"
   (cd "$src" && "$PY" - "$name" "$(( $(date +%s) - start ))" <<'PY'
 import sqlite3, sys
 name, seconds = sys.argv[1], sys.argv[2]
