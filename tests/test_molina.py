@@ -329,3 +329,22 @@ def test_dtw_cost_matches_hand_dp_and_librosa(seed):
   assert acc[-1, -1] / (n + m - 1) == pytest.approx(cost, rel=1e-12)
   # Random real costs have no ties: the hand path is the same path.
   np.testing.assert_array_equal(path, want_path)
+
+
+@pytest.mark.parametrize("n,m,reachable", [
+    (1, 1, True), (2, 2, True), (3, 5, True), (5, 3, True), (4, 7, True),
+    (7, 4, True), (3, 6, False), (6, 3, False), (4, 8, False), (8, 4, False),
+    (1, 2, False), (2, 1, False)])
+def test_dtw_cost_length_limits(n, m, reachable):
+  """Steps (1,1), (1,2), (2,1) reach (N-1, M-1) iff M-1 <= 2(N-1) and N-1 <= 2(M-1);
+  at the limit every step is the steep one."""
+  perf, ref = np.zeros(n), np.full(m, 10.0)
+  if not reachable:
+    with pytest.raises(ValueError, match=f"between {n} and {m} frames"):
+      dtw_melody.dtw_cost(perf, ref)
+    return
+  cost, path = dtw_melody.dtw_cost(perf, ref)
+  assert cost == pytest.approx(10.0)  # Every local cost is 10: so is their mean.
+  assert tuple(path[0]) == (0, 0) and tuple(path[-1]) == (n - 1, m - 1)
+  if m - 1 == 2 * (n - 1) and n > 1:
+    assert set(map(tuple, np.diff(path, axis=0))) == {(1, 2)}
