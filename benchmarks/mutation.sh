@@ -3,6 +3,7 @@
 # a CI step: it prints, per target, the share of mutants the target's FAST tests kill.
 #
 #   bash benchmarks/mutation.sh [TARGET ...]     (default: every target below)
+#   MUTATION_RESUME=1 bash benchmarks/mutation.sh TARGET   (continue a stopped run)
 #
 # mutmut 2.5.1 (a well-kept mutation tester) goes into a scratch venv under
 # $MUTATION_DIR (default /tmp/asa-mutation), never into the project's lock or venv.
@@ -41,6 +42,29 @@ if [ ! -x "$WORK/venv/bin/mutmut" ]; then
 fi
 MUTMUT="$WORK/venv/bin/mutmut"
 
+# run_mutmut NAME SRC FILE TESTS [PATCH OPTIONS]: mutmut run, resumed up to 5 times.
+run_mutmut() {
+  local name=$1 src=$2 file=$3 tests=$4; shift 4
+  local attempt log pid
+  for attempt in 1 2 3 4 5; do
+    log="$WORK/$name/run.$attempt.log"
+    (cd "$src" && PYTHONPATH="$src" exec "$MUTMUT" run --paths-to-mutate "$file" \
+        --tests-dir tests --runner "nice -n 10 $PY -m pytest -x -q -p no:cacheprovider $tests" \
+        --test-time-multiplier 4 --simple-output --no-progress "$@" > "$log" 2>&1) &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+      if grep -q "^Traceback" "$log"; then
+        pkill -TERM -P "$pid" 2>/dev/null || true  # its test run, if any
+        kill -TERM "$pid" 2>/dev/null || true
+      fi
+      sleep 5
+    done
+    wait "$pid" 2>/dev/null || true
+    cp "$REPO/$file" "$src/$file"  # A stopped run leaves its mutant in place.
+    grep -q "^Traceback" "$log" || break
+  done
+}
+
 wanted=("$@")
 for spec in "${TARGETS[@]}"; do
   IFS="|" read -r name file functions tests <<<"$spec"
@@ -48,9 +72,15 @@ for spec in "${TARGETS[@]}"; do
     continue
   fi
   src="$WORK/$name/src"
-  rm -rf "$WORK/$name"
-  mkdir -p "$src"
-  (cd "$REPO" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - ) | tar -xf - -C "$src"
+  if [ "${MUTATION_RESUME:-0}" = 1 ] && [ -f "$src/.mutmut-cache" ]; then
+    # Resume: keep the cache (killed mutants stay killed; survivors are tested again
+    # when the tests changed), take the current tests.
+    rm -rf "$src/tests" && cp -r "$REPO/tests" "$src/tests"
+  else
+    rm -rf "$WORK/$name"
+    mkdir -p "$src"
+    (cd "$REPO" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - ) | tar -xf - -C "$src"
+  fi
   [ -e "$REPO/../shared" ] && ln -sfn "$(cd "$REPO/.." && pwd)/shared" "$WORK/$name/shared"
   patch_opt=()
   if [ -n "$functions" ]; then
@@ -86,15 +116,8 @@ PY
   # mutmut 2.5.1 can stop on a cache lookup error ("Attribute Mutant.line is
   # required"), leaving the file mutated: restore it and resume (the cache keeps the
   # mutants already tested), at most 3 times.
-  for attempt in 1 2 3; do
-    (cd "$src" && PYTHONPATH="$src" "$MUTMUT" run --paths-to-mutate "$file" \
-        --tests-dir tests --runner "nice -n 10 $PY -m pytest -x -q -p no:cacheprovider $tests" \
-        --test-time-multiplier 4 --simple-output --no-progress "${patch_opt[@]}" \
-        >> "$WORK/$name/run.log" 2>&1) && break
-    cp "$REPO/$file" "$src/$file"
-    grep -q "Traceback" "$WORK/$name/run.log" || break  # Survivors only: done.
-  done
-  cp "$REPO/$file" "$src/$file"
+  # After that error mutmut's main process does not exit: a watcher stops it.
+  run_mutmut "$name" "$src" "$file" "$tests" "${patch_opt[@]}"
   (cd "$src" && "$PY" - "$name" "$(( $(date +%s) - start ))" <<'PY'
 import sqlite3, sys
 name, seconds = sys.argv[1], sys.argv[2]
