@@ -24,6 +24,23 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # --- calibration ------------------------------------------------------------------
 
 
+def _assert_monotone_map(cal, raw, human, sign):
+  """The calibration never decreases, stays in [0, 100], and follows the data:
+  where the human scores rise with the raw ones it rises across the data by most of
+  their rise; where they fall, the best non-decreasing map is flat."""
+  grid = np.linspace(-5, 5, 2001)  # far outside the fitted range too.
+  out = cal(grid)
+  assert np.all(np.diff(out) >= -1e-9), "calibration must not decrease"
+  assert out.min() >= 0 and out.max() <= 100
+  lo, hi = np.quantile(raw, [0.1, 0.9])
+  data_rise = np.polyval(np.polyfit(raw, human, 1), [lo, hi])
+  rise = float(cal(hi) - cal(lo))
+  if sign > 0:
+    assert rise > 0.5 * (data_rise[1] - data_rise[0]), (rise, data_rise)
+  else:
+    assert rise < 2.0, rise  # Flat (isotonic: a step or two of pooled noise).
+
+
 @pytest.mark.parametrize("method", ["linear", "logistic", "isotonic"])
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_calibration_is_monotone_and_in_range(method, sign):
@@ -31,13 +48,43 @@ def test_calibration_is_monotone_and_in_range(method, sign):
   raw = rng.normal(0.2, 0.3, 40)
   human = np.clip(60 + sign * 80 * raw + rng.normal(0, 10, 40), 0, 100)
   cal = calibration.fit(raw, human, method=method)
-  grid = np.linspace(-5, 5, 2001)  # far outside the fitted range too.
-  out = cal(grid)
-  assert np.all(np.diff(out) >= -1e-9), "calibration must not decrease"
-  assert out.min() >= 0 and out.max() <= 100
+  _assert_monotone_map(cal, raw, human, sign)
   assert cal.human and cal.n == 40
   if sign > 0:
     assert cal(0.8) > cal(-0.4)  # it follows the data where they rise.
+  else:  # Falling data: the flat map at the mean human score.
+    assert float(cal(0.2)) == pytest.approx(np.mean(human), abs=8.0)
+
+
+def test_a_constant_map_fails_the_monotone_test():
+  """The monotone test bites: a constant map (non-decreasing, in range, but
+  ignoring the data) does not pass it on rising data."""
+  rng = np.random.default_rng(0)
+  raw = rng.normal(0.2, 0.3, 40)
+  human = np.clip(60 + 80 * raw + rng.normal(0, 10, 40), 0, 100)
+  constant = calibration.Calibration("linear", {"intercept": 60.0, "slope": 0.0},
+                                     human=True, n=40, raw_range=(-1.0, 1.0))
+  with pytest.raises(AssertionError):
+    _assert_monotone_map(constant, raw, human, 1.0)
+  _assert_monotone_map(calibration.fit(raw, human), raw, human, 1.0)
+
+
+def test_linear_calibration_is_least_squares():
+  """'linear' = the least-squares line (numpy lstsq), clipped to [0, 100]; with
+  falling data the slope is held at 0 and the intercept is the mean."""
+  rng = np.random.default_rng(3)
+  raw = rng.normal(0.0, 1.0, 50)
+  human = 55 + 12 * raw + rng.normal(0, 6, 50)
+  cal = calibration.fit(raw, human, method="linear")
+  design = np.stack([np.ones_like(raw), raw], axis=1)
+  (a, b), *_ = np.linalg.lstsq(design, human, rcond=None)
+  assert cal.params["intercept"] == pytest.approx(a, abs=1e-8)
+  assert cal.params["slope"] == pytest.approx(b, abs=1e-8)
+  grid = np.linspace(-8, 8, 33)
+  np.testing.assert_allclose(cal(grid), np.clip(a + b * grid, 0, 100), atol=1e-8)
+  falling = calibration.fit(raw, 55 - 12 * raw, method="linear")
+  assert falling.params["slope"] == 0.0
+  assert falling.params["intercept"] == pytest.approx(np.mean(55 - 12 * raw))
 
 
 def test_linear_calibration_keeps_pearson_and_reports_mae():
@@ -171,7 +218,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path, baseline_assessor, reference_au
     baseline_assessor.assess((np.zeros(0, np.float32), SR), (reference_audio, SR))
   with pytest.raises(ValueError, match="reference="):
     baseline_assessor.assess((reference_audio, SR))
-  with pytest.raises(TypeError):
+  with pytest.raises(TypeError, match="must be a path or a \\(samples, sample_rate\\) tuple"):
     baseline_assessor.assess(reference_audio, (reference_audio, SR))
 
 
@@ -347,3 +394,136 @@ def test_stream_contours_equal_extract_contours():
   coarse = contours.stream_contours(audio, hop_length=512)
   assert coarse.hop_s == pytest.approx(0.032)
   assert coarse.n_frames == 1 + len(audio) // 512
+
+
+# --- reference routing and warnings of the Assessor (issue 22, item 3) --------------
+
+
+def _routing_assessor(kind, calibration_map, seen):
+  """An Assessor around the real learned-system scorer (`_Learned.score`, which picks
+  the model's reference) whose clip scoring only records what it was given."""
+  from asa_jax.assess import assessor as assessor_mod  # pylint: disable=g-import-not-at-top
+  from configs import base  # pylint: disable=g-import-not-at-top
+  scorer = object.__new__(assessor_mod._Learned)  # pylint: disable=protected-access
+  scorer.config = base.get_config()
+  scorer.config.data.key_align = "none"
+  scorer.name = {"accompaniment": "racc", None: "direct"}.get(kind, "rori")
+  scorer.reference_kind = kind
+
+  def clip_scores(perf, model_ref, transposition):
+    seen.append((perf, model_ref, transposition))
+    return np.array([0.3, 6.3]), np.array([0.4, 0.6])
+  scorer.clip_scores = clip_scores
+  return Assessor(scorer, calibration_map)
+
+
+@pytest.mark.timeout(600)
+def test_assessor_feeds_each_system_its_reference_and_warns(reference_audio):
+  perf = assess_audio.melody(detune_phrase=2, detune_cents=100)
+  acc = (0.1 * np.sin(2 * np.pi * 110 * np.arange(len(perf)) / SR)).astype(np.float32)
+  cal = calibration.fit([0.0, 1.0], [0.0, 100.0])  # linear, human scores.
+  # Accompaniment system (Racc): the model reads the accompaniment, not the vocal.
+  seen = []
+  racc = _routing_assessor("accompaniment", cal, seen)
+  with pytest.raises(ValueError, match="system racc compares with the accompaniment: "
+                                       "give accompaniment="):
+    racc.assess((perf, SR), (reference_audio, SR))
+  result = racc.assess((perf, SR), accompaniment=(acc, SR))
+  assert len(seen) == 1 and seen[0][1] is not None
+  np.testing.assert_allclose(seen[0][1], acc, atol=1e-6)
+  assert seen[0][0].shape == perf.shape and seen[0][2] == 0
+  assert result.raw == pytest.approx(0.5) and result.score == pytest.approx(50.0)
+  assert "no reference vocal given: no pitch or timing feedback" in result.warnings
+  assert result.key_offset_semitones is None and result.tempo_ratio is None
+  # No-reference system: the model's "reference" is the performance itself.
+  seen.clear()
+  direct = _routing_assessor(None, cal, seen)
+  result = direct.assess((perf, SR))
+  np.testing.assert_array_equal(seen[0][1], seen[0][0])
+  # Original-vocal system without a reference: a clear error.
+  with pytest.raises(ValueError, match="system rori compares with the original "
+                                       "vocal: give reference="):
+    _routing_assessor("original", cal, []).assess((perf, SR))
+  # Warnings: min-max calibration, a raw score outside its range, silent segments,
+  # an unvoiced reference.
+  seen.clear()
+  minmax = calibration.fit([0.7, 0.9], [None, None])
+  quiet = np.concatenate([perf, np.zeros(6 * SR, np.float32)])
+  result = _routing_assessor("original", minmax, seen).assess(
+      (quiet, SR), (np.zeros(len(reference_audio), np.float32) + 1e-3, SR))
+  np.testing.assert_allclose(seen[0][1], 1e-3, atol=1e-6)  # The reference given.
+  w = result.warnings
+  assert "calibration fitted without human scores (min-max of the validation split)" in w
+  assert "raw score 0.5 outside the calibration's range [0.7, 0.9]" in w
+  assert result.score == 0.0  # Below the min-max range: clipped to 0.
+  assert any(x.startswith("reference has no voiced frames (<reference array>)")
+             for x in w), w
+  silent = [x for x in w if x.endswith("segments are silent")]
+  assert len(silent) == 1 and int(silent[0].split()[0]) >= 1, w
+
+
+def test_cli_usage_errors_exit_2(capsys, tmp_path):
+  cases = [
+      ([], "give exactly one of --workdir and --baseline"),
+      (["--workdir=w", "--baseline=dtw_melody", "--performance=p"],
+       "give exactly one of --workdir and --baseline"),
+      (["--workdir=w"], "give --performance (one recording) or --manifest (batch)"),
+      (["--workdir=w", "--performance=p", "--manifest=m"],
+       "give --performance (one recording) or --manifest (batch)"),
+      (["--workdir=w", "--manifest=m"], "--manifest needs --output"),
+      (["--workdir=w", "--performance=p", "--no_such_flag"], "unrecognized arguments"),
+  ]
+  for argv, message in cases:
+    with pytest.raises(SystemExit) as info:
+      cli.main(argv)
+    assert info.value.code == cli.EXIT_USAGE == 2, argv
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("usage: asa-score"), (argv, err)
+
+
+@pytest.mark.timeout(600)
+def test_cli_baseline_calibration_and_accompaniment(baseline_assessor, wav_pair,
+                                                    tmp_path, capsys, monkeypatch):
+  perf, ref = wav_pair
+  cal = tmp_path / "cal.json"
+  calibration.save(calibration.fit([-300.0, -100.0, -20.0, 0.0], [10, 40, 80, 95]),
+                   cal)
+  # --baseline without --calibration, an unknown baseline, a missing calibration:
+  # the system cannot be loaded (exit 3, one line naming the problem).
+  for argv, message in [
+      (["--baseline=dtw_melody"], "--baseline needs --calibration"),
+      (["--baseline=no_such_baseline", f"--calibration={cal}"], "no_such_baseline"),
+      (["--baseline=dtw_melody", f"--calibration={tmp_path / 'nope.json'}"],
+       "nope.json")]:
+    code, _, err = _run_cli([*argv, f"--performance={perf}", f"--reference={ref}"],
+                            capsys)
+    assert code == cli.EXIT_SYSTEM, (argv, err)
+    assert err.startswith("asa-score: cannot load the system: ") and message in err
+  # A baseline with its calibration scores like the same Assessor built in Python.
+  code, out, err = _run_cli(["--baseline=dtw_melody", f"--calibration={cal}",
+                             f"--performance={perf}", f"--reference={ref}",
+                             f"--json={tmp_path / 'b.json'}"], capsys)
+  assert code == cli.EXIT_OK, err
+  expected = baseline_assessor.assess(str(perf), str(ref))
+  data = json.loads((tmp_path / "b.json").read_text())
+  assert data["score"] == pytest.approx(expected.score, abs=1e-3)  # JSON: 4 decimals.
+  assert out.startswith(f"score {expected.score:.1f} / 100")
+  # --accompaniment reaches an accompaniment system's model; a bad one is exit 1.
+  seen = []
+  sf.write(tmp_path / "acc.wav", assess_audio.melody(seed=4), SR)
+  linear = calibration.fit([0.0, 1.0], [0.0, 100.0])
+  monkeypatch.setattr(Assessor, "from_baseline", classmethod(
+      lambda cls, name, **kw: _routing_assessor("accompaniment", linear, seen)))
+  code, out, err = _run_cli(["--baseline=racc_stub", f"--calibration={cal}",
+                             f"--performance={perf}",
+                             f"--accompaniment={tmp_path / 'acc.wav'}"], capsys)
+  assert code == cli.EXIT_OK, err
+  np.testing.assert_allclose(seen[0][1], assess_audio.melody(seed=4), atol=1e-4)
+  code, _, err = _run_cli(["--baseline=racc_stub", f"--calibration={cal}",
+                           f"--performance={perf}"], capsys)
+  assert code == cli.EXIT_INPUT and "give accompaniment=" in err
+  code, _, err = _run_cli(["--baseline=racc_stub", f"--calibration={cal}",
+                           f"--performance={perf}",
+                           f"--accompaniment={tmp_path / 'gone.wav'}"], capsys)
+  assert code == cli.EXIT_INPUT and "gone.wav" in err and "missing" in err
+

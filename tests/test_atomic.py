@@ -27,6 +27,6 @@ def test_failed_write_keeps_old_file_and_removes_temporary(tmp_path):
       raise RuntimeError("boom")
   assert path.read_text() == "old"
   assert os.listdir(tmp_path) == ["out.txt"]
-  with pytest.raises(ValueError):  # NaN is not JSON: nothing is written.
+  with pytest.raises(ValueError, match="not JSON compliant"):  # NaN: nothing written.
     atomic.write_json(path, {"r": math.nan})
   assert path.read_text() == "old" and os.listdir(tmp_path) == ["out.txt"]

@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 from asa_jax.features import audio
+from tests.conftest import require_data
 
 DATA_DIR = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -88,9 +89,9 @@ def test_int16_wav_scaled_to_full_scale(tmp_path):
 
 def test_ssvd_mp3_loads_at_16k():
   ssvd = DATA_DIR / "ssvd"
-  mp3s = sorted(ssvd.glob("*/*.mp3")) if ssvd.is_dir() else []
-  if not mp3s:
-    pytest.skip(f"SSVD data not found under {ssvd} (shared data absent)")
+  require_data(str(ssvd), "SSVD data")
+  mp3s = sorted(ssvd.glob("*/*.mp3"))
+  assert mp3s, f"no SSVD mp3 under {ssvd}"
   path = mp3s[0]
   info = sf.info(str(path))
   y = audio.load_audio(path, min_seconds=3.0)

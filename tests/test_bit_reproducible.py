@@ -55,7 +55,7 @@ def test_feature_records_are_byte_identical_whatever_the_heap_holds(tmp_path,
   """The real feature build (all 5 channels, CREPE tiny, one in-process Dask worker)
   of a one-song corpus, twice: the second time with np.empty poisoned as above."""
   from configs import rori  # pylint: disable=g-import-not-at-top
-  from input_pipeline import records  # pylint: disable=g-import-not-at-top
+  from input_pipeline import build as build_lib  # pylint: disable=g-import-not-at-top
   corpus = tmp_path / "corpus"
   demo_corpus.generate_corpus(str(corpus), songs=1, performances=2, seed=4,
                               min_seconds=4.0, max_seconds=4.5)
@@ -64,7 +64,7 @@ def test_feature_records_are_byte_identical_whatever_the_heap_holds(tmp_path,
   config.data.min_voiced_fraction = 0.0  # a record per 3 s segment, voiced or not.
 
   def build(out):
-    report = records.build_records(str(corpus / "manifest.csv"), str(out), config)
+    report = build_lib.build_records(str(corpus / "manifest.csv"), str(out), config)
     assert sorted(report.built) == ["song00_p00", "song00_p01"], report.skipped
     # build_report.json names its own folder; every other file must be equal.
     return {k: v for k, v in _hashes(out).items() if k != "build_report.json"}

@@ -216,5 +216,5 @@ def test_weight_loader_refuses_other_globals(tmp_path):
     z.writestr("archive/data.pkl", buf.getvalue())
   with pytest.raises(ValueError, match="not allowed"):
     crepe_weights.load_pth_state_dict(str(path))
-  with pytest.raises(FileNotFoundError):
+  with pytest.raises(FileNotFoundError, match="missing.pth: no such weight file"):
     crepe_weights.load_pth_state_dict(str(tmp_path / "missing.pth"))

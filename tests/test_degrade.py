@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from input_pipeline.corpora import degrade as dg
+from tests.conftest import require_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP = os.path.join(ROOT, "..", "shared", "data", "mir1k", "voice", "Ani_1_01.opus")
@@ -16,8 +17,7 @@ SR = 16000
 @pytest.fixture(scope="module")
 def voice():
   """(audio, WorldParams, undegraded resynthesis) of a 9 s real karaoke vocal."""
-  if not os.path.exists(CLIP):
-    pytest.skip(f"real singing data not found: {CLIP} (../shared/data absent)")
+  require_data(CLIP, "real singing data")
   import soundfile as sf  # pylint: disable=g-import-not-at-top
   audio, sr = sf.read(CLIP, dtype="float32")
   assert sr == SR
@@ -208,3 +208,110 @@ def test_labels_as_f0_source(voice):
   cents = 1200 * np.abs(np.log2(from_labels.f0[both] / params.f0[both]))
   assert np.median(cents) < 50.0
   assert dataclasses.asdict(dg.Degradation())["tempo_ratio"] == 1.0
+
+
+# --- The label formula with worked numbers (issue 22, item 2). -------------------------
+
+
+def test_label_worked_numbers():
+  # P = 100 cents, T = 0.1 s, V = 0.25: 1 - 100/200 - 0.1/0.5 - 0.25 = 0.05.
+  assert dg.label(100.0, 0.1, 0.25) == {"score": 5.0, "pitch_score": 50.0,
+                                         "timing_score": 80.0, "voice_score": 66.7}
+  assert dg.label(0.0, 0.0, 0.0) == {"score": 100.0, "pitch_score": 100.0,
+                                     "timing_score": 100.0, "voice_score": 100.0}
+  # 1 - 30/200 - 0.05/0.5 - 0.15 = 0.6; voice 1 - 0.15/0.75 = 0.8.
+  assert dg.label(30.0, 0.05, 0.15) == {"score": 60.0, "pitch_score": 85.0,
+                                        "timing_score": 90.0, "voice_score": 80.0}
+  # Rounded to 0.1: 1 - 1/200 = 0.995; 1 - 0.123/0.5 = 0.754.
+  assert dg.label(1.0, 0.0, 0.0)["pitch_score"] == 99.5
+  assert dg.label(0.0, 0.123, 0.0)["timing_score"] == 75.4
+
+
+def test_label_clips_at_0_and_100():
+  # Errors beyond full scale clip at 0, never negative.
+  assert dg.label(300.0, 0.0, 0.0)["pitch_score"] == 0.0
+  assert dg.label(0.0, 0.8, 0.0)["timing_score"] == 0.0
+  assert dg.label(0.0, 0.0, 0.75)["voice_score"] == 0.0
+  assert dg.label(150.0, 0.2, 0.25)["score"] == 0.0  # 1 - 0.75 - 0.4 - 0.25 < 0.
+  # Negative inputs (not produced by degrade) cannot push a score above 100.
+  assert dg.label(-50.0, -0.1, 0.0)["score"] == 100.0
+  assert dg.label(-50.0, 0.0, 0.0)["pitch_score"] == 100.0
+
+
+def test_voice_terms_are_capped_at_one():
+  # V = 0.25 (b + r / 50 + w / 6), each term capped at 1 and floored at 0.
+  assert dg.voice_error(0.2, 15.0, 3.0) == pytest.approx(0.25 * (0.2 + 0.3 + 0.5))
+  assert dg.voice_error(1.0, 0.0, 0.0) == pytest.approx(0.25)
+  assert dg.voice_error(0.0, 50.0, 0.0) == pytest.approx(0.25)
+  assert dg.voice_error(0.0, 0.0, 6.0) == pytest.approx(0.25)
+  assert dg.voice_error(3.0, 200.0, 24.0) == pytest.approx(0.75)
+  assert dg.voice_error(0.0, 100.0, 1.5) == pytest.approx(0.25 + 0.0625)
+  assert dg.voice_error(-1.0, -10.0, -2.0) == 0.0
+
+
+def _applied(note_errors, onset_errors, breathiness=0.0, roughness=0.0, wobble=0.0):
+  n = len(note_errors)
+  onsets = np.arange(n, dtype=np.float64)
+  return dg.Applied(
+      notes=tuple((10 * i, 10 * i + 10) for i in range(n)),
+      note_offsets_cents=np.zeros(n),
+      note_pitch_errors_cents=np.asarray(note_errors, np.float64),
+      onsets_seconds=onsets, new_onsets_seconds=onsets + onset_errors,
+      onset_errors_seconds=np.asarray(onset_errors, np.float64),
+      breathiness=breathiness, roughness_cents=roughness, loudness_wobble_db=wobble,
+      degradation=dg.Degradation())
+
+
+def test_applied_scores_worked_numbers_and_the_300_cent_note_cap():
+  # P = mean(50, 150) = 100 cents; T = mean(|0.05|, |-0.15|) = 0.1 s;
+  # V = 0.25 (0.2 + 15/50 + 3/6) = 0.25: score 5.0.
+  a = _applied([50.0, 150.0], [0.05, -0.15], breathiness=0.2, roughness=15.0,
+               wobble=3.0)
+  assert a.pitch_error_cents == pytest.approx(100.0)
+  assert a.timing_error_seconds == pytest.approx(0.1)
+  assert a.voice_error == pytest.approx(0.25)
+  assert a.scores() == {"score": 5.0, "pitch_score": 50.0, "timing_score": 80.0,
+                        "voice_score": 66.7}
+  # Each note's error is capped at 300 cents before the mean: (300 + 50) / 2 = 175,
+  # pitch score 100 (1 - 175/200) = 12.5 (uncapped: 200 cents, score 0).
+  capped = _applied([350.0, -50.0], [0.0, 0.0])
+  assert capped.pitch_error_cents == pytest.approx(175.0)
+  assert capped.scores()["pitch_score"] == 12.5
+  assert _applied([1200.0], [0.0]).pitch_error_cents == pytest.approx(300.0)
+  assert _applied([], []).scores()["score"] == 100.0  # No notes: no error.
+
+
+# --- validate() names every out-of-range field (issue 22, item 3). -----------------
+
+
+BAD_FIELDS = [
+    ("detune_cents", -1.0), ("wrong_note_prob", -0.1), ("wrong_note_prob", 1.1),
+    ("jitter_cents", -1.0), ("scoop_cents", -1.0), ("scoop_seconds", 0.0),
+    ("vibrato_scale", -0.5), ("onset_jitter_seconds", -0.01), ("tempo_drift", 0.51),
+    ("tempo_drift", -0.51), ("breathiness", -0.1), ("breathiness", 1.01),
+    ("roughness_cents", -1.0), ("loudness_wobble_db", -1.0), ("tempo_ratio", 0.49),
+    ("tempo_ratio", 2.01), ("formant_warp", 0.49), ("formant_warp", 2.01),
+]
+GOOD_EDGES = {"wrong_note_prob": (0.0, 1.0), "tempo_drift": (-0.5, 0.5),
+              "breathiness": (0.0, 1.0), "tempo_ratio": (0.5, 2.0),
+              "formant_warp": (0.5, 2.0), "vibrato_scale": (0.0,),
+              "drift_cents": (-100.0, 100.0), "entry_offset_seconds": (-0.3, 0.3),
+              "key_shift_semitones": (-5.0, 5.0), "gain_db": (-20.0, 20.0)}
+
+
+@pytest.mark.parametrize("field,value", BAD_FIELDS)
+def test_validate_names_each_out_of_range_field(field, value):
+  with pytest.raises(ValueError,
+                     match=rf"^Degradation\.{field} out of range: {value!r}$"):
+    dg.Degradation(**{field: value}).validate()
+  # degrade() validates before touching anything.
+  params = dg.WorldParams(f0=np.full(40, 220.0), sp=np.ones((40, 5)),
+                          ap=np.zeros((40, 5)), sample_rate=SR)
+  with pytest.raises(ValueError, match=rf"Degradation\.{field} out of range"):
+    dg.degrade(params, dg.Degradation(**{field: value}), np.random.default_rng(0))
+
+
+def test_validate_accepts_the_edges_of_each_range():
+  for field, values in GOOD_EDGES.items():
+    for value in values:
+      dg.Degradation(**{field: value}).validate()

@@ -69,14 +69,43 @@ def results(tmp_path_factory):
                        JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(pid))
                    for pid in range(2)]}
   out = {}
-  for name, ps in procs.items():
-    for p in ps:
-      log, _ = p.communicate(timeout=900)
-      assert p.returncode == 0, f"{name} failed:\n{log.decode(errors='replace')[-3000:]}"
-    out[name] = dict(np.load(tmp / f"{name}.npz"))
+  try:
+    for name, ps in procs.items():
+      for p in ps:
+        log, _ = p.communicate(timeout=900)
+        assert p.returncode == 0, (
+            f"{name} failed:\n{log.decode(errors='replace')[-3000:]}")
+      out[name] = dict(np.load(tmp / f"{name}.npz"))
+  finally:  # A failure or a timeout leaves no worker behind (nor its coordinator).
+    _stop([p for ps in procs.values() for p in ps])
   return out
 
 
+def _stop(procs) -> None:
+  """Kills the processes still running and reaps them."""
+  for p in procs:
+    if p.poll() is None:
+      p.kill()
+  for p in procs:
+    try:
+      p.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # pragma: no cover (a kill is not ignored)
+      pass
+    if p.stdout is not None:
+      p.stdout.close()
+
+
+def test_stop_kills_running_workers():
+  """The cleanup the fixture relies on: a hung worker is killed and reaped."""
+  hung = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                          stdout=subprocess.PIPE)
+  done = subprocess.Popen([sys.executable, "-c", "pass"], stdout=subprocess.PIPE)
+  done.wait(timeout=60)
+  _stop([hung, done])
+  assert hung.returncode == -9 and done.returncode == 0
+
+
+@pytest.mark.timeout(1800)  # The module fixture waits for 4 compiling trainings.
 def test_four_devices_match_one_device(results):
   one, four = results["one"], results["four"]
   assert int(four["devices"]) == 4 and int(one["devices"]) == 1
@@ -84,6 +113,7 @@ def test_four_devices_match_one_device(results):
   _compare(four, one)
 
 
+@pytest.mark.timeout(1800)
 def test_two_processes_match_one_process(results):
   one, two = results["one"], results["two_proc"]
   assert int(two["processes"]) == 2 and int(two["devices"]) == 2

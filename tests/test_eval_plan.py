@@ -24,7 +24,7 @@ def test_parse_system_names_overrides_and_errors():
       eval_plan.parse_system(bad, {})
   with pytest.raises(eval_plan.PlanError, match="NAME:KEY=VALUE"):
     eval_plan.parse_overrides(["train.max_steps=3"])
-  with pytest.raises(FileNotFoundError):
+  with pytest.raises(FileNotFoundError, match="config file 'configs/nope.py' not found"):
     eval_plan.parse_system("configs/nope.py@w", {})
 
 

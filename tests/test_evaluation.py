@@ -190,6 +190,14 @@ def test_scatter_png_written(tmp_path):
   plots.plot_scatter(path, scores, pearson.correlate(scores, log=None), system="rori")
   data = path.read_bytes()
   assert len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+  import matplotlib.image as mpimg  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  pixels = mpimg.imread(str(path))[..., :3]
+  assert pixels.shape == (540, 720, 3)  # 6 x 4.5 in at 120 dpi.
+  songs = sorted({s[0] for s in scores})
+  for i in range(len(songs)):  # Each song's points in its colour (alpha 0.85 on white).
+    colour = 0.85 * np.asarray(plt.get_cmap("tab10")(i)[:3]) + 0.15
+    assert np.all(np.abs(pixels - colour) < 0.03, axis=-1).sum() > 20, songs[i]
 
 
 def test_report_systems_writes_all_outputs(tmp_path):

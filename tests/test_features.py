@@ -141,9 +141,9 @@ def test_clip_at():
   assert tail[19_999] == 99_999 and np.all(tail[20_000:] == 0)
   assert np.all(extract.clip_at(audio, 10.0) == 0)
   assert extract.clip_at(audio, 0.00003)[0] == 0  # rounds to sample 0
-  with pytest.raises(ValueError):
+  with pytest.raises(ValueError, match="start_seconds must be finite and >= 0; got -0.5"):
     extract.clip_at(audio, -0.5)
-  with pytest.raises(ValueError):
+  with pytest.raises(ValueError, match=r"audio must be a 1D \(n,\) array; got shape \(1, "):
     extract.clip_at(audio[None], 0.0)
 
 

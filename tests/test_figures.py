@@ -16,6 +16,18 @@ def _is_png(path):
   return len(data) > 1000 and data[:8] == PNG_MAGIC
 
 
+def _pixels(path):
+  """The decoded PNG: float (H, W, 3) RGB in [0, 1]."""
+  import matplotlib.image as mpimg  # pylint: disable=g-import-not-at-top
+  assert _is_png(path)
+  return mpimg.imread(str(path))[..., :3]
+
+
+def _count_colour(pixels, rgba, tol=0.02):
+  """Pixels within `tol` of an (opaque) colour."""
+  return int(np.all(np.abs(pixels - np.asarray(rgba)[:3]) < tol, axis=-1).sum())
+
+
 def test_pca_project_matches_numpy_eigendecomposition():
   rng = np.random.default_rng(0)
   # Anisotropic cloud: variances 25, 4, 1, ... along random orthogonal axes.
@@ -61,7 +73,13 @@ def test_figure6_png_from_fake_embeddings(tmp_path):
   human[:5] = np.nan  # unscored clips are not drawn
   path = tmp_path / "figure6.png"
   proj = figures.plot_embeddings_pca(path, emb, songs, human, system="rori")
-  assert _is_png(path)
+  pixels = _pixels(path)
+  assert pixels.shape == (600, 720, 3)  # 6 x 5 in at 120 dpi.
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  tab10 = plt.get_cmap("tab10")
+  for i in range(3):  # Each song's points (and legend marker) in its colour.
+    assert _count_colour(pixels, tab10(i)) > 20, i
+  assert _count_colour(pixels, tab10(3)) == 0  # No fourth song.
   assert proj.shape == (55, 2)
   np.testing.assert_allclose(proj, figures.pca_project(emb[5:], 2)[0])
   with pytest.raises(ValueError, match="no clip has a human score"):
@@ -84,8 +102,19 @@ def test_figure7_png_with_cis_and_undefined_bars(tmp_path):
   rows["unrelated"] = rows["rori"]
   path = tmp_path / "figure7.png"
   figures.plot_ablation(path, rows)
-  assert _is_png(path)
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  viridis = plt.get_cmap("viridis")
+  n = len(figures.ABLATION_ROWS)
+  pixels = _pixels(path)
+  assert pixels.shape == (504, 720, 3)  # max(6, 1.1 x 3 groups + 2) x 4.2 in, 120 dpi.
+  colours = [viridis(i / max(1, n - 1) * 0.85) for i in range(n)]
+  bars = [_count_colour(pixels, c) for c in colours]
+  assert all(b > 30 for b in bars), bars  # Every row has its bars.
   figures.plot_ablation(tmp_path / "two.png", {k: rows[k] for k in ("rori", "rori_spec")})
-  assert _is_png(tmp_path / "two.png")
+  two = _pixels(tmp_path / "two.png")
+  drawn = [viridis(i * 0.85) for i in range(2)]  # Two rows: the two ends.
+  assert all(_count_colour(two, c) > 30 for c in drawn)
+  # The middle rows' colours of the full figure are absent.
+  assert n == 4 and all(_count_colour(two, c) == 0 for c in colours[1:3])
   with pytest.raises(ValueError, match="none of the ablation rows"):
     figures.plot_ablation(tmp_path / "none.png", {"direct": rows["rori"]})

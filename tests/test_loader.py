@@ -1,6 +1,7 @@
 """Tests of input_pipeline.loader.TripletLoader on fake records."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -291,9 +292,17 @@ def test_load_segments_yields_every_record(records_dir):
 
 
 def test_missing_records_or_stats_raise(tmp_path):
-  with pytest.raises(FileNotFoundError, match="no complete records"):
+  with pytest.raises(FileNotFoundError, match="no complete records for split 'train'"):
     loader.TripletLoader(str(tmp_path), "train", _config(), process_index=0,
                          process_count=1)
+  # Complete records but no stats.json: the second error path, by its own message.
+  make_records(tmp_path)
+  os.remove(tmp_path / "stats.json")
+  for cls in (loader.TripletLoader, loader.ClipLoader):
+    with pytest.raises(FileNotFoundError,
+                       match=r"stats\.json missing: build the train split or pass "
+                             "stats_from"):
+      cls(str(tmp_path), "train", _config(), process_index=0, process_count=1)
 
 
 def test_real_features_end_to_end(tmp_path):

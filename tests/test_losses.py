@@ -54,3 +54,14 @@ def test_loss_rewards_positive_closer_than_negative():
   bad = losses.triplet_margin_loss(A[:1], N[:1], P[:1], margin=1.0)
   assert float(good) < float(bad)
   assert float(bad) == pytest.approx(1.70710678, abs=1e-6)
+
+
+def test_masked_mean_by_hand():
+  values = np.array([3.0, 5.0, 100.0], np.float32)
+  # One real row: its value (a mask sum of 1 is not padded up to anything).
+  assert float(losses.masked_mean(values, np.array([1.0, 0.0, 0.0]))) == pytest.approx(3.0)
+  assert float(losses.masked_mean(values, np.array([1.0, 1.0, 0.0]))) == pytest.approx(4.0)
+  # Fractional weights: sum(w v) / sum(w) once the weights sum to at least 1.
+  assert float(losses.masked_mean(values, np.array([0.5, 1.5, 0.0]))) == pytest.approx(
+      (1.5 + 7.5) / 2.0)
+  assert float(losses.masked_mean(values, np.zeros(3))) == 0.0  # All padding.

@@ -10,6 +10,7 @@ import pytest
 
 from asa_jax.baselines import mast
 from asa_jax.baselines import mast_data
+from tests.conftest import require_data
 
 MAST_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), "..", "shared", "data", "mast")
@@ -121,15 +122,14 @@ def test_run_on_a_fake_mast(tmp_path):
 
 
 def test_cli_requires_its_flags():
-  with pytest.raises(SystemExit):
+  with pytest.raises(SystemExit) as info:
     mast.main([])
+  assert info.value.code == 2  # argparse's usage error.
 
 
 @pytest.fixture(scope="module")
 def real_curves():
-  if not os.path.isfile(os.path.join(MAST_DIR, mast_data.F0_ARCHIVE)):
-    pytest.skip(f"MAST data not found at {os.path.abspath(MAST_DIR)} "
-                "(../shared/data/mast next to the repo)")
+  require_data(os.path.join(MAST_DIR, mast_data.F0_ARCHIVE), "MAST data")
   return mast_data.load_curves(MAST_DIR)
 
 

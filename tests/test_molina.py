@@ -251,3 +251,101 @@ def test_score_baselines_scores_and_skips_like_the_other_dtw_ratings(
   assert by["good"].predicted > by["bad"].predicted + 20.0
   assert by["good"].predicted > -3.0 and by["good"].human == 90.0
   assert "0 computed" in lines[-1]  # every contour came from the cache.
+
+
+# --- dtw_cost against a DTW worked by hand and a second implementation (issue 22) ---
+
+
+def _dtw_by_hand(perf, ref, offset=0.0):
+  """Plain dynamic programming with steps (1,1) x2, (1,2) x3, (2,1) x3 on the local
+  cost min(|perf_i + offset - ref_j|, 600); D[0,0] = C[0,0]. (cost / (N+M-1), path)."""
+  n, m = len(perf), len(ref)
+  c = np.minimum(np.abs(np.add.outer(np.asarray(perf, float) + offset,
+                                     -np.asarray(ref, float))), 600.0)
+  d = np.full((n, m), np.inf)
+  back = {}
+  d[0, 0] = c[0, 0]
+  for i in range(n):
+    for j in range(m):
+      for (di, dj), w in (((1, 1), 2.0), ((1, 2), 3.0), ((2, 1), 3.0)):
+        if i - di >= 0 and j - dj >= 0 and d[i - di, j - dj] + w * c[i, j] < d[i, j]:
+          d[i, j] = d[i - di, j - dj] + w * c[i, j]
+          back[(i, j)] = (i - di, j - dj)
+  path, cell = [(n - 1, m - 1)], (n - 1, m - 1)
+  while cell != (0, 0):
+    cell = back[cell]
+    path.append(cell)
+  return d[-1, -1] / (n + m - 1), np.array(path[::-1])
+
+
+def test_dtw_cost_worked_by_hand():
+  # N = 4, M = 3: two paths, each of total weight N + M - 1 = 6:
+  #   A (0,0) -(1,1)-> (1,1) -(2,1)-> (3,2): C00 + 2 C11 + 3 C32
+  #   B (0,0) -(2,1)-> (2,1) -(1,1)-> (3,2): C00 + 3 C21 + 2 C32
+  perf, ref = [0.0, 40.0, 100.0, 200.0], [0.0, 100.0, 230.0]
+  # C00 = 0, C11 = 60, C21 = 0, C32 = 30: A = 120 + 90 = 210, B = 0 + 60 = 60.
+  cost, path = dtw_melody.dtw_cost(np.array(perf), np.array(ref))
+  assert cost == pytest.approx(60.0 / 6)
+  np.testing.assert_array_equal(path, [[0, 0], [2, 1], [3, 2]])
+  # Offset +30: C00 = 30, C11 = 30, C21 = 30, C32 = 0: A = 30 + 60 = 90 < B = 120.
+  cost, path = dtw_melody.dtw_cost(np.array(perf), np.array(ref), 30.0)
+  assert cost == pytest.approx(90.0 / 6)
+  np.testing.assert_array_equal(path, [[0, 0], [1, 1], [3, 2]])
+  # The local cost is capped at 600 cents: C32 = min(1000, 600) = 600;
+  # A = 0 + 0 + 3 * 600 = 1800, B = 0 + 3 * 0 + 2 * 600 = 1200: 200 cents.
+  cost, path = dtw_melody.dtw_cost(np.array([0.0, 0.0, 0.0, 1000.0]),
+                                   np.zeros(3))
+  assert cost == pytest.approx(1200.0 / 6)
+  np.testing.assert_array_equal(path, [[0, 0], [2, 1], [3, 2]])
+  with pytest.raises(ValueError, match="no DTW path with local tempo ratios in "
+                                       r"\[1/2, 2\] between 2 and 5 frames"):
+    dtw_melody.dtw_cost(np.zeros(2), np.zeros(5))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_dtw_cost_matches_hand_dp_and_librosa(seed):
+  import librosa  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  n, m = 0, 100
+  while not (m - 1 <= 2 * (n - 1) and n - 1 <= 2 * (m - 1)):  # A path exists.
+    n, m = rng.integers(4, 13, size=2)
+  perf = rng.normal(0, 300, n).cumsum()
+  ref = rng.normal(0, 300, m).cumsum()
+  offset = float(rng.normal(0, 200))
+  cost, path = dtw_melody.dtw_cost(perf, ref, offset)
+  want_cost, want_path = _dtw_by_hand(perf, ref, offset)
+  assert cost == pytest.approx(want_cost, rel=1e-12)
+  local = np.minimum(np.abs(perf[:, None] + offset - ref[None, :]), 600.0)
+  # The path's own weighted cost: C00 plus step weight x destination cost.
+  steps = np.diff(path, axis=0)
+  weights = steps.sum(axis=1)  # (1,1) -> 2, (1,2) / (2,1) -> 3.
+  assert set(map(tuple, steps)) <= {(1, 1), (1, 2), (2, 1)}
+  assert weights.sum() + 1 == n + m - 1
+  on_path = local[0, 0] + np.sum(weights * local[path[1:, 0], path[1:, 1]])
+  assert on_path / (n + m - 1) == pytest.approx(cost, rel=1e-12)
+  # librosa.sequence.dtw with the same steps and weights gives the same total.
+  acc, _ = librosa.sequence.dtw(C=local, step_sizes_sigma=np.array([[1, 1], [1, 2],
+                                                                    [2, 1]]),
+                                weights_mul=np.array([2.0, 3.0, 3.0]))
+  assert acc[-1, -1] / (n + m - 1) == pytest.approx(cost, rel=1e-12)
+  # Random real costs have no ties: the hand path is the same path.
+  np.testing.assert_array_equal(path, want_path)
+
+
+@pytest.mark.parametrize("n,m,reachable", [
+    (1, 1, True), (2, 2, True), (3, 5, True), (5, 3, True), (4, 7, True),
+    (7, 4, True), (3, 6, False), (6, 3, False), (4, 8, False), (8, 4, False),
+    (1, 2, False), (2, 1, False)])
+def test_dtw_cost_length_limits(n, m, reachable):
+  """Steps (1,1), (1,2), (2,1) reach (N-1, M-1) iff M-1 <= 2(N-1) and N-1 <= 2(M-1);
+  at the limit every step is the steep one."""
+  perf, ref = np.zeros(n), np.full(m, 10.0)
+  if not reachable:
+    with pytest.raises(ValueError, match=f"between {n} and {m} frames"):
+      dtw_melody.dtw_cost(perf, ref)
+    return
+  cost, path = dtw_melody.dtw_cost(perf, ref)
+  assert cost == pytest.approx(10.0)  # Every local cost is 10: so is their mean.
+  assert tuple(path[0]) == (0, 0) and tuple(path[-1]) == (n - 1, m - 1)
+  if m - 1 == 2 * (n - 1) and n > 1:
+    assert set(map(tuple, np.diff(path, axis=0))) == {(1, 2)}

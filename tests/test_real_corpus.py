@@ -8,13 +8,17 @@ import pytest
 
 from input_pipeline import manifest as manifest_lib
 from input_pipeline.corpora import real as real_corpus
+from tests.conftest import require_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIR1K = os.path.join(ROOT, "..", "shared", "data", "mir1k")
 
-pytestmark = pytest.mark.skipif(
-    not os.path.isdir(os.path.join(MIR1K, "voice")),
-    reason=f"real singing data not found: {MIR1K} (../shared/data absent)")
+
+
+@pytest.fixture(autouse=True)
+def _mir1k():
+  """Skips (or fails, with ASA_REQUIRE_DATA=1) without MIR-1K."""
+  require_data(os.path.join(MIR1K, "voice"), "real singing data (MIR-1K)")
 
 
 def _digest(folder):

@@ -383,6 +383,46 @@ def test_shard_plan_and_matching_shards_kept(corpus, tmp_path, monkeypatch):
   assert sorted(report.existing) == sorted(first.built)
 
 
+def test_accompaniment_as_reference(corpus, tmp_path, monkeypatch):
+  """data.reference='accompaniment' (Racc, paper 3.3): each record's reference clip
+  is the accompaniment at the reference position, not the original vocal; a row
+  without accompaniment is skipped with the reason."""
+  d = corpus
+  sf.write(d / "acc.wav", 0.5 * melody(18, shift=-12), SR)  # Not ref.wav.
+  (d / "acc.csv").write_text(
+      "song_id,performance_id,performance_audio,reference_audio,"
+      "accompaniment_audio,score,judge_scores,split\n"
+      "s1,good,good.wav,ref.wav,acc.wav,90,,train\n"
+      "s1,poor,poor.wav,ref.wav,acc.wav,20,,train\n"
+      "s1,noacc,mid.wav,ref.wav,,60,,train\n", encoding="utf-8")
+  monkeypatch.setattr(records, "extract_features", Counter())
+  config = base.get_config()
+  config.data.reference = "accompaniment"
+  out = tmp_path / "records_acc"
+  report = build.build_records(str(d / "acc.csv"), str(out), config)
+  assert sorted(report.built) == ["good", "poor"]
+  skipped = {s["performance_id"]: s["reason"] for s in report.skipped}
+  assert list(skipped) == ["noacc"]
+  assert "no accompaniment_audio, needed for data.reference 'accompaniment'" in (
+      skipped["noacc"])
+  acc = audio_lib.load_audio(str(d / "acc.wav"))
+  ref = audio_lib.load_audio(str(d / "ref.wav"))
+  by_perf = _by_performance(out, "train")
+  checked = 0
+  for pid in ("good", "poor"):
+    recs, metas = by_perf[pid]
+    assert recs
+    for rec, m in zip(recs, metas):
+      assert os.path.basename(m["reference_file"]) == "acc.wav"
+      start = int(round(rec["reference_start"] * SR))
+      want = fake_features(acc[None, start:start + 48000])[0]
+      np.testing.assert_allclose(rec["reference"], want, atol=2e-3)
+      vocal = fake_features(ref[None, start:start + 48000])[0]
+      assert np.abs(rec["reference"].astype(np.float32) - vocal).max() > 0.05
+      checked += 1
+  assert checked >= 4
+
+
 # --- Worker processes that die (the build must neither hang nor lose shards). ---
 
 BOMB_PEAK = 0.12  # The performance whose clips kill their worker.

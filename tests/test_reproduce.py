@@ -106,8 +106,13 @@ def test_evaluate_systems_learned_failed_and_baselines(tmp_path, monkeypatch):
   monkeypatch.setattr(loader, "load_segments", fake_segments)
   monkeypatch.setattr(baselines, "score_baselines", fake_baselines)
   (tmp_path / "empty").mkdir()
+  # Statistics but no checkpoint: the restore itself must fail, by its own message.
+  (tmp_path / "nockpt").mkdir()
+  (tmp_path / "nockpt" / "stats.json").write_text(
+      (tmp_path / "rori" / "stats.json").read_text())
   learned = [run.LearnedSystem("rori", config, str(tmp_path / "rori")),
              run.LearnedSystem("broken", config, str(tmp_path / "empty")),
+             run.LearnedSystem("nockpt", config, str(tmp_path / "nockpt")),
              run.LearnedSystem("rori_again", config, str(tmp_path / "rori"))]
   messages = []
   out = tmp_path / "eval"
@@ -119,8 +124,14 @@ def test_evaluate_systems_learned_failed_and_baselines(tmp_path, monkeypatch):
   # One records build for the two systems with the same features, own stats each.
   assert builds == [(str(out / "records_original"), str(tmp_path / "rori" /
                                                          "stats.json"))]
-  assert set(result["failed"]) == {"broken", "nonsense", "racc"}
-  assert "FileNotFoundError" in result["failed"]["broken"]
+  assert set(result["failed"]) == {"broken", "nockpt", "nonsense", "racc"}
+  assert result["failed"]["broken"].startswith("FileNotFoundError: ")
+  assert "stats.json: training statistics not found" in result["failed"]["broken"]
+  assert result["failed"]["nockpt"] == (
+      f"FileNotFoundError: no checkpoint under {tmp_path / 'nockpt'}/checkpoints")
+  assert result["failed"]["nonsense"].startswith("KeyError: ")
+  assert "unknown baseline" in result["failed"]["nonsense"]
+  assert result["failed"]["racc"] == "not trained"
   assert list(result["scores"]) == ["rori", "rori_again", "binning", "dtw_pitch"]
   assert len(result["scores"]["rori"]) == 8
   doc = json.loads((out / "pearson.json").read_text())
@@ -130,7 +141,16 @@ def test_evaluate_systems_learned_failed_and_baselines(tmp_path, monkeypatch):
   assert doc["_meta"]["bootstrap"]["resamples"] == 200  # config.eval
   assert doc["_meta"]["inter_judge"]["overall"]["n_judges"] == 3
   assert doc["_meta"]["inter_judge"]["overall"]["n_performances"] == 8
-  assert set(doc["_meta"]["failed"]) == {"broken", "nonsense", "racc"}
+  assert set(doc["_meta"]["failed"]) == {"broken", "nockpt", "nonsense", "racc"}
+  # The other papers' metrics are written for every scored system.
+  emb = json.loads((out / "embedding_metrics.json").read_text())
+  assert str(out / "embedding_metrics.json") in result["figures"]
+  assert set(emb) == {"rori", "rori_again", "binning", "dtw_pitch"}
+  assert "embeddings" in emb["rori"] and "embeddings" not in emb["binning"]
+  from sklearn.metrics import r2_score  # pylint: disable=g-import-not-at-top
+  binning = result["scores"]["binning"]
+  assert emb["binning"]["r2"] == pytest.approx(
+      r2_score([s.human for s in binning], [s.predicted for s in binning]))
   table = (out / "table.md").read_text()
   rows = [[c.strip() for c in l.strip("|").split("|")]
           for l in table.splitlines() if l.startswith("| ")]
@@ -148,6 +168,17 @@ def test_evaluate_systems_learned_failed_and_baselines(tmp_path, monkeypatch):
   npz = np.load(out / "clip_embeddings_rori.npz")
   assert npz["performance"].shape == (24, config.model.embedding_dim)
   assert any("[broken] FAILED" in m for m in messages)
+  assert any("[nockpt] FAILED, skipped: FileNotFoundError: no checkpoint under" in m
+             for m in messages)
+
+  # evaluate() (eval.py, one system) raises a system's error instead of skipping.
+  monkeypatch.setattr(records, "build_records", fake_build)
+  with pytest.raises(FileNotFoundError, match="no checkpoint under .*nockpt/checkpoints"):
+    run.evaluate(config, str(tmp_path / "nockpt"), str(manifest),
+                 str(tmp_path / "eval_one"), "test", log=messages.append)
+  with pytest.raises(FileNotFoundError, match="training statistics not found"):
+    run.evaluate(config, str(tmp_path / "empty"), str(manifest),
+                 str(tmp_path / "eval_two"), "test", log=messages.append)
 
 
 # --- The Table 2 script: plan, train, resume ----------------------------------------
@@ -272,5 +303,5 @@ def test_specs_overrides():
     specs.apply_override(config, "train.nope=1")
   with pytest.raises(ValueError, match="dotted.key=value"):
     specs.apply_override(config, "train.max_steps")
-  with pytest.raises(FileNotFoundError):
+  with pytest.raises(FileNotFoundError, match="config file 'configs/nope.py' not found"):
     specs.load_config("configs/nope.py")

@@ -66,6 +66,6 @@ def test_siamese_takes_a_real_training_step_and_scores_by_distance():
   _, _, other = model.apply(variables, batch["first"], batch["second"],
                             method=type(model).score_clips)
   assert np.all(np.asarray(other) <= 0.0)
-  with pytest.raises(ValueError):
+  with pytest.raises(ValueError, match="config.system='siamese_nope' is not a learned system"):
     c.system = "siamese_nope"
     systems.get(c)

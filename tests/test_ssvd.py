@@ -10,6 +10,7 @@ import pytest
 
 from input_pipeline import manifest
 from input_pipeline.corpora import ssvd
+from tests.conftest import require_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SSVD_DIR = os.path.join(REPO, "..", "shared", "data", "ssvd")
@@ -117,9 +118,7 @@ def test_tiny_fake_corpus(tmp_path):
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
-  if not os.path.isfile(os.path.join(SSVD_DIR, "melodies.csv")):
-    pytest.skip(f"SSVD data not found at {os.path.abspath(SSVD_DIR)} "
-                "(../shared/data/ssvd relative to the repository)")
+  require_data(os.path.join(SSVD_DIR, "melodies.csv"), "SSVD data")
   out = tmp_path_factory.mktemp("ssvd") / "manifest.csv"
   result = ssvd.build_manifest(SSVD_DIR, seed=0)
   summary = ssvd.summarise(result)

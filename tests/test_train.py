@@ -90,7 +90,12 @@ def test_early_stopping_and_rerun_after_stop(tmp_path, monkeypatch):
   factory = fake_loader.factory(c, num_batches=1)
   workdir = str(tmp_path)
   out = train_and_evaluate(c, workdir, loader_factory=factory)
-  assert out == {"step": 4, "epoch": 4, "train_loss": out["train_loss"],
+  # The returned train loss is the last step's, as written to metrics.jsonl (finite).
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  last_train = [r for r in rows if r["split"] == "train"][-1]
+  assert last_train["step"] == 4 and np.isfinite(out["train_loss"])
+  assert out["train_loss"] == pytest.approx(last_train["loss"], rel=1e-6)
+  assert out == {"step": 4, "epoch": 4, "train_loss": last_train["loss"],
                  "val_loss": 0.7, "best_val_loss": 0.5, "stopped_early": True}
   _, target = loop.init_state(c, mesh_lib.make_mesh())
   ckpts = Checkpoints(workdir)
@@ -103,6 +108,7 @@ def test_early_stopping_and_rerun_after_stop(tmp_path, monkeypatch):
   assert again["step"] == 4 and again["stopped_early"]
 
 
+@pytest.mark.timeout(900)  # Builds records and compiles: slow on 2 shared cores.
 def test_model_selection_by_validation_correlation(tmp_path, monkeypatch):
   """train.selection_metric='pearson': 'best' and early stopping follow the validation
   Pearson's r of performance scores (scripted 0.1, 0.6, 0.3, 0.2 with patience 2: best
@@ -141,6 +147,83 @@ def test_model_selection_by_validation_correlation(tmp_path, monkeypatch):
   with pytest.raises(ValueError, match="selection_metric"):
     c.train.selection_metric = "auc"
     train_and_evaluate(c, str(tmp_path / "bad"))
+
+
+@pytest.mark.timeout(900)  # Builds records and compiles: slow on 2 shared cores.
+def test_selection_by_spearman_and_undefined_correlations(tmp_path, monkeypatch):
+  """selection_metric='spearman': the best checkpoint follows Spearman's rho, not
+  Pearson's r; an undefined (nan) correlation counts as an epoch without improvement
+  (scripted rho 0.2, nan, 0.5, nan, nan with patience 2: best = epoch 2, stop after
+  epoch 4)."""
+  from tests import test_checkpoint_kill, tiny_config  # pylint: disable=g-import-not-at-top
+  records_dir = test_checkpoint_kill._build_records(tmp_path, monkeypatch)
+  c = tiny_config.get_config()
+  c.data.records_dir = records_dir
+  c.train.max_epochs = 8
+  c.train.patience = 2
+  c.train.selection_metric = "spearman"
+  rho = iter([0.2, np.nan, 0.5, np.nan, np.nan, 0.9, 0.9])
+  r = iter([0.9, 0.9, 0.1, 0.9, 0.9, 0.9, 0.9])  # Pearson: would pick epoch 0.
+  monkeypatch.setattr(loop, "validation_correlation_fn", lambda config, d: (
+      lambda state: {"pearson": next(r), "spearman": next(rho), "n": 2.0}))
+  workdir = str(tmp_path / "run")
+  out = train_and_evaluate(c, workdir)
+  assert out["stopped_early"] and out["epoch"] == 5
+  _, state = loop.init_state(c, mesh_lib.make_mesh())
+  ckpts = Checkpoints(workdir)
+  try:
+    best = ckpts.restore_best(state)
+    latest = ckpts.restore_latest(state)
+  finally:
+    ckpts.close()
+  assert best[1]["best_selection"] == pytest.approx(-0.5)
+  assert best[1]["epoch"] == 3  # Saved at the end of epoch 2.
+  assert latest[1]["bad_epochs"] == 2 and latest[1]["stopped"]
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  val = [r["spearman"] for r in rows if r["split"] == "validation"]
+  assert val == [0.2, None, 0.5, None, None]  # nan written as null.
+
+
+def test_no_train_batches_raises(tmp_path):
+  c = fake_loader.tiny_config()
+  with pytest.raises(ValueError, match=r"^epoch 0: the train split yields no batches "
+                                       rf"\(global batch {c.train.global_batch_size}\)$"):
+    train_and_evaluate(c, str(tmp_path),
+                       loader_factory=fake_loader.factory(c, num_batches=0))
+
+
+def test_missing_validation_split_trains_without_selection(tmp_path, caplog):
+  """Records without a validation split: the default factory warns and gives an
+  empty source; training runs every epoch with no validation loss, no early stop
+  and no best checkpoint."""
+  from tests import test_loader  # pylint: disable=g-import-not-at-top
+  c = fake_loader.tiny_config()
+  records_dir = tmp_path / "records"
+  test_loader.make_records(records_dir)  # The train split only.
+  factory = loop.default_loader_factory(str(records_dir), c)
+  with caplog.at_level("WARNING"):
+    val = factory("validation")
+  assert val.num_batches(0) == 0 and list(val.epoch(0)) == []
+  assert any("no validation data" in m and "no early stopping" in m
+             for m in caplog.messages), caplog.messages
+  assert factory("train").num_batches(0) > 0
+  with pytest.raises(FileNotFoundError, match="no complete records for split 'train'"):
+    loop.default_loader_factory(str(tmp_path / "empty"), c)("train")
+
+  fake = fake_loader.factory(c, num_batches=1)
+  workdir = str(tmp_path / "run")
+  out = train_and_evaluate(
+      c, workdir, loader_factory=lambda s: fake(s) if s == "train" else val)
+  assert out["epoch"] == c.train.max_epochs and out["step"] == c.train.max_epochs
+  assert out["val_loss"] is None and out["best_val_loss"] is None
+  assert not out["stopped_early"] and np.isfinite(out["train_loss"])
+  _, state = loop.init_state(c, mesh_lib.make_mesh())
+  ckpts = Checkpoints(workdir)
+  try:
+    assert ckpts.restore_best(state) is None
+    assert ckpts.restore_latest(state)[1]["epoch"] == c.train.max_epochs
+  finally:
+    ckpts.close()
 
 
 @pytest.mark.timeout(900)
@@ -183,7 +266,7 @@ def test_prefetch_to_mesh_keeps_order_and_bounds_lookahead():
   rest = list(out)
   assert [int(np.asarray(b["x"])[0, 0]) for b in [first] + rest] == [0, 1, 2, 3, 4]
   assert isinstance(first["x"], jax.Array) and first["x"].shape == (2, 3)
-  with pytest.raises(ValueError):
+  with pytest.raises(ValueError, match="prefetch size must be >= 1, got 0"):
     next(mesh_lib.prefetch_to_mesh(source(), mesh, size=0))
 
 

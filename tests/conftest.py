@@ -1,0 +1,37 @@
+"""Shared test helpers: the real-data gate.
+
+Tests that read real recordings from ../shared/data skip, with the path in the
+message, when it is absent. With ASA_REQUIRE_DATA=1 (.ci/run sets it) a missing data
+folder is a failure instead, so CI cannot pass by silently skipping them (issue 22).
+"""
+
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_DIR = os.path.join(ROOT, "..", "shared", "data")
+
+
+def data_required() -> bool:
+  """True when ASA_REQUIRE_DATA is set to a non-empty value other than 0."""
+  return os.environ.get("ASA_REQUIRE_DATA", "") not in ("", "0")
+
+
+def require_data(path: str, what: str = "real data") -> str:
+  """Returns `path` if it exists; otherwise skips the test, or fails it when
+  ASA_REQUIRE_DATA=1.
+
+  Args:
+    path: a file or folder under ../shared/data.
+    what: what it is, for the message.
+
+  Raises:
+    pytest.skip.Exception / pytest.fail.Exception (the test's outcome).
+  """
+  if os.path.exists(path):
+    return path
+  message = f"{what} not found: {os.path.abspath(path)} (../shared/data absent)"
+  if data_required():
+    pytest.fail(f"ASA_REQUIRE_DATA is set but {message}", pytrace=False)
+  pytest.skip(message)
