@@ -1,0 +1,203 @@
+"""Per-note feedback: pitch and timing of each reference note as sung (issue 19).
+
+The reference's notes are segmented from its f0 by `input_pipeline.degrade.
+segment_notes` (voiced stretches of constant rounded pitch on the singer's own tuning
+grid, plateaus under 60 ms merged), run on the octave-repaired contour
+(`alignment.frame_cents`) resampled to that function's 5 ms grid after a running
+median over VIBRATO_SMOOTH_SECONDS (about one vibrato cycle, over which a sinusoid's
+median is its centre: a real singer's +-50-100 cent vibrato would otherwise split a
+note at every crossing of a semitone boundary; it also drops the f0 tracker's short
+harmonic errors at note ends, which a moving average would smear into a note). The
+performance is segmented the same way; its note starts are the candidate onsets.
+
+For each reference note (at least MIN_NOTE_SECONDS long):
+  * expected onset: the performance time that the alignment's local time map
+    (`MelodyMap.local_reference`: global tempo and latency plus the DTW path's offset,
+    running median over +-3 s) maps to the note's onset. Rubato and a constant
+    microphone latency are absorbed there, so only the note's own displacement counts;
+  * timing error: the nearest performance onset within MAX_ONSET_SHIFT_SECONDS (and
+    within half the gap to the neighbouring reference notes) minus the expected onset,
+    seconds (> 0 = late); None when no onset is found (legato into the same pitch);
+  * cents error: median pitch of the performance over the note's mapped span (its
+    matched onset and mapped length, EDGE_TRIM of each end left out: transitions) plus
+    the alignment's transposition, minus the reference note's median pitch; folded to
+    [-600, 600) cents (octave tolerance, flagged "octave");
+  * flags: "wrong_note" when |cents| > WRONG_NOTE_CENTS, else "sharp" / "flat" beyond
+    PITCH_FLAG_CENTS; "early" / "late" beyond TIMING_FLAG_SECONDS; "missed" when under
+    MIN_SUNG_FRACTION of the span is voiced (no pitch then).
+The thresholds are ours (BUILD_NOTES.md "Per-note feedback and alignment confidence
+(issue 19)"). Not in the paper (Zhang et al. 2021 score whole recordings).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import scipy.ndimage
+
+from asa_jax.assess import alignment as alignment_lib
+from asa_jax.baselines import contours as contours_lib
+
+NOTE_GRID_SECONDS = 0.005  # segment_notes' frame period (its 60 ms = 12 frames).
+VIBRATO_SMOOTH_SECONDS = 0.15
+MIN_NOTE_SECONDS = 0.1
+MAX_ONSET_SHIFT_SECONDS = 0.5
+EDGE_TRIM = 0.2  # fraction of a note's span left out at each end for its pitch.
+MIN_SUNG_FRACTION = 0.3
+WRONG_NOTE_CENTS = 75.0
+PITCH_FLAG_CENTS = 35.0
+TIMING_FLAG_SECONDS = 0.15
+NOTE_FLAGS = ("wrong_note", "sharp", "flat", "early", "late", "missed", "octave")
+
+
+@dataclasses.dataclass(frozen=True)
+class Note:
+  """A note segmented from a contour.
+
+  Attributes:
+    onset_s, offset_s: seconds.
+    cents: median pitch, cents re A4 (octave-repaired contour).
+  """
+  onset_s: float
+  offset_s: float
+  cents: float
+
+
+@dataclasses.dataclass(frozen=True)
+class NoteFeedback:
+  """Pitch and timing of one reference note as sung (module doc).
+
+  Attributes:
+    index: the note's index among the reported reference notes (0-based).
+    reference_onset_s, reference_offset_s: the note in the reference, seconds.
+    reference_midi: its median pitch, MIDI note number (float).
+    performance_onset_s: where it starts in the performance (the matched onset, or
+      the expected one when none was found), seconds.
+    performance_offset_s: where it ends in the performance, seconds.
+    cents_error: performance pitch (moved by the key offset) minus the reference
+      note's, cents in [-600, 600); None when missed.
+    timing_error_s: performance onset minus the expected onset (local time map),
+      seconds (> 0 = late); None when no onset was found.
+    flags: subset of NOTE_FLAGS.
+  """
+  index: int
+  reference_onset_s: float
+  reference_offset_s: float
+  reference_midi: float
+  performance_onset_s: float
+  performance_offset_s: float
+  cents_error: float | None
+  timing_error_s: float | None
+  flags: tuple[str, ...]
+
+
+def segment(c: contours_lib.Contours) -> list[Note]:
+  """Notes of a recording's contour (module doc), in time order.
+
+  Args:
+    c: contours (f0 in Hz, 0 = unvoiced), any frame period.
+
+  Returns:
+    Notes (every voiced stretch split where the rounded, smoothed pitch changes).
+  """
+  from input_pipeline import degrade  # pylint: disable=g-import-not-at-top  (pyworld-free)
+  cents = alignment_lib.frame_cents(c)
+  voiced = np.isfinite(cents)
+  smooth = np.full_like(cents, np.nan)
+  width = max(1, int(round(VIBRATO_SMOOTH_SECONDS / c.hop_s)))
+  edges = np.flatnonzero(np.diff(np.concatenate([[0], voiced.astype(int), [0]])))
+  for a, b in zip(edges[::2], edges[1::2]):
+    smooth[a:b] = scipy.ndimage.median_filter(cents[a:b], width, mode="reflect")
+  grid = np.arange(int(c.n_frames * c.hop_s / NOTE_GRID_SECONDS)) * NOTE_GRID_SECONDS
+  idx = np.minimum(np.round(grid / c.hop_s).astype(int), c.n_frames - 1)
+  on_grid = smooth[idx]
+  f0 = np.where(np.isfinite(on_grid), 440.0 * 2.0 ** (np.nan_to_num(on_grid) / 1200.0),
+                0.0)
+  notes = []
+  for a, b in degrade.segment_notes(f0, NOTE_GRID_SECONDS):
+    onset, offset = a * NOTE_GRID_SECONDS, b * NOTE_GRID_SECONDS
+    k = np.arange(int(np.ceil(onset / c.hop_s)), int(np.ceil(offset / c.hop_s)))
+    k = k[(k < c.n_frames)]
+    k = k[voiced[k]]
+    if k.size:
+      notes.append(Note(onset, offset, float(np.median(cents[k]))))
+  return notes
+
+
+def _inverse_map(melody: alignment_lib.MelodyMap, duration_s: float, hop_s: float):
+  """Performance time (s) of reference times on the local time map."""
+  t = np.arange(0.0, duration_s + hop_s, hop_s)
+  r = np.maximum.accumulate(melody.local_reference(t))
+  return lambda ref_t: np.interp(ref_t, r, t)
+
+
+def _median_cents(cents: np.ndarray, hop_s: float, start: float, end: float):
+  """(median of the voiced cents in [start, end) s, voiced fraction)."""
+  k = np.arange(max(int(np.ceil(start / hop_s)), 0),
+                min(int(np.ceil(end / hop_s)), len(cents)))
+  if not k.size:
+    return None, 0.0
+  v = cents[k][np.isfinite(cents[k])]
+  return (float(np.median(v)) if v.size else None), v.size / k.size
+
+
+def note_feedback(perf: contours_lib.Contours, ref: contours_lib.Contours,
+                  melody: alignment_lib.MelodyMap) -> list[NoteFeedback]:
+  """Feedback on every reference note (module doc).
+
+  Args:
+    perf, ref: the two recordings' contours (same frame period).
+    melody: `alignment.align(perf, ref)`.
+
+  Returns:
+    One NoteFeedback per reference note of at least MIN_NOTE_SECONDS, in order.
+  """
+  hop = perf.hop_s
+  ref_notes = [n for n in segment(ref) if n.offset_s - n.onset_s >= MIN_NOTE_SECONDS]
+  perf_onsets = np.array([n.onset_s for n in segment(perf)])
+  perf_cents = alignment_lib.frame_cents(perf)
+  to_perf = _inverse_map(melody, perf.n_frames * hop, hop)
+  out = []
+  for i, note in enumerate(ref_notes):
+    expected, expected_end = (float(x) for x in to_perf([note.onset_s, note.offset_s]))
+    # Half the gap to the neighbouring notes' expected onsets bounds the search, so
+    # a neighbour's onset is never taken for this note's.
+    reach = MAX_ONSET_SHIFT_SECONDS
+    for j in (i - 1, i + 1):
+      if 0 <= j < len(ref_notes):
+        reach = min(reach, 0.5 * abs(float(to_perf(ref_notes[j].onset_s)) - expected))
+    timing = None
+    if perf_onsets.size:
+      near = perf_onsets[np.argmin(np.abs(perf_onsets - expected))]
+      if abs(near - expected) <= reach:
+        timing = float(near - expected)
+    start = expected + (timing or 0.0)
+    end = max(expected_end, start + hop)
+    trim = EDGE_TRIM * (end - start)
+    sung, fraction = _median_cents(perf_cents, hop, start + trim, end - trim)
+    flags, cents = [], None
+    if sung is None or fraction < MIN_SUNG_FRACTION:
+      flags.append("missed")
+    else:
+      cents = sung + melody.offset_cents - note.cents
+      folded = (cents + 600.0) % 1200.0 - 600.0
+      if abs(folded - cents) > 1.0:
+        flags.append("octave")
+      cents = float(folded)
+      if abs(cents) > WRONG_NOTE_CENTS:
+        flags.append("wrong_note")
+      elif cents > PITCH_FLAG_CENTS:
+        flags.append("sharp")
+      elif cents < -PITCH_FLAG_CENTS:
+        flags.append("flat")
+    if timing is not None and timing > TIMING_FLAG_SECONDS:
+      flags.append("late")
+    elif timing is not None and timing < -TIMING_FLAG_SECONDS:
+      flags.append("early")
+    out.append(NoteFeedback(
+        index=i, reference_onset_s=note.onset_s, reference_offset_s=note.offset_s,
+        reference_midi=69.0 + note.cents / 100.0, performance_onset_s=float(start),
+        performance_offset_s=float(end), cents_error=cents, timing_error_s=timing,
+        flags=tuple(f for f in NOTE_FLAGS if f in flags)))
+  return out
