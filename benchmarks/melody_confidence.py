@@ -1,13 +1,14 @@
 """ROC of the "not the same melody" test on real pairs (issue 19, section 3).
 
-  PYTHONPATH=. python benchmarks/melody_confidence.py [--cache_dir=runs/contours_cache]
+  PYTHONPATH=. python benchmarks/melody_confidence.py [--cache_dir=runs/contours32]
       [--out_dir=runs/melody_confidence] [--per_recording=2] [--mast_performances=300]
 
 Pairs (performance, reference):
   SSVD v1 (../shared/data/ssvd, melodies.csv): each recording against up to
     --per_recording other recordings of its melody and as many of other melodies
-    (seeded). CREPE tiny contours from `baselines.cache.cached_contours` (10 ms), every
-    third frame kept: 30 ms, about the assessor's 32 ms feedback contours.
+    (seeded). Contours: the assessor's own feedback contours (`baselines.contours.
+    stream_contours`, CREPE tiny, 512-sample = 32 ms frames, as `Assessor` makes for
+    learned systems), computed once into --cache_dir (npz per recording).
   MAST (../shared/data/mast): --mast_performances performances (seeded), each against
     its melody's reference (`mast_data.pair_references`, first ref) and against the
     first reference of another melody; the f0 curves at 30 ms (`contours_from_f0`).
@@ -34,14 +35,14 @@ sys.path.insert(0, REPO)
 from asa_jax import atomic  # pylint: disable=g-import-not-at-top,wrong-import-position
 from asa_jax.assess import alignment  # pylint: disable=g-import-not-at-top,wrong-import-position
 from asa_jax.assess import confidence  # pylint: disable=g-import-not-at-top,wrong-import-position
-from asa_jax.baselines import cache  # pylint: disable=g-import-not-at-top,wrong-import-position
+from asa_jax.features import audio as audio_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from asa_jax.baselines import contours as contours_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from asa_jax.baselines import dtw_melody  # pylint: disable=g-import-not-at-top,wrong-import-position
 from asa_jax.baselines import mast_data  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 DATA = os.path.join(REPO, "..", "shared", "data")
 BANDS = (0.5, 1.0, 2.0, 4.0)
-DECIMATE = 3  # 10 ms -> 30 ms.
+HOP = 512  # samples at 16 kHz: the assessor's feedback contours (assessor.FEEDBACK_HOP).
 FIT_REFUSAL = 0.01  # same-melody refusals allowed on the fitting half (target 2%).
 SEED = 0
 FEATURE_SETS = (("cost_ratio",), ("match_gain",), ("band_1.0", "cost_ratio"),
@@ -49,9 +50,18 @@ FEATURE_SETS = (("cost_ratio",), ("match_gain",), ("band_1.0", "cost_ratio"),
                 ("band_4.0", "cost_ratio", "match_gain"))
 
 
-def _decimate(c: contours_lib.Contours) -> contours_lib.Contours:
-  return contours_lib.Contours(f0_hz=np.asarray(c.f0_hz)[::DECIMATE],
-                               hop_s=c.hop_s * DECIMATE)
+def feedback_contours(path: str, cache_dir: str) -> contours_lib.Contours:
+  """The assessor's feedback contours of an audio file, cached as npz."""
+  os.makedirs(cache_dir, exist_ok=True)
+  out = os.path.join(cache_dir, os.path.basename(path) + f".hop{HOP}.npz")
+  if os.path.exists(out):
+    with np.load(out) as z:
+      return contours_lib.Contours(f0_hz=z["f0_hz"], hop_s=float(z["hop_s"]))
+  c = contours_lib.stream_contours(audio_lib.load_audio(path), capacity="tiny",
+                                   hop_length=HOP)
+  with atomic.atomic_path(out) as tmp, open(tmp, "wb") as f:
+    np.savez(f, f0_hz=c.f0_hz, hop_s=np.float64(c.hop_s))
+  return contours_lib.Contours(f0_hz=c.f0_hz, hop_s=c.hop_s)
 
 
 def ssvd_items(cache_dir: str) -> list[tuple[str, str, contours_lib.Contours]]:
@@ -63,8 +73,7 @@ def ssvd_items(cache_dir: str) -> list[tuple[str, str, contours_lib.Contours]]:
   for row in rows:
     rid = row["recording_id"]
     path = os.path.join(root, rid, f"{rid}.mp3")
-    c, _ = cache.cached_contours(path, cache_dir, capacity="tiny")
-    items.append((rid, "ssvd:" + row["melody"], _decimate(c)))
+    items.append((rid, "ssvd:" + row["melody"], feedback_contours(path, cache_dir)))
   return items
 
 
@@ -81,7 +90,7 @@ def mast_items(n_performances: int, rng) -> list[tuple[tuple, tuple]]:
   chosen = [per[i] for i in sorted(rng.choice(len(per), min(n_performances, len(per)),
                                               replace=False))]
   to_c = lambda c: contours_lib.contours_from_f0(c.times_s, c.f0_hz,
-                                                 hop_s=0.01 * DECIMATE)
+                                                 hop_s=HOP / 16000)
   out = []
   for p in chosen:
     same = pairs[p.name][1][0]
@@ -206,7 +215,7 @@ def analyse(rows: list[dict], features: tuple[str, ...]) -> dict:
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--cache_dir", default=os.path.join(REPO, "runs", "contours_cache"))
+  p.add_argument("--cache_dir", default=os.path.join(REPO, "runs", "contours32"))
   p.add_argument("--out_dir", default=os.path.join(REPO, "runs", "melody_confidence"))
   p.add_argument("--per_recording", type=int, default=2)
   p.add_argument("--mast_performances", type=int, default=300)

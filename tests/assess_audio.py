@@ -88,3 +88,16 @@ def rubato(t):
   slow +-0.15 s push and pull (score time -> sung time, seconds)."""
   t = np.asarray(t, np.float64)
   return t + 0.25 * t * t / (2 * NOTE_SECONDS) + 0.15 * np.sin(2 * np.pi * t / 8.0)
+
+
+OTHER_PITCHES = (67, 67, 74, 74, 76, 76, 74, 72, 72, 71, 71, 69, 69, 67)
+
+
+def other_melody(seed: int = 2) -> np.ndarray:
+  """float32 audio of a different song (Twinkle Twinkle in G), about as long as
+  `note_melody` and in its range."""
+  notes = [synth_voice.Note(onset=0.4 + 0.7 * i, duration=0.62, midi=m - 5,
+                            vowel=i % 5) for i, m in enumerate(OTHER_PITCHES)]
+  return synth_voice.render_voice(notes, synth_voice.Voice(vibrato_depth=20.0),
+                                  total_seconds=NOTE_SECONDS,
+                                  rng=np.random.default_rng(seed))

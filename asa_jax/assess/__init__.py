@@ -3,6 +3,9 @@
   assessor.py    Assessor, Assessment, SegmentFeedback: calibrated score and
                  per-segment feedback for one performance.
   alignment.py   key offset, tempo ratio and DTW time map of two f0 contours.
+  notes.py       NoteFeedback: per-note cents and timing errors and flags.
+  confidence.py  AlignmentConfidence: does the performance follow the melody?
+  errors.py      AssessmentError, NotSameMelodyError.
   calibration.py the monotone raw -> 0..100 map (calibration.json).
   report.py      PNG plot and self-contained HTML report of an Assessment.
   cli.py         the `asa-score` command.
@@ -14,6 +17,10 @@ from_workdir` does, when called.
 from asa_jax.assess.assessor import (Assessment, Assessor, AudioError, PitchCurves,
                                      SegmentFeedback, load_input)
 from asa_jax.assess.calibration import Calibration
+from asa_jax.assess.confidence import AlignmentConfidence
+from asa_jax.assess.errors import AssessmentError, NotSameMelodyError
+from asa_jax.assess.notes import NoteFeedback
 
-__all__ = ["Assessment", "Assessor", "AudioError", "Calibration", "PitchCurves",
-           "SegmentFeedback", "load_input"]
+__all__ = ["AlignmentConfidence", "Assessment", "AssessmentError", "Assessor",
+           "AudioError", "Calibration", "NotSameMelodyError", "NoteFeedback",
+           "PitchCurves", "SegmentFeedback", "load_input"]

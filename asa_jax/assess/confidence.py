@@ -14,7 +14,7 @@ octave-repaired pitch (`dtw_melody.melody_cents`):
     each at the better of dtw_melody's two transposition seeds. The same melody gets
     well under 1; another melody about 1.
 
-They are combined by a logistic model (`LOGIT_*`, fitted with scikit-learn on SSVD and
+They are combined by a logistic model (INTERCEPT, COEFFICIENTS; fitted with scikit-learn on SSVD and
 MAST pairs by `benchmarks/melody_confidence.py`; BUILD_NOTES.md "Per-note feedback and
 alignment confidence (issue 19)") into `confidence` in [0, 1]; under THRESHOLD the
 answer is "not the same melody" (`errors.NotSameMelodyError`). Not in the paper (Zhang
@@ -38,9 +38,8 @@ RANDOM_CHUNK_SECONDS = 0.5  # voiced time per shuffled piece.
 RANDOM_SEED = 0
 # Logistic model of P(same melody) from (band share, cost ratio) and the refusal
 # threshold on it: fitted by benchmarks/melody_confidence.py (BUILD_NOTES.md).
-LOGIT_INTERCEPT = 0.0
-LOGIT_BAND = 6.0
-LOGIT_COST = -8.0
+INTERCEPT = 0.0
+COEFFICIENTS = {"band_share": 6.0, "cost_ratio": -8.0}
 THRESHOLD = 0.5
 
 
@@ -55,6 +54,8 @@ class AlignmentConfidence:
     random_cost_cents: median cost (cents) of the performance against random
       melodies made of the reference's pitch material.
     cost_ratio: cost_cents / random_cost_cents (about 1 for another melody).
+    match_gain: fraction of the path within MATCH_CENTS minus the random melodies'
+      (median) fraction (about 0 for another melody).
     confidence: P(same melody) of the logistic model, 0..1.
     threshold: the refusal threshold on confidence.
   """
@@ -62,6 +63,7 @@ class AlignmentConfidence:
   cost_cents: float
   random_cost_cents: float
   cost_ratio: float
+  match_gain: float
   confidence: float
   threshold: float = THRESHOLD
 
@@ -71,14 +73,16 @@ class AlignmentConfidence:
     return self.confidence >= self.threshold
 
   def describe(self) -> str:
-    """One human-readable line of the two measures."""
+    """One human-readable line of the measures."""
     return (f"{self.band_share:.0%} of the alignment path on the diagonal band, "
-            f"pitch cost {self.cost_ratio:.2f} x a random melody's; confidence "
-            f"{self.confidence:.2f} < {self.threshold:.2f}"
-            if not self.same_melody else
-            f"{self.band_share:.0%} of the alignment path on the diagonal band, "
-            f"pitch cost {self.cost_ratio:.2f} x a random melody's; confidence "
-            f"{self.confidence:.2f}")
+            f"pitch cost {self.cost_ratio:.2f} x a random melody's, "
+            f"{self.match_gain:+.0%} more path within a semitone than a random "
+            f"melody; confidence {self.confidence:.2f}, threshold "
+            f"{self.threshold:.2f}")
+
+  def to_dict(self) -> dict:
+    """JSON-ready dict (with same_melody)."""
+    return {**dataclasses.asdict(self), "same_melody": self.same_melody}
 
 
 def band_share(melody: alignment_lib.MelodyMap, band_s: float = BAND_SECONDS
@@ -149,9 +153,9 @@ def costs(perf_cents: np.ndarray, ref_cents: np.ndarray, hop_s: float,
   return PathCosts(float(cost), float(rc), match, float(rm))
 
 
-def probability(band: float, cost_ratio: float) -> float:
-  """The logistic model's P(same melody) of the two measures."""
-  z = LOGIT_INTERCEPT + LOGIT_BAND * band + LOGIT_COST * cost_ratio
+def probability(features: dict) -> float:
+  """The logistic model's P(same melody) of the measures named in COEFFICIENTS."""
+  z = INTERCEPT + sum(c * features[k] for k, c in COEFFICIENTS.items())
   return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
 
@@ -169,8 +173,9 @@ def measure(perf: contours_lib.Contours, ref: contours_lib.Contours,
   p = dtw_melody.melody_cents(perf)
   r = dtw_melody.melody_cents(ref)
   c = costs(p, r, perf.hop_s, melody.offset_cents)
-  share = band_share(melody)
-  ratio = c.cost_cents / max(c.random_cost_cents, 1e-6)
-  return AlignmentConfidence(band_share=share, cost_cents=c.cost_cents,
-                             random_cost_cents=c.random_cost_cents, cost_ratio=ratio,
-                             confidence=probability(share, ratio))
+  features = {"band_share": band_share(melody),
+              "cost_ratio": c.cost_cents / max(c.random_cost_cents, 1e-6),
+              "match_gain": c.match - c.random_match}
+  return AlignmentConfidence(cost_cents=c.cost_cents,
+                             random_cost_cents=c.random_cost_cents,
+                             confidence=probability(features), **features)

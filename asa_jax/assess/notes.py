@@ -99,7 +99,8 @@ def segment(c: contours_lib.Contours) -> list[Note]:
     c: contours (f0 in Hz, 0 = unvoiced), any frame period.
 
   Returns:
-    Notes (every voiced stretch split where the rounded, smoothed pitch changes).
+    Notes of at least MIN_NOTE_SECONDS (every voiced stretch split where the
+    rounded, smoothed pitch changes; shorter pieces, e.g. a breath's blip, dropped).
   """
   from input_pipeline import degrade  # pylint: disable=g-import-not-at-top  (pyworld-free)
   cents = alignment_lib.frame_cents(c)
@@ -120,7 +121,7 @@ def segment(c: contours_lib.Contours) -> list[Note]:
     k = np.arange(int(np.ceil(onset / c.hop_s)), int(np.ceil(offset / c.hop_s)))
     k = k[(k < c.n_frames)]
     k = k[voiced[k]]
-    if k.size:
+    if k.size and offset - onset >= MIN_NOTE_SECONDS:
       notes.append(Note(onset, offset, float(np.median(cents[k]))))
   return notes
 
@@ -154,7 +155,7 @@ def note_feedback(perf: contours_lib.Contours, ref: contours_lib.Contours,
     One NoteFeedback per reference note of at least MIN_NOTE_SECONDS, in order.
   """
   hop = perf.hop_s
-  ref_notes = [n for n in segment(ref) if n.offset_s - n.onset_s >= MIN_NOTE_SECONDS]
+  ref_notes = segment(ref)
   perf_onsets = np.array([n.onset_s for n in segment(perf)])
   perf_cents = alignment_lib.frame_cents(perf)
   to_perf = _inverse_map(melody, perf.n_frames * hop, hop)
