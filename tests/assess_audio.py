@@ -84,10 +84,11 @@ def note_melody(*, detune: dict | None = None, early: dict | None = None,
 
 
 def rubato(t):
-  """A smooth tempo change: the tempo slows from 1 to 0.8 along the melody, with a
-  slow +-0.15 s push and pull (score time -> sung time, seconds)."""
+  """A smooth tempo change (score time -> sung time, seconds): the tempo slows from 1
+  to 0.8 along the melody, with a push and pull of +-0.3 s over 16 s (tempo
+  +-12 %)."""
   t = np.asarray(t, np.float64)
-  return t + 0.25 * t * t / (2 * NOTE_SECONDS) + 0.15 * np.sin(2 * np.pi * t / 8.0)
+  return t + 0.25 * t * t / (2 * NOTE_SECONDS) + 0.3 * np.sin(2 * np.pi * t / 16.0)
 
 
 OTHER_PITCHES = (67, 67, 74, 74, 76, 76, 74, 72, 72, 71, 71, 69, 69, 67)

@@ -11,13 +11,24 @@ harmonic errors at note ends, which a moving average would smear into a note). T
 performance is segmented the same way; its note starts are the candidate onsets.
 
 For each reference note (at least MIN_NOTE_SECONDS long):
-  * expected onset: the performance time that the alignment's local time map
-    (`MelodyMap.local_reference`: global tempo and latency plus the DTW path's offset,
-    running median over +-3 s) maps to the note's onset. Rubato and a constant
-    microphone latency are absorbed there, so only the note's own displacement counts;
-  * timing error: the nearest performance onset within MAX_ONSET_SHIFT_SECONDS (and
-    within half the gap to the neighbouring reference notes) minus the expected onset,
-    seconds (> 0 = late); None when no onset is found (legato into the same pitch);
+  * expected onset: the performance time that the local time map maps to the note's
+    onset: the alignment's global tempo and latency plus the DTW path's offset from
+    them, running median over +-LOCAL_TEMPO_SECONDS of performance time. A constant
+    microphone latency and tempo changes slower than that window (rubato) are
+    absorbed there, so only the note's own displacement counts. The window is wider
+    than the 3 s windows' (`alignment.SMOOTH_SECONDS`): with +-3 s, a phrase sung
+    0.3 s late dragged the map of the next phrase's first note with it (half of the
+    window late), which then read as early;
+  * timing error: the performance onset within MAX_ONSET_SHIFT_SECONDS of the
+    expected one that minimises |shift| / ONSET_SECONDS_SCALE + min(|pitch
+    difference|, 300 cents) / ONSET_CENTS_SCALE (the pitch of the performance note it
+    starts, after the transposition, against the reference note's: a note half an
+    interval late is told from its neighbour by its pitch), minus the expected onset,
+    seconds (> 0 = late); None when there is no onset in reach. Of the onset's
+    displacement from the local map and from the global map (tempo and latency
+    only), the smaller in magnitude is reported: a tempo drift is tolerated (small
+    against the local map), and the notes just after a phrase sung late, whose local
+    map that phrase still pulls, are not called early (small against the global);
   * cents error: median pitch of the performance over the note's mapped span (its
     matched onset and mapped length, EDGE_TRIM of each end left out: transitions) plus
     the alignment's transposition, minus the reference note's median pitch; folded to
@@ -43,11 +54,14 @@ NOTE_GRID_SECONDS = 0.005  # segment_notes' frame period (its 60 ms = 12 frames)
 VIBRATO_SMOOTH_SECONDS = 0.15
 MIN_NOTE_SECONDS = 0.1
 MAX_ONSET_SHIFT_SECONDS = 0.5
+ONSET_SECONDS_SCALE = 0.1  # onset matching: 0.1 s of shift costs as much as
+ONSET_CENTS_SCALE = 100.0  # 100 cents of pitch difference.
 EDGE_TRIM = 0.2  # fraction of a note's span left out at each end for its pitch.
 MIN_SUNG_FRACTION = 0.3
 WRONG_NOTE_CENTS = 75.0
 PITCH_FLAG_CENTS = 35.0
 TIMING_FLAG_SECONDS = 0.15
+LOCAL_TEMPO_SECONDS = 4.5
 NOTE_FLAGS = ("wrong_note", "sharp", "flat", "early", "late", "missed", "octave")
 
 
@@ -77,8 +91,9 @@ class NoteFeedback:
     performance_offset_s: where it ends in the performance, seconds.
     cents_error: performance pitch (moved by the key offset) minus the reference
       note's, cents in [-600, 600); None when missed.
-    timing_error_s: performance onset minus the expected onset (local time map),
-      seconds (> 0 = late); None when no onset was found.
+    timing_error_s: performance onset minus the expected onset, seconds (> 0 =
+      late; the smaller of the local and the global map's, module doc); None when
+      no onset was found.
     flags: subset of NOTE_FLAGS.
   """
   index: int
@@ -117,7 +132,7 @@ def segment(c: contours_lib.Contours) -> list[Note]:
                 0.0)
   notes = []
   for a, b in degrade.segment_notes(f0, NOTE_GRID_SECONDS):
-    onset, offset = a * NOTE_GRID_SECONDS, b * NOTE_GRID_SECONDS
+    onset, offset = float(a * NOTE_GRID_SECONDS), float(b * NOTE_GRID_SECONDS)
     k = np.arange(int(np.ceil(onset / c.hop_s)), int(np.ceil(offset / c.hop_s)))
     k = k[(k < c.n_frames)]
     k = k[voiced[k]]
@@ -127,9 +142,15 @@ def segment(c: contours_lib.Contours) -> list[Note]:
 
 
 def _inverse_map(melody: alignment_lib.MelodyMap, duration_s: float, hop_s: float):
-  """Performance time (s) of reference times on the local time map."""
+  """Performance time (s) of reference times on the local time map (module doc)."""
+  x = melody.perf_times
+  offsets = melody.ref_times - (melody.tempo_ratio * x + melody.latency_s)
+  lo = np.searchsorted(x, x - LOCAL_TEMPO_SECONDS)
+  hi = np.searchsorted(x, x + LOCAL_TEMPO_SECONDS, side="right")
+  smooth = np.array([np.median(offsets[a:b]) for a, b in zip(lo, hi)])
   t = np.arange(0.0, duration_s + hop_s, hop_s)
-  r = np.maximum.accumulate(melody.local_reference(t))
+  r = np.maximum.accumulate(melody.tempo_ratio * t + melody.latency_s
+                            + np.interp(t, x, smooth))
   return lambda ref_t: np.interp(ref_t, r, t)
 
 
@@ -156,24 +177,24 @@ def note_feedback(perf: contours_lib.Contours, ref: contours_lib.Contours,
   """
   hop = perf.hop_s
   ref_notes = segment(ref)
-  perf_onsets = np.array([n.onset_s for n in segment(perf)])
+  perf_notes = segment(perf)
+  perf_onsets = np.array([n.onset_s for n in perf_notes])
+  perf_note_cents = np.array([n.cents for n in perf_notes]) + melody.offset_cents
   perf_cents = alignment_lib.frame_cents(perf)
   to_perf = _inverse_map(melody, perf.n_frames * hop, hop)
+  on_line = lambda r: (r - melody.latency_s) / melody.tempo_ratio  # global map.
   out = []
   for i, note in enumerate(ref_notes):
     expected, expected_end = (float(x) for x in to_perf([note.onset_s, note.offset_s]))
-    # Half the gap to the neighbouring notes' expected onsets bounds the search, so
-    # a neighbour's onset is never taken for this note's.
-    reach = MAX_ONSET_SHIFT_SECONDS
-    for j in (i - 1, i + 1):
-      if 0 <= j < len(ref_notes):
-        reach = min(reach, 0.5 * abs(float(to_perf(ref_notes[j].onset_s)) - expected))
-    timing = None
-    if perf_onsets.size:
-      near = perf_onsets[np.argmin(np.abs(perf_onsets - expected))]
-      if abs(near - expected) <= reach:
-        timing = float(near - expected)
-    start = expected + (timing or 0.0)
+    timing, start = None, expected
+    shift = perf_onsets - expected
+    near = np.abs(shift) <= MAX_ONSET_SHIFT_SECONDS
+    if near.any():
+      interval = np.abs(perf_note_cents[near] - note.cents)
+      interval = np.minimum(np.abs((interval + 600.0) % 1200.0 - 600.0), 300.0)
+      cost = np.abs(shift[near]) / ONSET_SECONDS_SCALE + interval / ONSET_CENTS_SCALE
+      start = float(perf_onsets[near][np.argmin(cost)])
+      timing = float(min(start - expected, start - on_line(note.onset_s), key=abs))
     end = max(expected_end, start + hop)
     trim = EDGE_TRIM * (end - start)
     sung, fraction = _median_cents(perf_cents, hop, start + trim, end - trim)
