@@ -13,9 +13,10 @@ Pairs (performance, reference):
     its melody's reference (`mast_data.pair_references`, first ref) and against the
     first reference of another melody; the f0 curves at 30 ms (`contours_from_f0`).
 For each pair: `alignment.align`, then `confidence.band_share` (at several band
-widths) and `confidence.costs`. The melodies are split in two halves (seeded); the
-logistic model (scikit-learn) and the threshold are fitted on pairs whose melodies are
-both in half A (threshold: the FIT_REFUSAL quantile of the same-melody confidences),
+widths) and `confidence.costs`. Each set's melodies are split in two halves (seeded);
+the logistic model (scikit-learn) and the threshold are fitted on the --fit_sets pairs
+whose melodies are both in half A (threshold: the FIT_REFUSAL quantile of their
+same-melody confidences),
 and the refusal rates, roc_curve and roc_auc_score are reported on half B and on all
 pairs. Prints the table for BUILD_NOTES.md and writes pairs.csv and roc.json.
 """
@@ -45,9 +46,9 @@ BANDS = (0.5, 1.0, 2.0, 4.0)
 HOP = 512  # samples at 16 kHz: the assessor's feedback contours (assessor.FEEDBACK_HOP).
 FIT_REFUSAL = 0.01  # same-melody refusals allowed on the fitting half (target 2%).
 SEED = 0
-FEATURE_SETS = (("cost_ratio",), ("match_gain",), ("band_1.0", "cost_ratio"),
-                ("band_2.0", "cost_ratio"), ("band_2.0", "cost_ratio", "match_gain"),
-                ("band_4.0", "cost_ratio", "match_gain"))
+# The last is the one the assessor uses (confidence.COEFFICIENTS).
+FEATURE_SETS = (("cost_ratio",), ("match_gain",), ("band_2.0",),
+                ("band_2.0", "cost_ratio"), ("band_2.0", "cost_ratio", "match_gain"))
 
 
 def feedback_contours(path: str, cache_dir: str) -> contours_lib.Contours:
@@ -172,32 +173,41 @@ def _rates(same, refused):
           float(np.mean(refused[~same])) if (~same).any() else float("nan"))
 
 
-def analyse(rows: list[dict], features: tuple[str, ...]) -> dict:
-  """Fit on half A, report on half B and all (module doc)."""
+def analyse(rows: list[dict], features: tuple[str, ...],
+            fit_sets: tuple[str, ...] = ("ssvd", "mast")) -> dict:
+  """Fit on half A of fit_sets' pairs, report on half B and all (module doc)."""
   from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
   from sklearn.metrics import roc_auc_score, roc_curve  # pylint: disable=g-import-not-at-top
   ok = [r for r in rows if not r.get("error")]
-  melodies = sorted({r["perf_melody"] for r in ok} | {r["ref_melody"] for r in ok})
-  rng = np.random.default_rng(SEED)
-  half_a = set(rng.permutation(melodies)[:len(melodies) // 2])
+  half_a = set()
+  for name in sorted({r["set"] for r in ok}):  # half of each set's melodies.
+    melodies = sorted({r["perf_melody"] for r in ok if r["set"] == name}
+                      | {r["ref_melody"] for r in ok if r["set"] == name})
+    rng = np.random.default_rng(SEED)
+    half_a |= set(rng.permutation(melodies)[:len(melodies) // 2])
   x = np.array([[float(r[f]) for f in features] for r in ok])
   y = np.array([int(r["same"]) for r in ok])
-  in_a = np.array([r["perf_melody"] in half_a and r["ref_melody"] in half_a for r in ok])
+  in_a = np.array([r["perf_melody"] in half_a and r["ref_melody"] in half_a
+                   and r["set"] in fit_sets for r in ok])
   in_b = np.array([r["perf_melody"] not in half_a and r["ref_melody"] not in half_a
                    for r in ok])
   model = LogisticRegression(C=10.0).fit(x[in_a], y[in_a])
   prob = model.predict_proba(x)[:, 1]
   threshold = float(np.quantile(prob[in_a & (y == 1)], FIT_REFUSAL))
   refused = prob < threshold
-  out = {"features": list(features), "intercept": float(model.intercept_[0]),
+  out = {"features": list(features), "fit_sets": list(fit_sets),
+         "intercept": float(model.intercept_[0]),
          "coefficients": [float(v) for v in model.coef_[0]],
          "threshold": threshold, "n_failed": len(rows) - len(ok)}
   sets = np.array([r["set"] for r in ok])
+  passed = np.array([r.get("passed") in ("1", 1) for r in ok])
   for name, mask in (("A (fit)", in_a), ("B (held out)", in_b),
                      ("all", np.ones(len(ok), bool)),
                      ("all ssvd", sets == "ssvd"), ("all mast", sets == "mast"),
                      ("B ssvd", in_b & (sets == "ssvd")),
-                     ("B mast", in_b & (sets == "mast"))):
+                     ("B mast", in_b & (sets == "mast")),
+                     # MAST same-melody pairs of candidates the jury passed only.
+                     ("mast passed", (sets == "mast") & (passed | (y == 0)))):
     same_rate, diff_rate = _rates(y[mask] == 1, refused[mask])
     auc = (float(roc_auc_score(y[mask], prob[mask]))
            if len(set(y[mask])) == 2 else float("nan"))
@@ -220,6 +230,8 @@ def main():
   p.add_argument("--per_recording", type=int, default=2)
   p.add_argument("--mast_performances", type=int, default=300)
   p.add_argument("--sets", default="ssvd,mast", help="which pairs to measure")
+  p.add_argument("--fit_sets", default="ssvd",
+                 help="pairs the model and threshold are fitted on (half A)")
   p.add_argument("--reuse", action="store_true",
                  help="analyse OUT_DIR/pairs_*.csv again instead of measuring")
   args = p.parse_args()
@@ -239,17 +251,19 @@ def main():
       w.writeheader()
       w.writerows(part)
     rows += part
-  results = [analyse(rows, features) for features in FEATURE_SETS]
+  results = [analyse(rows, features, tuple(args.fit_sets.split(",")))
+             for features in FEATURE_SETS]
   atomic.write_text(os.path.join(args.out_dir, "roc.json"), json.dumps(results))
   for res in results:
     terms = " ".join(f"{c:+.3f} x {f}" for f, c in zip(res["features"],
                                                         res["coefficients"]))
-    print(f"\nlogit {res['intercept']:+.3f} {terms}; threshold "
+    print(f"\nfitted on {','.join(res['fit_sets'])}: logit {res['intercept']:+.3f} "
+          f"{terms}; threshold "
           f"{res['threshold']:.4f}; failed alignments {res['n_failed']}")
     print(f"{'pairs':14} {'same':>5} {'diff':>5} {'same refused':>13} "
           f"{'diff refused':>13} {'AUC':>6}")
     for name in ("A (fit)", "B (held out)", "all", "all ssvd", "all mast", "B ssvd",
-                 "B mast"):
+                 "B mast", "mast passed"):
       s = res[name]
       print(f"{name:14} {s['same_pairs']:5d} {s['different_pairs']:5d} "
             f"{s['same_refused']:13.1%} {s['different_refused']:13.1%} "

@@ -131,11 +131,15 @@ def test_late_phrase_and_transposition(baseline_assessor, reference_audio):
 @pytest.mark.timeout(600)
 def test_stereo_other_rate_and_warnings(baseline_assessor, reference_audio):
   import soxr  # pylint: disable=g-import-not-at-top
-  perf = soxr.resample(assess_audio.melody(), SR, 44100)
+  # The same melody sung 1.35 times slower (a half reference would now be refused
+  # as not the same melody, issue 19).
+  slow = assess_audio.note_melody(warp=lambda t: 1.35 * np.asarray(t))
+  perf = soxr.resample(slow, SR, 44100)
   stereo = np.stack([perf, perf], axis=1)
-  half = reference_audio[:len(reference_audio) // 2]
-  r = baseline_assessor.assess((stereo, 44100), (half, SR))
-  assert r.duration_s == pytest.approx(assess_audio.SECONDS, abs=0.01)
+  r = baseline_assessor.assess((stereo, 44100),
+                               (assess_audio.note_melody(seed=1), SR))
+  assert r.duration_s == pytest.approx(len(slow) / SR, abs=0.01)
+  assert r.tempo_ratio == pytest.approx(1 / 1.35, abs=0.03)
   assert any("longer than the reference" in w for w in r.warnings)
   d = r.to_dict()
   json.dumps(d)  # JSON-ready.

@@ -1,6 +1,6 @@
 """Alignment confidence: does the performance follow the reference's melody? (issue 19)
 
-Two measures of one `alignment.align` result, both on the two recordings' voiced,
+Measures of one `alignment.align` result, on the two recordings' voiced,
 octave-repaired pitch (`dtw_melody.melody_cents`):
 
   * band share: the fraction of the DTW path's points whose reference time lies
@@ -13,6 +13,8 @@ octave-repaired pitch (`dtw_melody.melody_cents`):
     (its voiced sequence cut into RANDOM_CHUNK_SECONDS pieces and shuffled, seeded),
     each at the better of dtw_melody's two transposition seeds. The same melody gets
     well under 1; another melody about 1.
+  * match gain: the fraction of the path within MATCH_CENTS (a semitone) minus the
+    random melodies' (median) fraction: about 0 for another melody.
 
 They are combined by a logistic model (INTERCEPT, COEFFICIENTS; fitted with scikit-learn on SSVD and
 MAST pairs by `benchmarks/melody_confidence.py`; BUILD_NOTES.md "Per-note feedback and
@@ -38,9 +40,12 @@ RANDOM_CHUNK_SECONDS = 0.5  # voiced time per shuffled piece.
 RANDOM_SEED = 0
 # Logistic model of P(same melody) from (band share, cost ratio) and the refusal
 # threshold on it: fitted by benchmarks/melody_confidence.py (BUILD_NOTES.md).
-INTERCEPT = 0.0
-COEFFICIENTS = {"band_share": 6.0, "cost_ratio": -8.0}
-THRESHOLD = 0.5
+# Fitted on half of the SSVD v1 melodies (scikit-learn LogisticRegression, C=10);
+# THRESHOLD: 1 % of that half's same-melody pairs fall under it. Held-out SSVD half:
+# 0 % of same-melody pairs refused, 100 % of different-melody pairs (BUILD_NOTES.md).
+INTERCEPT = 0.372
+COEFFICIENTS = {"band_share": 1.930, "cost_ratio": -6.252, "match_gain": 6.187}
+THRESHOLD = 0.3913
 
 
 @dataclasses.dataclass(frozen=True)
