@@ -7,7 +7,9 @@ grid, plateaus under 60 ms merged), run on the octave-repaired contour
 median over VIBRATO_SMOOTH_SECONDS (about one vibrato cycle, over which a sinusoid's
 median is its centre: a real singer's +-50-100 cent vibrato would otherwise split a
 note at every crossing of a semitone boundary; it also drops the f0 tracker's short
-harmonic errors at note ends, which a moving average would smear into a note). The
+harmonic errors at note ends, which a moving average would smear into a note).
+Contiguous pieces whose median pitches are under MERGE_CENTS apart are merged (a note
+held near a rounding boundary flips between two semitones). The
 performance is segmented the same way; its note starts are the candidate onsets.
 
 For each reference note (at least MIN_NOTE_SECONDS long):
@@ -53,6 +55,7 @@ from asa_jax.baselines import contours as contours_lib
 NOTE_GRID_SECONDS = 0.005  # segment_notes' frame period (its 60 ms = 12 frames).
 VIBRATO_SMOOTH_SECONDS = 0.15
 MIN_NOTE_SECONDS = 0.1
+MERGE_CENTS = 70.0  # chosen on the first 40 SSVD recordings (BUILD_NOTES.md).
 MAX_ONSET_SHIFT_SECONDS = 0.5
 ONSET_SECONDS_SCALE = 0.1  # onset matching: 0.1 s of shift costs as much as
 ONSET_CENTS_SCALE = 100.0  # 100 cents of pitch difference.
@@ -130,15 +133,27 @@ def segment(c: contours_lib.Contours) -> list[Note]:
   on_grid = smooth[idx]
   f0 = np.where(np.isfinite(on_grid), 440.0 * 2.0 ** (np.nan_to_num(on_grid) / 1200.0),
                 0.0)
-  notes = []
+  def frames(onset, offset):
+    k = np.arange(int(np.ceil(onset / c.hop_s)), int(np.ceil(offset / c.hop_s)))
+    k = k[k < c.n_frames]
+    return k[voiced[k]]
+
+  spans = []  # [onset, offset, median cents]
   for a, b in degrade.segment_notes(f0, NOTE_GRID_SECONDS):
     onset, offset = float(a * NOTE_GRID_SECONDS), float(b * NOTE_GRID_SECONDS)
-    k = np.arange(int(np.ceil(onset / c.hop_s)), int(np.ceil(offset / c.hop_s)))
-    k = k[(k < c.n_frames)]
-    k = k[voiced[k]]
-    if k.size and offset - onset >= MIN_NOTE_SECONDS:
-      notes.append(Note(onset, offset, float(np.median(cents[k]))))
-  return notes
+    k = frames(onset, offset)
+    if not k.size:
+      continue
+    median = float(np.median(cents[k]))
+    # A pitch sitting near a rounding boundary flips between two semitones:
+    # contiguous pieces closer than MERGE_CENTS are one note.
+    if (spans and abs(onset - spans[-1][1]) < 1.5 * NOTE_GRID_SECONDS
+        and abs(median - spans[-1][2]) < MERGE_CENTS):
+      spans[-1][1] = offset
+      spans[-1][2] = float(np.median(cents[frames(spans[-1][0], offset)]))
+    else:
+      spans.append([onset, offset, median])
+  return [Note(a, b, m) for a, b, m in spans if b - a >= MIN_NOTE_SECONDS]
 
 
 def _inverse_map(melody: alignment_lib.MelodyMap, duration_s: float, hop_s: float):
