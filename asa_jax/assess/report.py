@@ -29,15 +29,18 @@ FLAG_COLOURS = {"wrong_note": "#8c1d18", "flat": "#4c72b0", "sharp": "#c44e52",
 WINDOW_FLAGS = ("unvoiced", "silent")  # shaded; the pitch/timing flags are per note.
 
 
+MAX_NOTE_LABELS = 30  # more flagged notes than this: colours and the table only.
+
+
 def _note_label(note) -> str:
-  """Short text of a flagged note: its flags and errors."""
-  parts = [f.replace("_", " ") for f in note.flags]
+  """Short text of a flagged note: its errors (the colour says which flag)."""
+  parts = []
   if note.cents_error is not None and set(note.flags) & {"wrong_note", "sharp",
                                                           "flat"}:
     parts.append(f"{note.cents_error:+.0f}c")
   if note.timing_error_s is not None and set(note.flags) & {"early", "late"}:
     parts.append(f"{note.timing_error_s:+.2f}s")
-  return " ".join(parts)
+  return " ".join(parts) or note.flags[0]
 
 
 def plot_png(assessment: Assessment) -> bytes:
@@ -52,7 +55,7 @@ def plot_png(assessment: Assessment) -> bytes:
   curves = assessment.pitch
   if curves is None:
     raise ValueError("the assessment has no pitch curves to plot")
-  fig, ax = plt.subplots(figsize=(11, 3.6), dpi=100)
+  fig, ax = plt.subplots(figsize=(12, 3.8), dpi=100)
   try:
     for seg in assessment.segments:
       flags = [f for f in seg.flags if f in WINDOW_FLAGS]
@@ -60,12 +63,13 @@ def plot_png(assessment: Assessment) -> bytes:
         ax.axvspan(seg.start_s, seg.end_s, color=FLAG_COLOURS[flags[0]], alpha=0.25,
                    lw=0)
     shown = 0
+    label = sum(bool(n.flags) for n in assessment.notes) <= MAX_NOTE_LABELS
     for note in assessment.notes:
       colour = FLAG_COLOURS[note.flags[0]] if note.flags else "#55a868"
       ax.plot([note.performance_onset_s, note.performance_offset_s],
               [note.reference_midi] * 2, color=colour, lw=5 if note.flags else 3,
               alpha=0.55, solid_capstyle="butt")
-      if note.flags:
+      if note.flags and label:
         # Alternate heights so that labels of neighbouring notes do not overlap.
         ax.text((note.performance_onset_s + note.performance_offset_s) / 2,
                 1.0 + 0.06 * (shown % 3), _note_label(note), color=colour,
@@ -75,8 +79,12 @@ def plot_png(assessment: Assessment) -> bytes:
     ax.plot(curves.times_s, curves.reference_midi, color="0.45", lw=2.2,
             label="reference (aligned)")
     if assessment.notes:
-      ax.plot([], [], color="#55a868", lw=4, alpha=0.55,
-              label="reference notes (coloured: flagged)")
+      ax.plot([], [], color="#55a868", lw=4, alpha=0.55, label="reference note")
+      used = {f for n in assessment.notes for f in n.flags[:1]}
+      for flag in FLAG_COLOURS:
+        if flag in used:
+          ax.plot([], [], color=FLAG_COLOURS[flag], lw=4, alpha=0.55,
+                  label=flag.replace("_", " "))
     key = assessment.key_offset_cents
     ax.plot(curves.times_s, curves.performance_midi, color="#c44e52", lw=1.2,
             label="performance" + (f" (moved {-key:+.0f} cents to the reference key)"
@@ -91,7 +99,7 @@ def plot_png(assessment: Assessment) -> bytes:
     ax.set_ylabel("pitch (MIDI note)")
     ax.set_title(f"{assessment.system}: score {assessment.score:.0f} / 100", pad=34)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
