@@ -5,6 +5,9 @@
   alignment.py   key offset, tempo ratio and DTW time map of two f0 contours.
   html_report.py PNG plot and self-contained HTML report of an Assessment.
   calibrate.py   fits a calibration from an eval scores.csv (e.g. for a baseline).
+  notes.py       NoteFeedback: per-note cents and timing errors and flags.
+  confidence.py  AlignmentConfidence: does the performance follow the melody?
+  errors.py      AssessmentError, NotSameMelodyError.
   cli.py         the `asa-score` command.
 
 The calibration itself (the monotone raw -> 0..100 map, calibration.json) is
@@ -16,7 +19,11 @@ from_workdir` does, when called.
 
 from asa_jax.assess.assessor import (Assessment, Assessor, AudioError, PitchCurves,
                                      SegmentFeedback, load_input)
+from asa_jax.assess.confidence import AlignmentConfidence
+from asa_jax.assess.errors import AssessmentError, NotSameMelodyError
+from asa_jax.assess.notes import NoteFeedback
 from asa_jax.evaluation.calibration import Calibration
 
-__all__ = ["Assessment", "Assessor", "AudioError", "Calibration", "PitchCurves",
-           "SegmentFeedback", "load_input"]
+__all__ = ["AlignmentConfidence", "Assessment", "AssessmentError", "Assessor",
+           "AudioError", "Calibration", "NotSameMelodyError", "NoteFeedback",
+           "PitchCurves", "SegmentFeedback", "load_input"]

@@ -9,7 +9,11 @@ score over the voiced 3 s segments, cut and paired exactly as the evaluation cut
 them, `input_pipeline.segments.plan_segments`), mapped to 0..100 by the run's
 calibration (`asa_jax.evaluation.calibration`). The feedback comes from the two
 recordings' CREPE f0 contours aligned by `asa_jax.assess.alignment` (key offset, tempo
-ratio, DTW time map): one `SegmentFeedback` per 3 s window of the performance.
+ratio, DTW time map): one `NoteFeedback` per reference note (`asa_jax.assess.notes`:
+cents and timing error, wrong note / sharp / flat / early / late) and one
+`SegmentFeedback` per 3 s window of the performance (the system's clip scores there,
+voicing, and its notes' flags). A performance that does not follow the reference's
+melody (`asa_jax.assess.confidence`) raises `NotSameMelodyError` before any scoring.
 Nothing here names a system: learned systems score through their model's
 `score_clips` (asa_jax.evaluation.scoring), baselines through their rating function.
 """
@@ -25,6 +29,9 @@ from typing import Any, Union
 import numpy as np
 
 from asa_jax.assess import alignment as alignment_lib
+from asa_jax.assess import confidence as confidence_lib
+from asa_jax.assess import errors
+from asa_jax.assess import notes as notes_lib
 from asa_jax.evaluation import calibration as calibration_lib
 from asa_jax.features import audio as audio_lib
 from asa_jax.features import constants
@@ -35,8 +42,6 @@ AudioError = audio_lib.AudioError
 
 SEGMENT_SECONDS = constants.CLIP_SECONDS  # feedback windows: 3 s, the clip length.
 MIN_LAST_SEGMENT_SECONDS = 1.0  # a shorter tail is merged into no segment.
-PITCH_FLAG_CENTS = 50.0  # |median deviation| above this: sharp / flat.
-TIMING_FLAG_SECONDS = 0.2  # |timing offset| above this: late / early.
 MIN_ALIGNED_SECONDS = 0.5  # voiced, aligned time a segment needs for pitch/timing.
 UNVOICED_FRACTION = 0.2  # segments with fewer voiced frames are "unvoiced".
 SILENT_DB = 40.0  # segments quieter than the loudest frame by this are "silent".
@@ -61,11 +66,14 @@ class SegmentFeedback:
     raw: the same clips' mean raw score, None likewise.
     pitch_deviation_cents: median pitch of the performance (after the key
       offset) minus the reference's along the alignment, cents; None when under
-      MIN_ALIGNED_SECONDS is voiced in both.
+      MIN_ALIGNED_SECONDS is voiced in both (a window summary: a single wrong
+      note shows in its NoteFeedback, not here).
     timing_offset_s: median time by which the window is sung later (> 0) or
-      earlier (< 0) than the global tempo and latency predict, seconds.
+      earlier (< 0) than the global tempo and latency predict, seconds (rubato
+      shows here; the notes' timing errors follow the local tempo).
     voiced_fraction: fraction of the window's contour frames that are voiced.
-    flags: subset of ("flat", "sharp", "early", "late", "unvoiced", "silent").
+    flags: "unvoiced" or "silent", else the union of the flags of the notes whose
+      performance onset lies in the window (`notes.NOTE_FLAGS`).
   """
   start_s: float
   end_s: float
@@ -108,13 +116,20 @@ class Assessment:
       None without a reference vocal.
     tempo_ratio: reference seconds per performance second (1 = same tempo, < 1 =
       the performance is slower); None without a reference vocal.
-    latency_s: reference time at performance time 0 of the global time map (a
-      constant microphone delay shows here, not as late segments); None likewise.
+    latency_s: how much later (s) the performance runs than the reference: the
+      performance time of reference time 0 on the global time map. A microphone's
+      latency shows here (+), not as late notes; so does any extra lead-in before
+      the singing. None likewise.
     duration_s, reference_duration_s: the recordings' durations, seconds.
     segments: one SegmentFeedback per 3 s window of the performance.
     warnings: human-readable problems that did not stop the assessment.
     calibration: the calibration method ('logistic' | 'isotonic' | 'minmax').
     pitch: the aligned pitch curves (for plots; left out of `to_dict`).
+    key_offset_cents: performance minus reference key, cents, octaves folded to
+      [-600, 600) (not rounded); None without a reference vocal.
+    notes: one NoteFeedback per reference note (empty without a reference).
+    alignment: how well the performance follows the reference's melody
+      (`confidence.AlignmentConfidence`); None without a reference.
   """
   score: float
   raw: float
@@ -128,6 +143,9 @@ class Assessment:
   warnings: tuple[str, ...]
   calibration: str
   pitch: PitchCurves | None = dataclasses.field(default=None, repr=False)
+  key_offset_cents: float | None = None
+  notes: tuple[notes_lib.NoteFeedback, ...] = ()
+  alignment: confidence_lib.AlignmentConfidence | None = None
 
   def to_dict(self) -> dict:
     """JSON-ready dict of everything but the pitch curves (floats rounded)."""
@@ -140,8 +158,10 @@ class Assessment:
         return {k: clean(x) for k, x in v.items()}
       return v
     d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-         if f.name not in ("segments", "pitch")}
+         if f.name not in ("segments", "pitch", "notes", "alignment")}
     d["segments"] = [dataclasses.asdict(s) for s in self.segments]
+    d["notes"] = [dataclasses.asdict(n) for n in self.notes]
+    d["alignment"] = None if self.alignment is None else self.alignment.to_dict()
     return clean(d)
 
 
@@ -156,17 +176,21 @@ def load_input(value: AudioInput, *, role: str) -> tuple[np.ndarray, str]:
 
   Raises:
     AudioError: naming the file (or "<role array>") and the reason: missing,
-      unreadable, empty, silent, non-finite or shorter than one 3 s clip.
+      unreadable, empty, silent, non-finite, shorter than one 3 s clip, or a
+      sample rate under audio.MIN_SAMPLE_RATE (8 kHz).
     TypeError: neither a path nor a (samples, sample_rate) pair.
   """
   if isinstance(value, (str, os.PathLike)):
-    return (audio_lib.load_audio(value, min_seconds=constants.CLIP_SECONDS),
+    return (audio_lib.load_audio(value, min_seconds=constants.CLIP_SECONDS,
+                                 min_sample_rate=audio_lib.MIN_SAMPLE_RATE),
             os.fspath(value))
   if isinstance(value, tuple) and len(value) == 2:
     name = f"<{role} array>"
     samples, rate = value
     return (audio_lib.prepare_samples(np.asarray(samples), int(rate), name=name,
-                                      min_seconds=constants.CLIP_SECONDS), name)
+                                      min_seconds=constants.CLIP_SECONDS,
+                                      min_sample_rate=audio_lib.MIN_SAMPLE_RATE),
+            name)
   raise TypeError(f"{role} must be a path or a (samples, sample_rate) tuple, not "
                   f"{type(value).__name__}")
 
@@ -368,8 +392,10 @@ class Assessor:
 
     Raises:
       AudioError: a bad input, naming the file and the reason (missing,
-        unreadable, empty, silent, too short, or no voice found in the
-        performance).
+        unreadable, empty, silent, too short, a sample rate under
+        audio.MIN_SAMPLE_RATE, or no voice found in the performance).
+      NotSameMelodyError: the performance does not follow the reference's melody
+        (names both; no score).
       ValueError: the system needs a reference (or accompaniment) that was not
         given.
       TypeError: an input is neither a path nor (samples, sample_rate).
@@ -400,6 +426,7 @@ class Assessor:
 
     Raises:
       AudioError: no voice found in the performance (names performance_name).
+      NotSameMelodyError: the performance does not follow the reference's melody.
       ValueError: the system needs a reference or accompaniment that is None.
     """
     self._check_inputs(ref, acc)
@@ -412,7 +439,8 @@ class Assessor:
     if perf_c.voiced.sum() * perf_c.hop_s < MIN_ALIGNED_SECONDS:
       raise AudioError(perf_name, "no voice found (under "
                        f"{MIN_ALIGNED_SECONDS} s of voiced singing)")
-    melody = ref_c = None
+    melody = ref_c = agreement = None
+    notes: tuple = ()
     if ref is not None:
       if ref_duration and abs(duration / ref_duration - 1) > LENGTH_WARNING:
         pct = round(100 * abs(1 - duration / ref_duration))
@@ -425,8 +453,17 @@ class Assessor:
       else:
         try:
           melody = alignment_lib.align(perf_c, ref_c)
+          agreement = confidence_lib.measure(perf_c, ref_c, melody)
         except ValueError as e:
-          warnings.append(f"melody alignment failed ({e}): no pitch or timing feedback")
+          # No DTW path between the two melodies (voiced lengths beyond the
+          # tempo normalisation's reach): they cannot be the same melody.
+          raise errors.NotSameMelodyError(
+              perf_name, ref_name or "<reference>",
+              reason=f"no alignment of the two melodies: {e}") from e
+        if not agreement.same_melody:
+          raise errors.NotSameMelodyError(perf_name, ref_name or "<reference>",
+                                          agreement)
+        notes = tuple(notes_lib.note_feedback(perf_c, ref_c, melody))
     else:
       warnings.append("no reference vocal given: no pitch or timing feedback")
 
@@ -442,7 +479,7 @@ class Assessor:
       warnings.append(f"raw score {raw:.4g} outside the calibration's range "
                       f"[{lo:.4g}, {hi:.4g}]")
     segments, lags = _segment_feedback(perf_c, ref_c, melody, duration, clip_starts,
-                                       clip_raw, cal)
+                                       clip_raw, cal, notes)
     silent = sum("silent" in s.flags for s in segments)
     if silent:
       warnings.append(f"{silent} of {len(segments)} segments are silent")
@@ -450,17 +487,22 @@ class Assessor:
         score=float(cal(raw)), raw=raw, system=self.name,
         key_offset_semitones=None if melody is None else melody.key_offset_semitones,
         tempo_ratio=None if melody is None else melody.tempo_ratio,
-        latency_s=None if melody is None else melody.latency_s,
+        latency_s=None if melody is None else -melody.latency_s / melody.tempo_ratio,
         duration_s=duration, reference_duration_s=ref_duration,
         segments=tuple(segments), warnings=tuple(warnings), calibration=cal.method,
-        pitch=_pitch_curves(perf_c, ref_c, melody, segments, lags))
+        pitch=_pitch_curves(perf_c, ref_c, melody, segments, lags),
+        key_offset_cents=None if melody is None else float(
+            (-melody.offset_cents + 600.0) % 1200.0 - 600.0),
+        notes=notes, alignment=agreement)
 
 
 def _segment_feedback(perf_c, ref_c, melody, duration: float,
-                      clip_starts: np.ndarray, clip_raw: np.ndarray, cal
+                      clip_starts: np.ndarray, clip_raw: np.ndarray, cal,
+                      notes: tuple = ()
                       ) -> tuple[list[SegmentFeedback], list[float]]:
   """One SegmentFeedback per SEGMENT_SECONDS window of the performance, and each
-  window's reference lag (s; 0 without a local fit) for the plot."""
+  window's reference lag (s; 0 without a local fit) for the plot. A voiced window's
+  flags are those of the notes starting in it (one source of truth: the notes)."""
   hop = perf_c.hop_s
   times = np.arange(perf_c.n_frames) * hop
   loudest = float(np.max(perf_c.energy_db)) if perf_c.energy_db is not None else 0.0
@@ -492,15 +534,10 @@ def _segment_feedback(perf_c, ref_c, melody, duration: float,
       ref_len = ref_c.n_frames * ref_c.hop_s
       ref_start, ref_end = (min(max(float(melody.local_reference(t)) + lag, 0.0),
                                 ref_len) for t in (start, end))
-      if fit is not None and not flags:
-        if fit.deviation_cents > PITCH_FLAG_CENTS:
-          flags.append("sharp")
-        elif fit.deviation_cents < -PITCH_FLAG_CENTS:
-          flags.append("flat")
-        if fit.timing_offset_s > TIMING_FLAG_SECONDS:
-          flags.append("late")
-        elif fit.timing_offset_s < -TIMING_FLAG_SECONDS:
-          flags.append("early")
+      if not flags:
+        in_window = {f for n in notes if start <= n.performance_onset_s < end
+                     for f in n.flags}
+        flags += [f for f in notes_lib.NOTE_FLAGS if f in in_window]
     lags.append(0.0 if fit is None else fit.lag_s)
     out.append(SegmentFeedback(
         start_s=float(start), end_s=float(end),

@@ -1,6 +1,6 @@
 """`asa-score`: score recordings against their reference from the command line.
 
-One recording (prints the score and a per-segment table):
+One recording (prints the score, a per-segment table and a per-note table):
 
   asa-score --workdir=runs/demo --reference=ref.wav --performance=perf.wav \\
       [--accompaniment=acc.wav] [--json=out.json] [--plot=out.png] [--html=report.html]
@@ -16,8 +16,9 @@ config.json was stored.
 
 Exit codes:
   0  scored (batch: every row scored);
-  1  a bad input: missing, unreadable, empty, silent, too short, or no voice found
-     (one line on stderr names the file and the reason);
+  1  a bad input: missing, unreadable, empty, silent, too short, a sample rate
+     under 8 kHz, no voice found, or a performance that does not follow the
+     reference's melody (one line on stderr names the file(s) and the reason);
   2  bad usage (argparse);
   3  the system cannot be loaded: no workdir, checkpoint, stats.json, config.json or
      calibration, or an unknown baseline;
@@ -35,7 +36,9 @@ import sys
 from typing import Sequence
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_SYSTEM, EXIT_PARTIAL = 0, 1, 2, 3, 4
-FLAG_ORDER = ("flat", "sharp", "early", "late", "unvoiced", "silent")
+NOTE_FLAGS = ("wrong_note", "flat", "sharp", "early", "late", "missed", "octave")
+FLAG_ORDER = ("wrong_note", "flat", "sharp", "early", "late", "missed", "octave",
+              "unvoiced", "silent")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,6 +94,20 @@ def segment_table(assessment) -> str:
   return "\n".join(lines)
 
 
+def note_table(assessment) -> str:
+  """The per-note feedback as a plain-text table."""
+  lines = [f"{'note':>4} {'ref (s)':>7} {'perf (s)':>8} {'pitch':>6} {'cents':>6} "
+           f"{'timing':>7}  flags"]
+  for n in assessment.notes:
+    lines.append(
+        f"{n.index + 1:>4} {n.reference_onset_s:7.2f} {n.performance_onset_s:8.2f} "
+        f"{n.reference_midi:6.1f} "
+        f"{'' if n.cents_error is None else format(n.cents_error, '+.0f'):>6} "
+        f"{'' if n.timing_error_s is None else format(n.timing_error_s, '+.2f'):>7}"
+        f"  {' '.join(n.flags)}")
+  return "\n".join(lines)
+
+
 def _one(assessor, args) -> int:
   from asa_jax import atomic  # pylint: disable=g-import-not-at-top
   from asa_jax.assess import load_input  # pylint: disable=g-import-not-at-top
@@ -105,12 +122,18 @@ def _one(assessor, args) -> int:
                                  reference_name=ref_name)
   print(f"score {result.score:.1f} / 100  (raw {result.raw:.4g}, {result.system}, "
         f"calibration {result.calibration})")
-  if result.key_offset_semitones is not None:
-    print(f"key offset {result.key_offset_semitones:+d} semitones, tempo ratio "
-          f"{result.tempo_ratio:.3f}, latency {result.latency_s:+.2f} s")
+  if result.key_offset_cents is not None:
+    print(f"key offset {result.key_offset_cents:+.0f} cents, tempo ratio "
+          f"{result.tempo_ratio:.3f}, latency {result.latency_s:+.3f} s")
+  if result.alignment is not None:
+    print(f"follows the reference: {result.alignment.describe()}")
   for w in result.warnings:
     print(f"warning: {w}")
   print(segment_table(result))
+  if result.notes:
+    flagged = sum(bool(n.flags) for n in result.notes)
+    print(f"{len(result.notes)} notes, {flagged} flagged")
+    print(note_table(result))
   if args.json:
     atomic.write_text(args.json, json.dumps(result.to_dict(), indent=1))
     print(f"wrote {args.json}")
@@ -127,7 +150,8 @@ def _one(assessor, args) -> int:
 
 
 BATCH_COLUMNS = ("song_id", "performance_id", "split", "score", "raw", "human",
-                 "key_offset_semitones", "tempo_ratio", *FLAG_ORDER, "error")
+                 "key_offset_semitones", "key_offset_cents", "tempo_ratio",
+                 "latency_s", "alignment_confidence", *FLAG_ORDER, "error")
 
 
 def _batch(assessor, args) -> int:
@@ -149,8 +173,14 @@ def _batch(assessor, args) -> int:
                                accompaniment=row.accompaniment_audio)
       rec.update(score=round(result.score, 3), raw=result.raw,
                  key_offset_semitones=result.key_offset_semitones,
-                 tempo_ratio=result.tempo_ratio,
-                 **{f: sum(f in s.flags for s in result.segments) for f in FLAG_ORDER})
+                 key_offset_cents=result.key_offset_cents,
+                 tempo_ratio=result.tempo_ratio, latency_s=result.latency_s,
+                 alignment_confidence=(None if result.alignment is None else
+                                       result.alignment.confidence),
+                 # Notes carry the pitch/timing flags; windows unvoiced/silent.
+                 **{f: (sum(f in n.flags for n in result.notes) if f in NOTE_FLAGS
+                        else sum(f in s.flags for s in result.segments))
+                    for f in FLAG_ORDER})
     except (AudioError, ValueError) as e:
       failed += 1
       rec["error"] = str(e)
@@ -178,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.error("--manifest needs --output")
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   from asa_jax import logs  # pylint: disable=g-import-not-at-top
-  from asa_jax.assess import AudioError  # pylint: disable=g-import-not-at-top
+  from asa_jax.assess import AssessmentError, AudioError  # pylint: disable=g-import-not-at-top
   logs.quiet_libraries()
   try:
     assessor = _load(args)
@@ -187,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_SYSTEM
   try:
     return _batch(assessor, args) if args.manifest else _one(assessor, args)
-  except AudioError as e:
+  except (AudioError, AssessmentError) as e:  # bad audio; not the same melody.
     print(f"asa-score: {e}", file=sys.stderr)
     return EXIT_INPUT
   except (ValueError, TypeError) as e:  # e.g. the system needs a reference.

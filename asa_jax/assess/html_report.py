@@ -1,10 +1,12 @@
 """PNG plot and self-contained HTML report of an `Assessment`.
 
 The plot shows the performance's pitch (moved to the reference key) and the
-reference's pitch at the aligned times on the performance's time axis, with flagged
-segments shaded. The HTML page embeds that plot (base64 PNG), the score, the
-per-segment table, the warnings and players for both recordings (OGG Vorbis embedded
-as data: URIs, so the single file can be mailed or archived).
+reference's pitch at the aligned times on the performance's time axis, each reference
+note as a bar where it was sung (coloured and labelled when flagged), and silent or
+unvoiced windows shaded. The HTML page embeds that plot (base64 PNG), the score, the
+alignment confidence, the per-note and per-segment tables, the warnings and players
+for both recordings (OGG Vorbis embedded as data: URIs, so the single file can be
+mailed or archived).
 """
 
 from __future__ import annotations
@@ -21,8 +23,24 @@ from asa_jax import atomic
 from asa_jax.assess.assessor import Assessment
 from asa_jax.features import constants
 
-FLAG_COLOURS = {"flat": "#4c72b0", "sharp": "#c44e52", "early": "#8172b3",
-                "late": "#dd8452", "unvoiced": "#bbbbbb", "silent": "#dddddd"}
+FLAG_COLOURS = {"wrong_note": "#8c1d18", "flat": "#4c72b0", "sharp": "#c44e52",
+                "early": "#8172b3", "late": "#dd8452", "missed": "#555555",
+                "octave": "#937860", "unvoiced": "#bbbbbb", "silent": "#dddddd"}
+WINDOW_FLAGS = ("unvoiced", "silent")  # shaded; the pitch/timing flags are per note.
+
+
+MAX_NOTE_LABELS = 30  # more flagged notes than this: colours and the table only.
+
+
+def _note_label(note) -> str:
+  """Short text of a flagged note: its errors (the colour says which flag)."""
+  parts = []
+  if note.cents_error is not None and set(note.flags) & {"wrong_note", "sharp",
+                                                          "flat"}:
+    parts.append(f"{note.cents_error:+.0f}c")
+  if note.timing_error_s is not None and set(note.flags) & {"early", "late"}:
+    parts.append(f"{note.timing_error_s:+.2f}s")
+  return " ".join(parts) or note.flags[0]
 
 
 def plot_png(assessment: Assessment) -> bytes:
@@ -37,23 +55,40 @@ def plot_png(assessment: Assessment) -> bytes:
   curves = assessment.pitch
   if curves is None:
     raise ValueError("the assessment has no pitch curves to plot")
-  fig, ax = plt.subplots(figsize=(11, 3.6), dpi=100)
+  fig, ax = plt.subplots(figsize=(12, 3.8), dpi=100)
   try:
-    for k, seg in enumerate(assessment.segments):
-      flags = [f for f in seg.flags if f in FLAG_COLOURS]
+    for seg in assessment.segments:
+      flags = [f for f in seg.flags if f in WINDOW_FLAGS]
       if flags:
-        ax.axvspan(seg.start_s, seg.end_s, color=FLAG_COLOURS[flags[0]], alpha=0.18,
+        ax.axvspan(seg.start_s, seg.end_s, color=FLAG_COLOURS[flags[0]], alpha=0.25,
                    lw=0)
-        # Alternate heights so that labels of neighbouring segments do not overlap.
-        ax.text((seg.start_s + seg.end_s) / 2, 1.0 + 0.06 * (k % 2), ", ".join(flags),
+    shown = 0
+    label = sum(bool(n.flags) for n in assessment.notes) <= MAX_NOTE_LABELS
+    for note in assessment.notes:
+      colour = FLAG_COLOURS[note.flags[0]] if note.flags else "#55a868"
+      ax.plot([note.performance_onset_s, note.performance_offset_s],
+              [note.reference_midi] * 2, color=colour, lw=5 if note.flags else 3,
+              alpha=0.55, solid_capstyle="butt")
+      if note.flags and label:
+        # Alternate heights so that labels of neighbouring notes do not overlap.
+        ax.text((note.performance_onset_s + note.performance_offset_s) / 2,
+                1.0 + 0.06 * (shown % 3), _note_label(note), color=colour,
                 transform=ax.get_xaxis_transform(), ha="center", va="bottom",
                 fontsize=7)
+        shown += 1
     ax.plot(curves.times_s, curves.reference_midi, color="0.45", lw=2.2,
             label="reference (aligned)")
-    key = assessment.key_offset_semitones
+    if assessment.notes:
+      ax.plot([], [], color="#55a868", lw=4, alpha=0.55, label="reference note")
+      used = {f for n in assessment.notes for f in n.flags[:1]}
+      for flag in FLAG_COLOURS:
+        if flag in used:
+          ax.plot([], [], color=FLAG_COLOURS[flag], lw=4, alpha=0.55,
+                  label=flag.replace("_", " "))
+    key = assessment.key_offset_cents
     ax.plot(curves.times_s, curves.performance_midi, color="#c44e52", lw=1.2,
-            label="performance" + (f" (moved {-key:+d} semitones to the reference key)"
-                                   if key else ""))
+            label="performance" + (f" (moved {-key:+.0f} cents to the reference key)"
+                                   if key is not None and abs(key) >= 1 else ""))
     voiced = np.concatenate([curves.performance_midi, curves.reference_midi])
     voiced = voiced[np.isfinite(voiced)]
     if voiced.size:
@@ -62,9 +97,9 @@ def plot_png(assessment: Assessment) -> bytes:
     ax.set_xlim(0, max(assessment.duration_s, 1e-3))
     ax.set_xlabel("performance time (s)")
     ax.set_ylabel("pitch (MIDI note)")
-    ax.set_title(f"{assessment.system}: score {assessment.score:.0f} / 100", pad=24)
+    ax.set_title(f"{assessment.system}: score {assessment.score:.0f} / 100", pad=34)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -118,6 +153,15 @@ def html_report(assessment: Assessment, *, performance_audio: np.ndarray | None 
         f"<td>{_fmt(s.pitch_deviation_cents, '+.0f')}</td>"
         f"<td>{_fmt(s.timing_offset_s, '+.2f')}</td>"
         f"<td>{s.voiced_fraction:.0%}</td><td>{flags}</td></tr>")
+  note_rows = []
+  for n in a.notes:
+    flags = " ".join(f'<span class="flag {esc(f)}">{esc(f.replace("_", " "))}</span>'
+                     for f in n.flags)
+    note_rows.append(
+        f"<tr><td>{n.index + 1}</td><td>{n.reference_onset_s:.2f}</td>"
+        f"<td>{n.performance_onset_s:.2f}</td><td>{n.reference_midi:.1f}</td>"
+        f"<td>{_fmt(n.cents_error, '+.0f')}</td>"
+        f"<td>{_fmt(n.timing_error_s, '+.2f')}</td><td>{flags}</td></tr>")
   players = []
   for title, audio in zip(titles, (performance_audio, reference_audio)):
     uri = _audio_uri(audio)
@@ -127,9 +171,13 @@ def html_report(assessment: Assessment, *, performance_audio: np.ndarray | None 
   facts = [f"system <b>{esc(a.system)}</b>", f"raw {a.raw:.4g}",
            f"calibration {esc(a.calibration)}",
            f"duration {a.duration_s:.1f} s"]
-  if a.key_offset_semitones is not None:
-    facts += [f"key offset {a.key_offset_semitones:+d} semitones",
-              f"tempo ratio {a.tempo_ratio:.3f}", f"latency {a.latency_s:+.2f} s"]
+  if a.key_offset_cents is not None:
+    facts += [f"key offset {a.key_offset_cents:+.0f} cents",
+              f"tempo ratio {a.tempo_ratio:.3f}", f"latency {a.latency_s:+.3f} s"]
+  if a.alignment is not None:
+    facts.append(f"melody confidence {a.alignment.confidence:.2f} "
+                 f"({a.alignment.band_share:.0%} on the band, cost "
+                 f"{a.alignment.cost_ratio:.2f} x random)")
   warnings = "".join(f"<li>{esc(w)}</li>" for w in a.warnings)
   plot = (f'<img id="pitch-plot" alt="pitch curves" src="data:image/png;base64,{png}">'
           if png else "<p>No pitch curves.</p>")
@@ -154,6 +202,14 @@ figure {{ display: inline-block; margin: 0.5em 2em 0.5em 0; }}
 {f'<ul id="warnings">{warnings}</ul>' if warnings else ""}
 <h2>Pitch</h2>
 {plot}
+<h2>Notes</h2>
+{f"<p>{len(a.notes)} notes, {sum(bool(n.flags) for n in a.notes)} flagged. "
+ "Cents: sung minus reference after the key offset; timing: seconds late (+) or "
+ "early (-) against the local tempo.</p>" if a.notes else "<p>No reference notes.</p>"}
+<table id="notes"><thead><tr><th>#</th><th>reference (s)</th>
+<th>performance (s)</th><th>pitch (MIDI)</th><th>cents</th><th>timing (s)</th>
+<th>flags</th></tr></thead>
+<tbody>{"".join(note_rows)}</tbody></table>
 <h2>Segments</h2>
 <table id="segments"><thead><tr><th>#</th><th>performance (s)</th>
 <th>reference (s)</th><th>score</th><th>pitch (cents)</th><th>timing (s)</th>
@@ -169,6 +225,7 @@ window.addEventListener("load", () => {{
     score: document.getElementById("score").innerText,
     plot_width: img ? img.naturalWidth : 0,
     segment_rows: document.querySelectorAll("#segments tbody tr").length,
+    note_rows: document.querySelectorAll("#notes tbody tr").length,
     players: document.querySelectorAll("audio").length}});
 }});
 </script>

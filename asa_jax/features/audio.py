@@ -23,6 +23,9 @@ from asa_jax.features import constants
 
 # A file whose peak absolute amplitude (full scale = 1.0) is below this is silent.
 SILENCE_PEAK = 1e-4
+# The lowest sample rate that carries singing (telephone band: harmonics up to
+# 4 kHz); callers that need it pass min_sample_rate=MIN_SAMPLE_RATE.
+MIN_SAMPLE_RATE = 8000
 
 PathLike = Union[str, os.PathLike]
 
@@ -68,7 +71,7 @@ def _describe(error: Exception) -> str:
 
 
 def load_audio(path: PathLike, *, sample_rate: int = constants.SAMPLE_RATE,
-               min_seconds: float = 0.0) -> np.ndarray:
+               min_seconds: float = 0.0, min_sample_rate: int = 0) -> np.ndarray:
   """Loads an audio file as mono float32 at `sample_rate` (paper 3.1: 16 kHz).
 
   Args:
@@ -76,6 +79,7 @@ def load_audio(path: PathLike, *, sample_rate: int = constants.SAMPLE_RATE,
       can decode).
     sample_rate: output sample rate in Hz.
     min_seconds: minimum duration in seconds (after decoding).
+    min_sample_rate: the file's lowest acceptable sample rate, Hz (0: any).
 
   Returns:
     float32 array (n,) of samples in [-1, 1] (full scale), mono (channel mean),
@@ -84,8 +88,8 @@ def load_audio(path: PathLike, *, sample_rate: int = constants.SAMPLE_RATE,
   Raises:
     AudioError (a ValueError) naming the file and the reason when the file is
     missing or not a file, cannot be decoded (corrupt or unknown format), holds
-    0 samples, holds NaN/inf, is shorter than `min_seconds`, or is silent
-    (peak absolute amplitude < 1e-4).
+    0 samples, holds NaN/inf, is shorter than `min_seconds`, has a sample rate
+    under `min_sample_rate`, or is silent (peak absolute amplitude < 1e-4).
   """
   path = os.fspath(path)
   if not os.path.exists(path):
@@ -103,12 +107,13 @@ def load_audio(path: PathLike, *, sample_rate: int = constants.SAMPLE_RATE,
           f"(soundfile: {_describe(sf_error)}; audioread: "
           f"{_describe(ar_error)})") from ar_error
   return prepare_samples(data, sr, name=path, sample_rate=sample_rate,
-                         min_seconds=min_seconds)
+                         min_seconds=min_seconds, min_sample_rate=min_sample_rate)
 
 
 def prepare_samples(data: np.ndarray, sr: int, *, name: str,
                     sample_rate: int = constants.SAMPLE_RATE,
-                    min_seconds: float = 0.0) -> np.ndarray:
+                    min_seconds: float = 0.0, min_sample_rate: int = 0
+                    ) -> np.ndarray:
   """Checks decoded samples and makes them mono float32 at `sample_rate`.
 
   Args:
@@ -119,13 +124,15 @@ def prepare_samples(data: np.ndarray, sr: int, *, name: str,
       in errors.
     sample_rate: output sample rate in Hz.
     min_seconds: minimum duration in seconds.
+    min_sample_rate: lowest acceptable `sr`, Hz (0: any).
 
   Returns:
     float32 (m,) mono (channel mean) at `sample_rate` (soxr 'HQ').
 
   Raises:
     AudioError naming `name`: empty, more than 2 dimensions, a non-positive sample
-    rate, NaN/inf samples, shorter than `min_seconds`, or silent (peak < 1e-4).
+    rate or one under `min_sample_rate`, NaN/inf samples, shorter than
+    `min_seconds`, or silent (peak < 1e-4).
   """
   data = np.asarray(data)
   if np.issubdtype(data.dtype, np.integer):
@@ -139,6 +146,9 @@ def prepare_samples(data: np.ndarray, sr: int, *, name: str,
     raise AudioError(name, "empty audio (0 samples)")
   if sr <= 0:
     raise AudioError(name, f"invalid sample rate {sr} Hz")
+  if sr < min_sample_rate:
+    raise AudioError(name, f"wrong sample rate: {sr} Hz is under the {min_sample_rate} "
+                     "Hz that singing needs")
   mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
   if not np.all(np.isfinite(mono)):
     raise AudioError(name, "audio contains NaN or infinite samples (corrupt)")
