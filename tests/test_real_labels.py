@@ -34,6 +34,10 @@ def test_ablation_joins_learned_scores_by_id_and_runs_without_them():
   assert by["measured terms fused (raw)"]["pearson"] > 0.8
   assert by["wrong_notes"]["pearson"] > 0.8  # oriented: fewer wrong notes = better.
   assert final.features == ("dtw_melody", "wrong_notes", "onset_deviation_ms")
+  why = results["example_contributions"]
+  assert [w["target"] for w in why] == sorted(w["target"] for w in why)
+  assert set(why[0]["contributions"]) == set(final.features)
+  assert why[0]["score_0_100"] <= why[-1]["score_0_100"]
   plain, _ = real_labels.run(table, "mast", n_folds=4, seed=0, n_boot=50,
                              log=lambda s: None)
   assert not any(r["system"].startswith("learned") for r in plain["rows"])

@@ -169,6 +169,14 @@ def run(rows: list[dict], corpus: str, *, n_folds: int, seed: int,
                                 target_range=target_range, seed=seed)
   results["final_fusion"] = {"family": final.family, "params": final.params,
                              "selection": final.selection, "features": names}
+  # "Why this score" for three performances (worst, median, best target).
+  picks = np.argsort(y)[[0, len(y) // 2, -1]]
+  contrib = final.contributions(x[picks])
+  score = final.predict(x[picks])
+  results["example_contributions"] = [
+      {"performance_id": ids[i], "target": float(y[i]), "score_0_100": float(s),
+       "contributions": {n: round(float(c), 4) for n, c in zip(names, row)}}
+      for i, s, row in zip(picks, score, contrib)]
   return results, final
 
 
