@@ -69,13 +69,19 @@ def test_pearson_equals_scipy():
 
 def test_pearson_undefined_cases_give_none_and_reason():
   small = pearson.pearson([0.1, 0.2], [1.0, 2.0])
-  assert small.r is None and small.n == 2 and "n=2" in small.reason
+  assert small.r is None and small.n == 2
+  assert small.reason == "n=2 < 3 scored performances"
+  # A non-finite value on either side alone makes r undefined.
+  for x, y in (([0.1, np.nan, 0.3], [1.0, 2.0, 3.0]),
+               ([0.1, 0.2, 0.3], [1.0, np.inf, 3.0])):
+    one_sided = pearson.pearson(x, y)
+    assert one_sided.r is None and one_sided.reason == "non-finite scores (n=3)"
   const_pred = pearson.pearson([0.5, 0.5, 0.5, 0.5], [1.0, 2.0, 3.0, 4.0])
   assert const_pred.r is None and const_pred.n == 4
   assert "predicted" in const_pred.reason and "constant" in const_pred.reason
   const_human = pearson.pearson([0.1, 0.2, 0.3], [7.0, 7.0, 7.0])
   assert const_human.r is None and "human" in const_human.reason
-  with pytest.raises(ValueError, match="predicted has 2 values but human has 3"):
+  with pytest.raises(ValueError, match="^predicted has 2 values but human has 3$"):
     pearson.pearson([1.0, 2.0], [1.0, 2.0, 3.0])
 
 
