@@ -74,14 +74,46 @@ def test_pearson_equals_scipy():
 
 def test_pearson_undefined_cases_give_none_and_reason():
   small = pearson.pearson([0.1, 0.2], [1.0, 2.0])
-  assert small.r is None and small.n == 2 and "n=2" in small.reason
+  assert small.r is None and small.n == 2
+  assert small.reason == "n=2 < 3 scored performances"
+  # A non-finite value on either side alone makes r undefined.
+  for x, y in (([0.1, np.nan, 0.3], [1.0, 2.0, 3.0]),
+               ([0.1, 0.2, 0.3], [1.0, np.inf, 3.0])):
+    one_sided = pearson.pearson(x, y)
+    assert one_sided.r is None and one_sided.reason == "non-finite scores (n=3)"
   const_pred = pearson.pearson([0.5, 0.5, 0.5, 0.5], [1.0, 2.0, 3.0, 4.0])
   assert const_pred.r is None and const_pred.n == 4
   assert "predicted" in const_pred.reason and "constant" in const_pred.reason
   const_human = pearson.pearson([0.1, 0.2, 0.3], [7.0, 7.0, 7.0])
   assert const_human.r is None and "human" in const_human.reason
-  with pytest.raises(ValueError, match="predicted has 2 values but human has 3"):
+  with pytest.raises(ValueError, match="^predicted has 2 values but human has 3$"):
     pearson.pearson([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_pearson_reasons_word_for_word_and_with_interval():
+  from asa_jax.evaluation import bootstrap  # pylint: disable=g-import-not-at-top
+  assert pearson.pearson([0.5] * 4, [1.0, 2.0, 3.0, 4.0]).reason == (
+      "predicted scores are constant (0.5, n=4)")
+  assert pearson.pearson([0.1, 0.2, 0.3], [7.0] * 3).reason == (
+      "human scores are constant (7, n=3)")
+  # scipy's own nan (here its sums overflow): reported, not returned as r.
+  with np.errstate(all="ignore"):
+    import warnings  # pylint: disable=g-import-not-at-top
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      overflow = pearson.pearson([1e308, 1e308, -1e308], [1.0, 2.0, 3.0])
+  assert overflow.r is None
+  assert overflow.reason == "scipy returned nan (near-constant input, n=3)"
+  x, y = [0.1, 0.4, 0.35, 0.8, 0.7], [10.0, 42.0, 30.0, 90.0, 60.0]
+  corr = pearson.pearson(x, y)
+  assert pearson.with_interval(corr, x, y, n_resamples=0) is corr  # No interval.
+  one = pearson.with_interval(corr, x, y, n_resamples=1)
+  assert one.ci is not None and one.ci.n_resamples == 1
+  # The default seed is 0: the interval of bootstrap.pearson_interval(seed=0).
+  assert pearson.with_interval(corr, x, y, n_resamples=200).ci == (
+      bootstrap.pearson_interval(x, y, n_resamples=200, seed=0))
+  assert pearson.with_interval(corr, x, y, n_resamples=200).ci != (
+      bootstrap.pearson_interval(x, y, n_resamples=200, seed=1))
 
 
 def test_correlate_per_song_mix_and_messages():
