@@ -37,6 +37,7 @@ import tempfile
 import uuid
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
@@ -192,6 +193,13 @@ def create_app(settings: ServiceSettings):
     extra = {"error_id": e.headers.pop("X-Error-Id")} if "X-Error-Id" in e.headers \
         else {}
     return _json_error(e.status, e.message, e.headers, **extra)
+
+  @app.exception_handler(RequestValidationError)
+  async def _bad_form(_, e: RequestValidationError):
+    # 400, not FastAPI's 422: 422 means "not the same melody" here.
+    problems = "; ".join(f"{'.'.join(str(x) for x in err.get('loc', ())[1:])}: "
+                         f"{err.get('msg')}" for err in e.errors())
+    return _json_error(400, f"bad form: {problems}")
 
   async def _save(upload: UploadFile, folder: str, field: str) -> tuple[str, str]:
     """Copies an upload to FOLDER/FIELD; returns (path, SHA-256 of its bytes)."""

@@ -51,6 +51,8 @@ class Job:
         self.future.set_result(value)
       else:
         self.future.set_exception(error)
+        # Retrieved here: nobody awaits a job whose client left.
+        self.future.add_done_callback(lambda f: f.exception())
 
 
 class _Slot:
@@ -244,6 +246,8 @@ class WorkerPool:
         job.finish(error=self._timed_out())
         continue
       started = time.monotonic()
+      log.info("request %s: %s on worker %d (pid %s)", job.id, job.kind, slot.index,
+               slot.pid)
       try:
         slot.conn.send((job.id, job.kind, job.payload))
       except (OSError, ValueError):  # died while idle: answered as a death below.
