@@ -96,11 +96,12 @@ class Server:
       time.sleep(0.5)
     raise RuntimeError(f"asa-serve not ready in {timeout} s:\n{self.log()}")
 
-  def wait_log(self, pattern: str, timeout: float) -> str:
-    """The first log line holding pattern (polls). Raises: TimeoutError."""
+  def wait_log(self, pattern: str, timeout: float, since: int = 0) -> str:
+    """The first log line holding pattern after character `since` of the log
+    (polls). Raises: TimeoutError."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-      for line in self.log().splitlines():
+      for line in self.log()[since:].splitlines():
         if pattern in line:
           return line
       time.sleep(0.2)

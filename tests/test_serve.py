@@ -307,10 +307,11 @@ def test_server_full_queue_client_leaving_and_killed_worker(server, audio):
     long_answer["r"] = _post(server, "/v1/score", {"performance": audio["long"]},
                              {"reference_id": ref_id}, timeout=600)
 
+  since = len(server.log())
   thread = threading.Thread(target=long_request)
   thread.start()
   try:
-    dispatched = server.wait_log("score on worker 0", 300)
+    dispatched = server.wait_log("score on worker 0", 300, since)
     pid = int(re.search(r"pid (\d+)", dispatched).group(1))
     request_id = re.search(r"request ([0-9a-f]{32})", dispatched).group(1)
     leaving = _raw_request(server, {"performance": audio["performance"]},
@@ -334,7 +335,8 @@ def test_server_full_queue_client_leaving_and_killed_worker(server, audio):
     answer = long_answer["r"]
     assert answer.status_code == 500, answer.text
     assert answer.json()["error_id"] == request_id
-    died = server.wait_log(f"request {request_id}: worker 0 (pid {pid}) died", 30)
+    died = server.wait_log(f"request {request_id}: worker 0 (pid {pid}) died", 30,
+                           since)
     assert "exit code -9" in died
     after = _post(server, "/v1/score", {"performance": audio["performance"]},
                   {"reference_id": ref_id}, timeout=START_S)
