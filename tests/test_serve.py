@@ -56,7 +56,7 @@ def test_pool_time_limit_full_queue_and_cancel(audio, tmp_path):
     try:
       first_pid = pool.worker_pids()[0]
       slow = await pool.submit("a" * 32, "score", payload("performance", "a"))
-      while pool._waiting:  # until a worker takes it.
+      while pool.queued():  # until a worker takes it.
         await asyncio.sleep(0.05)
       queued = await pool.submit("b" * 32, "score", payload("performance", "b"))
       with pytest.raises(errors_lib.ServiceError) as full:
@@ -74,7 +74,7 @@ def test_pool_time_limit_full_queue_and_cancel(audio, tmp_path):
       second_pid = pool.worker_pids()[0]
       assert second_pid != first_pid
       running = await pool.submit("e" * 32, "score", payload("performance", "e"))
-      while pool._waiting:
+      while pool.queued():
         await asyncio.sleep(0.05)
       await asyncio.sleep(2.0)  # dispatched to the worker, which sleeps.
       pool.cancel(running)

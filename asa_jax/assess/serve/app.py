@@ -224,9 +224,8 @@ def create_app(settings: ServiceSettings):
       if await request.is_disconnected():
         pool.cancel(job)
         raise errors_lib.ServiceError(499, "client disconnected")
-      if loop.time() > job.deadline + 5.0 and job in pool._waiting:  # pylint: disable=protected-access
-        pool.cancel(job)
-        raise pool._timed_out()  # pylint: disable=protected-access
+      if loop.time() > job.deadline:
+        pool.expire(job)  # a running job is stopped by its slot at the deadline.
     try:
       return job.future.result()
     except errors_lib.ServiceError as e:
@@ -252,7 +251,7 @@ def create_app(settings: ServiceSettings):
     if not pool.ready:
       return _json_error(503, "starting", {"Retry-After": "10"})
     return {"status": "ready", "system": pool.info.get("system"),
-            "workers": len(pool.worker_pids()), "queued": len(pool._waiting)}  # pylint: disable=protected-access
+            "workers": len(pool.worker_pids()), "queued": pool.queued()}
 
   @app.post("/v1/references", summary="Upload a reference once; returns its id")
   async def add_reference(request: Request, reference: UploadFile = File(

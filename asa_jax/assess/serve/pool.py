@@ -213,6 +213,20 @@ class WorkerPool:
     except ValueError:
       pass  # running (its slot kills the worker) or done.
 
+  def queued(self) -> int:
+    """Jobs waiting for a worker."""
+    return len(self._waiting)
+
+  def expire(self, job: Job) -> bool:
+    """Answers a job still waiting past its deadline with 504; False if it is not
+    waiting (running or done)."""
+    try:
+      self._waiting.remove(job)
+    except ValueError:
+      return False
+    job.finish(error=self.timed_out())
+    return True
+
   async def _next_job(self) -> Job:
     async with self._wake:
       await self._wake.wait_for(lambda: bool(self._waiting))
@@ -243,7 +257,7 @@ class WorkerPool:
         continue
       remaining = job.deadline - loop.time()
       if remaining <= 0:
-        job.finish(error=self._timed_out())
+        job.finish(error=self.timed_out())
         continue
       started = time.monotonic()
       log.info("request %s: %s on worker %d (pid %s)", job.id, job.kind, slot.index,
@@ -280,11 +294,12 @@ class WorkerPool:
         log.warning("request %s: over the time limit (%g s); worker %d (pid %s) "
                     "stopped and replaced", job.id, self.timeout_s, slot.index,
                     slot.pid)
-        job.finish(error=self._timed_out())
+        job.finish(error=self.timed_out())
       slot.kill()
       answer.cancel()
 
-  def _timed_out(self) -> errors_lib.ServiceError:
+  def timed_out(self) -> errors_lib.ServiceError:
+    """The 504 of a job over the time limit (counted)."""
     self.counts["timeouts"] += 1
     return errors_lib.ServiceError(
         504, f"not scored within the time limit of {self.timeout_s:g} s (--timeout)")
