@@ -255,6 +255,8 @@ class WorkerPool:
       job = await self._next_job()
       if job.cancelled.is_set() or job.future.done():
         continue
+      if not slot.alive:  # died while idle: the job waits for the new worker.
+        await self._restart(slot)
       remaining = job.deadline - loop.time()
       if remaining <= 0:
         job.finish(error=self.timed_out())
