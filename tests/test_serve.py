@@ -3,6 +3,7 @@ uvicorn on 127.0.0.1 (bad inputs, a full queue, a client that leaves, a killed
 worker, a restart that keeps the reference cache)."""
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -177,6 +178,15 @@ def test_api_scores_caches_and_reports(client, audio):
                                                   reference="reference"))
   assert by_file.status_code == 200 and by_file.json() == result
   assert by_file.headers["X-Reference-Id"] == ref_id  # same content, same cache entry.
+  # Exactly what `asa-score --json` writes for the same pair (cached contours too).
+  from asa_jax.assess import cli  # pylint: disable=g-import-not-at-top
+  out = client.state_dir / "asa_score.json"
+  assert cli.main(["--baseline=dtw_melody",
+                   f"--calibration={os.environ['ASA_TEST_CALIBRATION']}",
+                   f"--performance={audio['performance']}",
+                   f"--reference={audio['reference']}", f"--json={out}"]) == 0
+  with open(out) as f:
+    assert json.load(f) == result
 
   report = client.get(f"/v1/report/{by_id.headers['X-Score-Id']}")
   assert report.status_code == 200 and 'id="pitch-plot"' in report.text
