@@ -376,6 +376,19 @@ class Assessor:
       self._ref_contours = (digest, self._scorer.contours(audio))
     return self._ref_contours[1]
 
+  def reference_contours(self, ref: np.ndarray):
+    """The contours `assess_audio` computes of a reference, for callers that keep
+    them (the service's on-disk reference cache, issue 21).
+
+    Args:
+      ref: float32 (n,) 16 kHz mono audio (`load_input`).
+
+    Returns:
+      asa_jax.baselines.contours.Contours: CREPE f0 (Hz), confidence, energy (dB)
+      on the scorer's frame grid (10 ms for baselines, 32 ms for learned systems).
+    """
+    return self._scorer.contours(np.asarray(ref, np.float32))
+
   def assess(self, performance: AudioInput, reference: AudioInput | None = None, *,
              accompaniment: AudioInput | None = None) -> Assessment:
     """Scores one performance (module doc).
@@ -420,9 +433,12 @@ class Assessor:
   def assess_audio(self, perf: np.ndarray, ref: np.ndarray | None = None,
                    acc: np.ndarray | None = None, *,
                    performance_name: str = "<performance array>",
-                   reference_name: str | None = "<reference array>") -> Assessment:
+                   reference_name: str | None = "<reference array>",
+                   reference_contours=None) -> Assessment:
     """`assess` on audio already loaded by `load_input` (float32 (n,) 16 kHz mono);
     the names are used in errors and warnings (e.g. the files' paths).
+    reference_contours: `reference_contours(ref)` computed earlier (kept by the
+    caller), or None to compute them here.
 
     Raises:
       AudioError: no voice found in the performance (names performance_name).
@@ -446,7 +462,8 @@ class Assessor:
         pct = round(100 * abs(1 - duration / ref_duration))
         warnings.append(f"performance {pct}% {'shorter' if duration < ref_duration else 'longer'} "
                         "than the reference")
-      ref_c = self._contours(ref, reference=True)
+      ref_c = (reference_contours if reference_contours is not None else
+               self._contours(ref, reference=True))
       if ref_c.voiced.sum() * ref_c.hop_s < MIN_ALIGNED_SECONDS:
         warnings.append(f"reference has no voiced frames ({ref_name}): no pitch or "
                         "timing feedback")
