@@ -40,7 +40,7 @@ SR = 16000
 
 def _melody(seconds: float, song: int, *, detune: float, shift: float, seed: int):
   """A generated sung melody of song `song` (its own notes), with errors."""
-  from input_pipeline import synth_voice  # pylint: disable=g-import-not-at-top
+  from input_pipeline.corpora import synth_voice  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(1000 + song)
   pitches = 55 + rng.integers(0, 12, size=int(seconds / 0.6) + 1)
   notes, t, k = [], 0.3, 0

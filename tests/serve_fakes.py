@@ -2,11 +2,9 @@
 `ScorerSpec(factory="tests.serve_fakes:NAME")`.
 
   melody_checking_baseline: the dtw_melody baseline (calibration file in
-    $ASA_TEST_CALIBRATION) that raises `NotSameMelodyError` for a performance under
-    half the reference's length. It stands in for the Assessor's own "not the same
-    melody" exception (issue on real singing) until that lands, to check the 422
-    path end to end; the type is exported as asa_jax.assess.NotSameMelodyError, one
-    of the names asa_jax.assess.serve.errors looks for.
+    $ASA_TEST_CALIBRATION) that raises the Assessor's `NotSameMelodyError` for a
+    performance under half the reference's length, so the 422 path is checked end
+    to end whatever the alignment confidence says of the generated test audio.
   sleepy: no model; sleeps 600 s on a performance over 7 s (time-limit tests).
 """
 
@@ -14,10 +12,6 @@ import os
 import time
 
 import numpy as np
-
-
-class NotSameMelodyError(ValueError):
-  """The performance sings another melody than the reference (test stand-in)."""
 
 
 class _MelodyChecking:
@@ -30,13 +24,14 @@ class _MelodyChecking:
 
   def assess_audio(self, perf, ref=None, acc=None, **kwargs):
     if ref is not None and len(perf) < len(ref) / 2:
-      raise NotSameMelodyError("the performance follows another melody")
+      from asa_jax.assess import NotSameMelodyError  # pylint: disable=g-import-not-at-top
+      raise NotSameMelodyError("performance", "reference",
+                               reason="under half the reference's length")
     return self._assessor.assess_audio(perf, ref, acc, **kwargs)
 
 
 def melody_checking_baseline():
   import asa_jax.assess as assess  # pylint: disable=g-import-not-at-top
-  assess.NotSameMelodyError = NotSameMelodyError
   return _MelodyChecking(assess.Assessor.from_baseline(
       "dtw_melody", calibration=os.environ["ASA_TEST_CALIBRATION"]))
 

@@ -23,10 +23,7 @@ SR = assess_audio.SAMPLE_RATE
 
 def calibration_file(path) -> str:
   """A dtw_melody calibration (raw DTW cost -> 0..100) written to path."""
-  try:
-    from asa_jax.evaluation import calibration  # pylint: disable=g-import-not-at-top
-  except ImportError:  # before issue 17 moves it.
-    from asa_jax.assess import calibration  # pylint: disable=g-import-not-at-top
+  from asa_jax.evaluation import calibration  # pylint: disable=g-import-not-at-top
   calibration.save(calibration.fit([-300.0, -100.0, -20.0, 0.0], [10, 40, 80, 95]),
                    path)
   return str(path)

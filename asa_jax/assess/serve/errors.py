@@ -4,20 +4,13 @@
        silent, too short, no voice found), or a missing input the system needs;
   413  an upload over the duration limit (the byte limit is the app's middleware);
   422  "not the same melody": the performance sings another song than the
-       reference. The Assessor raises a specific exception for it (issue on real
-       singing); `NOT_SAME_MELODY` lists its type(s), found by name in
-       asa_jax.assess so that the service needs no change when it lands;
+       reference (asa_jax.assess.errors.NotSameMelodyError, issue 19);
   500  anything else (logged with the request id in the worker).
 """
 
 from __future__ import annotations
 
 import dataclasses
-
-# Names the Assessor's "different song" exception may have; the first that
-# asa_jax.assess exports is caught (`not_same_melody_types`).
-NOT_SAME_MELODY = ("NotSameMelodyError", "DifferentMelodyError", "MelodyMismatchError")
-
 
 @dataclasses.dataclass
 class ServiceError(Exception):
@@ -30,23 +23,16 @@ class ServiceError(Exception):
     return f"{self.status}: {self.message}"
 
 
-def not_same_melody_types() -> tuple[type, ...]:
-  """The exception types that mean "not the same melody" (module doc)."""
-  import asa_jax.assess as assess  # pylint: disable=g-import-not-at-top
-  return tuple(t for t in (getattr(assess, n, None) for n in NOT_SAME_MELODY)
-               if isinstance(t, type) and issubclass(t, Exception))
-
-
-def classify(error: Exception, melody_types: tuple[type, ...] = ()) -> ServiceError:
+def classify(error: Exception) -> ServiceError:
   """The ServiceError of an exception raised while scoring (module doc).
 
   AudioError messages name the form field (the worker raises them with the field
   name, never the server's temporary path).
   """
-  from asa_jax.assess import AudioError  # pylint: disable=g-import-not-at-top
+  from asa_jax.assess import AudioError, NotSameMelodyError  # pylint: disable=g-import-not-at-top
   if isinstance(error, ServiceError):
     return error
-  if melody_types and isinstance(error, melody_types):
+  if isinstance(error, NotSameMelodyError):  # before AudioError / ValueError.
     return ServiceError(422, f"not the same melody: {error}")
   if isinstance(error, AudioError):
     return ServiceError(400, str(error))

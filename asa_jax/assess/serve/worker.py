@@ -31,7 +31,7 @@ _REFERENCES_IN_MEMORY = 8  # decoded cache entries kept per worker (LRU).
 
 def _warm_up_audio(seed: int) -> np.ndarray:
   """6 s of a generated sung melody (compiles CREPE and the model once)."""
-  from input_pipeline import synth_voice  # pylint: disable=g-import-not-at-top
+  from input_pipeline.corpora import synth_voice  # pylint: disable=g-import-not-at-top
   notes = [synth_voice.Note(onset=0.2 + 0.7 * i, duration=0.65, midi=60 + (2 * i) % 7,
                             vowel=i % 5) for i in range(8)]
   return synth_voice.render_voice(notes, synth_voice.Voice(vibrato_depth=20.0),
@@ -47,7 +47,6 @@ class Worker:
     from asa_jax.features import constants  # pylint: disable=g-import-not-at-top
     self.assessor = assessor
     self.max_seconds = max_seconds
-    self.melody_types = errors_lib.not_same_melody_types()
     self._refs: collections.OrderedDict = collections.OrderedDict()
     ref = _warm_up_audio(1)
     contours = assessor.reference_contours(ref)
@@ -122,8 +121,8 @@ class Worker:
     return out
 
   def job_report(self, result_base: str) -> str:
-    from asa_jax.assess import report  # pylint: disable=g-import-not-at-top
-    return report.html_report(load_result(result_base))
+    from asa_jax.assess import html_report  # pylint: disable=g-import-not-at-top
+    return html_report.html_report(load_result(result_base))
 
   def run(self, kind: str, payload: dict):
     return getattr(self, f"job_{kind}")(**payload)
@@ -166,7 +165,7 @@ def main(conn, spec: scorer_lib.ScorerSpec, max_seconds: float) -> None:
     try:
       conn.send((job_id, "ok", worker.run(kind, payload)))
     except Exception as e:  # pylint: disable=broad-except
-      error = errors_lib.classify(e, worker.melody_types)
+      error = errors_lib.classify(e)
       if error.status >= 500:
         log.exception("request %s failed", job_id)
       conn.send((job_id, "error", (error.status, error.message)))
