@@ -10,11 +10,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_device_check_runs_end_to_end_with_small_shapes():
   # Each part's limit is generous: CI machines are shared.
-  env = dict(os.environ, DEVICE_CHECK_SMALL="1", DEVICE_CHECK_LIMIT_S="600",
+  env = dict(os.environ, DEVICE_CHECK_SMALL="1", DEVICE_CHECK_LIMIT_S="1200",
              PYTHON=sys.executable, JAX_PLATFORMS="cpu",
              PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
   done = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "device_check.sh")],
-                        env=env, capture_output=True, text=True, timeout=2400,
+                        env=env, capture_output=True, text=True, timeout=4000,
                         check=False)
   out = done.stdout + done.stderr
   assert done.returncode == 0, out

@@ -80,6 +80,8 @@ def _towers(model: nn.Module) -> dict[str, Any]:
   """field name -> CNNSATower, or -> (sub-module, its own _towers) for a field that
   holds towers deeper down."""
   found = {}
+  if not dataclasses.is_dataclass(model):  # e.g. a test double: nothing to fold.
+    return found
   for field in dataclasses.fields(model):
     if field.name in ("parent", "name"):  # Flax's own fields, not sub-modules.
       continue
