@@ -132,7 +132,7 @@ print(f"{name}: {killed + timeout} of {total} mutants killed ({share:.1f}%); "
       f"{survived} survived, {timeout} timed out, {untested} not run; {seconds} s")
 PY
   ) | tee "$WORK/results/$name.txt"
-  (cd "$src" && ids=$("$MUTMUT" result-ids survived 2>/dev/null || true)
-   for id in $ids; do echo "-- survivor $id"; "$MUTMUT" show "$id" 2>/dev/null | sed -n '3,$p'; done
+  (cd "$src" && ids=$("$MUTMUT" result-ids survived 2>/dev/null | grep -E '^[0-9 ]+$' || true)
+   for id in $ids; do echo "-- survivor $id"; "$MUTMUT" show "$id" 2>/dev/null | grep "^[-+]"; done
   ) | tee -a "$WORK/results/$name.txt"
 done

@@ -535,3 +535,9 @@ def test_cli_baseline_calibration_and_accompaniment(baseline_assessor, wav_pair,
                            f"--accompaniment={tmp_path / 'gone.wav'}"], capsys)
   assert code == cli.EXIT_INPUT and "gone.wav" in err and "missing" in err
 
+
+
+def test_minmax_calibration_of_one_repeated_raw_score_is_50():
+  cal = calibration.fit([0.3, 0.3, 0.3], [None, None, None])
+  assert cal.method == "minmax" and cal.params == {"min": 0.3, "max": 0.3}
+  np.testing.assert_array_equal(cal([-1.0, 0.3, 2.0]), [50.0, 50.0, 50.0])

@@ -711,3 +711,21 @@ def test_table_md_groups_rows_and_shows_cis(tmp_path):
   mix = correlations["rori"]["mix"]
   assert cells[2][5] == f"{mix.r:.3f} [{mix.ci.low:.2f}, {mix.ci.high:.2f}]"
   assert "bootstrap" in text and text.rstrip().endswith("overall 0.800")
+
+
+def test_bootstrap_pearson_r_near_constant_side_is_nan():
+  """Either side near-constant (centred sum of squares <= 1e-24 of the sum of
+  squares, i.e. rounding size) gives nan, not a rounding-noise r; relative to the
+  values' own scale."""
+  from asa_jax.evaluation import bootstrap  # pylint: disable=g-import-not-at-top
+  varied = np.array([1.0, 2.0, 4.0])
+  # sxx ~ 1e-20 against sum(x^2) = 3e6: tiny (a repeated value plus rounding).
+  near = np.array([1000.0, 1000.0, 1000.0 + 1.2e-10])
+  for x, y in ((near, varied), (varied, near)):
+    assert np.isnan(bootstrap.pearson_r(x, y))
+  # The same spread on values near 1e-6 is not tiny there: a real r.
+  small = np.array([1e-6, 1e-6, 1e-6 + 1.2e-10])
+  assert bootstrap.pearson_r(small, varied) == pytest.approx(
+      scipy.stats.pearsonr(small, varied).statistic, abs=1e-6)
+  both = bootstrap.pearson_r(np.stack([near, varied]), np.stack([varied, varied]))
+  assert np.isnan(both[0]) and both[1] == pytest.approx(1.0)
