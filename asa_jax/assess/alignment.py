@@ -22,6 +22,7 @@ import numpy as np
 
 from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import dtw_melody
+from asa_jax.features import melody_alignment
 
 THEIL_SEN_POINTS = 400  # path points used by the robust global fit.
 # The local time map: the DTW path's offset from the global fit, running median over
@@ -87,7 +88,7 @@ def align(perf: contours_lib.Contours, ref: contours_lib.Contours) -> MelodyMap:
   result = dtw_melody.align_melodies(p_cents, r_cents)
   fp, fr = result.perf_factor, result.ref_factor
   # Block means exactly as align_melodies formed its sequences.
-  block = dtw_melody._block_mean  # pylint: disable=protected-access
+  block = melody_alignment.block_mean
   p_times = block(np.flatnonzero(perf.voiced) * perf.hop_s, fp)
   r_times = block(np.flatnonzero(ref.voiced) * ref.hop_s, fr)
   i, j = result.path[:, 0], result.path[:, 1]

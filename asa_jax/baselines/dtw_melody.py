@@ -62,7 +62,7 @@ from asa_jax.features.melody_alignment import (  # pylint: disable=unused-import
     HISTOGRAM_SMOOTH_CENTS, MAX_FRAMES, MAX_OCTAVE_ERROR_S, MIN_FRAMES,
     OCTAVE_CONTEXT_S, OCTAVE_JUMP_TOLERANCE_CENTS, OCTAVE_PASSES,
     REFINE_ITERATIONS, REFINE_TOLERANCE_CENTS, SEARCH_FRAMES, STEP_SIZES,
-    STEP_WEIGHTS, TEMPO_NORMALISE_RATIO, MelodyAlignment, _block_mean,
+    STEP_WEIGHTS, TEMPO_NORMALISE_RATIO, MelodyAlignment,
     align_melodies, best_transposition, dtw_cost, histogram_offset,
     repair_octaves)
 

@@ -238,7 +238,7 @@ def aligned_contour(perf_f0_hz, ref_f0_hz, *, hop_s: float = FRAME_SECONDS,
     perf_c[perf_v] = alignment_lib.repair_octaves(perf_c[perf_v], hop_s)[0]
     ref_c[ref_v] = alignment_lib.repair_octaves(ref_c[ref_v], hop_s)[0]
   result = alignment_lib.align_melodies(perf_c[perf_v], ref_c[ref_v])
-  block = alignment_lib._block_mean  # pylint: disable=protected-access
+  block = alignment_lib.block_mean
   perf_idx = block(np.flatnonzero(perf_v).astype(np.float64), result.perf_factor)
   ref_idx = block(np.flatnonzero(ref_v).astype(np.float64), result.ref_factor)
   warp = _frame_warp(result.path, perf_idx, ref_idx, len(ref_c))

@@ -147,8 +147,9 @@ def repair_octaves(cents: np.ndarray, hop_s: float = FRAME_SECONDS
   return x, moved
 
 
-def _block_mean(x: np.ndarray, factor: int) -> np.ndarray:
-  """Means of consecutive blocks of `factor` values (last may be short)."""
+def block_mean(x: np.ndarray, factor: int) -> np.ndarray:
+  """float64 (ceil(N / factor),) means of consecutive blocks of `factor` values of
+  x (N,) (the last block may be short); x itself when factor <= 1."""
   if factor <= 1:
     return x
   n = len(x) // factor * factor
@@ -161,8 +162,10 @@ def _reachable(n: int, m: int) -> bool:
   return m - 1 <= 2 * (n - 1) and n - 1 <= 2 * (m - 1)
 
 
-def _tempo_factors(n: int, m: int, max_frames: int) -> tuple[int, int]:
-  """Block sizes of perf (n frames) and ref (m): global tempo, then size."""
+def tempo_factors(n: int, m: int, max_frames: int) -> tuple[int, int]:
+  """Block sizes (fp, fr) of perf (n frames) and ref (m frames): the longer one is
+  first averaged by the rounded tempo ratio when it exceeds TEMPO_NORMALISE_RATIO,
+  then both by one common factor so that neither exceeds max_frames."""
   fp = fr = 1
   if n > TEMPO_NORMALISE_RATIO * m:
     fp = int(round(n / m))
@@ -172,7 +175,7 @@ def _tempo_factors(n: int, m: int, max_frames: int) -> tuple[int, int]:
   return fp * common, fr * common
 
 
-def _path_weights(path: np.ndarray) -> np.ndarray:
+def path_weights(path: np.ndarray) -> np.ndarray:
   """float64 (L,) weight of each path cell: 1 for the first, then di + dj."""
   return np.concatenate([[1.0], np.diff(path, axis=0).sum(axis=1)]).astype(
       np.float64)
@@ -249,7 +252,7 @@ def _refine(perf, ref, offset, cost, path):
   """Alternates the L1-optimal offset for the path and a new DTW."""
   for _ in range(REFINE_ITERATIONS):
     new_offset = _weighted_median(ref[path[:, 1]] - perf[path[:, 0]],
-                                  _path_weights(path))
+                                  path_weights(path))
     new_cost, new_path = dtw_cost(perf, ref, new_offset)
     if new_cost >= cost - REFINE_TOLERANCE_CENTS:
       break
@@ -326,11 +329,11 @@ def align_melodies(perf_cents: np.ndarray, ref_cents: np.ndarray
                        f"rating: {x.size} (need {MIN_FRAMES})")
     if not np.all(np.isfinite(x)):
       raise ValueError(f"non-finite pitch values in the {name}")
-  sp, sr = _tempo_factors(len(perf), len(ref), SEARCH_FRAMES)
-  offset, cost, path = _search(_block_mean(perf, sp), _block_mean(ref, sr))
-  fp, fr = _tempo_factors(len(perf), len(ref), MAX_FRAMES)
+  sp, sr = tempo_factors(len(perf), len(ref), SEARCH_FRAMES)
+  offset, cost, path = _search(block_mean(perf, sp), block_mean(ref, sr))
+  fp, fr = tempo_factors(len(perf), len(ref), MAX_FRAMES)
   if (fp, fr) != (sp, sr):  # refine at the final resolution.
-    p, r = _block_mean(perf, fp), _block_mean(ref, fr)
+    p, r = block_mean(perf, fp), block_mean(ref, fr)
     cost, path = dtw_cost(p, r, offset)
     offset, cost, path = _refine(p, r, offset, cost, path)
   return MelodyAlignment(offset_cents=offset, cost_cents=cost, path=path,
