@@ -312,21 +312,25 @@ def degrade_contour(key: jax.Array, contour: Contour, errors: Errors) -> Result:
 
 
 def degrade_batch(key: jax.Array, contours: Contour, errors: Errors | None = None,
-                  *, active_prob: float = 0.4) -> tuple[Errors, Result]:
+                  *, active_prob: float = 0.4, row_ids: jnp.ndarray | None = None
+                  ) -> tuple[Errors, Result]:
   """vmap of `degrade_contour` over a batch (B rows), one key per row.
 
   Args:
-    key: PRNG key of the batch; row i uses fold_in(key, i), so row i's result does
-      not depend on B, on the sharding, or on the process count.
+    key: PRNG key of the batch; row i uses fold_in(key, row_ids[i]), so row i's
+      result does not depend on B, on the sharding, or on the process count.
     contours: Contour with a leading (B,) axis on every field.
     errors: batched Errors, or None to draw them (`sample_errors`, per row).
     active_prob: see `sample_errors`.
+    row_ids: (B,) integer-valued ids of the rows (default: 0..B-1), e.g. pool
+      indices so that a validation window gets the same errors in every batch.
 
   Returns:
     (the batched Errors used, the batched Result).
   """
   b = contours.cents.shape[0]
-  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(b))
+  ids = jnp.arange(b) if row_ids is None else jnp.asarray(row_ids).astype(jnp.int32)
+  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(ids)
   if errors is None:
     ekeys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
     errors = jax.vmap(lambda k: sample_errors(k, active_prob=active_prob))(ekeys)

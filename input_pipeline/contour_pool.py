@@ -58,6 +58,8 @@ class Pool:
     source: str (N,) 'mir1k' | 'mast_ref' | 'ssvd_v2'.
     group: str (N,) recording name (MIR-1K clip, MAST curve, SSVD id).
     split: str (N,) 'train' | 'validation' | 'test'.
+    selection: real graded validation rows for model selection
+      (`selection_windows`), or None.
   """
   cents: np.ndarray
   voiced: np.ndarray
@@ -66,6 +68,7 @@ class Pool:
   source: np.ndarray
   group: np.ndarray
   split: np.ndarray
+  selection: dict | None = None
 
   def indices(self, split: str) -> np.ndarray:
     """int64 indices of the windows of `split`."""
@@ -202,7 +205,8 @@ def build_pool(data_dir: str, out_path: str, *, selection_melodies=(),
     data_dir: the shared data folder (mir1k/, mast/, ssvd_v2/).
     out_path: .npz to write.
     selection_melodies: MAST melodies used for model selection: their reference
-      windows go to 'validation', not 'train'.
+      windows go to 'validation', not 'train', and their graded performances are
+      the pool's `selection` rows.
     window_frames, max_notes: T and M.
 
   Raises:
@@ -214,9 +218,14 @@ def build_pool(data_dir: str, out_path: str, *, selection_melodies=(),
     for c, v, n, o in window_contour(cents, window_frames, max_notes):
       for k, x in zip(rows, (c, v, n, o, source, group, split)):
         rows[k].append(x)
-  pool = Pool(**{k: np.asarray(v) for k, v in rows.items()})
+  selection = None
+  if selection_melodies:
+    selection = selection_windows(
+        mast_pairs(os.path.join(data_dir, "mast"), selection_melodies), window_frames)
+  pool = Pool(**{k: np.asarray(v) for k, v in rows.items()}, selection=selection)
   buf = io.BytesIO()
-  np.savez_compressed(buf, **dataclasses.asdict(pool))
+  fields = {k: v for k, v in dataclasses.asdict(pool).items() if k != "selection"}
+  np.savez_compressed(buf, **fields, **(selection or {}))
   atomic.write_bytes(out_path, buf.getvalue())
   return pool
 
@@ -229,6 +238,122 @@ def load_pool(path: str) -> Pool:
   """
   try:
     with np.load(path, allow_pickle=False) as z:
-      return Pool(**{f.name: z[f.name] for f in dataclasses.fields(Pool)})
+      sel = {k: z[k] for k in z.files if k.startswith("sel_")} or None
+      return Pool(**{f.name: z[f.name] for f in dataclasses.fields(Pool)
+                     if f.name != "selection"}, selection=sel)
   except (KeyError, zlib.error, ValueError) as e:
     raise PoolError(f"{path}: not a contour pool ({e})") from None
+
+
+def pair_windows(performance: np.ndarray, reference: np.ndarray,
+                 window_frames: int = WINDOW_FRAMES) -> tuple[np.ndarray, np.ndarray]:
+  """A real (performance, reference) pair of 10 ms cents tracks -> K window pairs.
+
+  Both are trimmed to their first..last voiced frame and cut into the same number
+  K = ceil(max(lengths) / T) of equal parts (a time-proportional alignment: the
+  singer's own tempo is assumed uniform); each part is padded with unvoiced frames
+  to T.
+
+  Returns:
+    (performance windows, reference windows): float32 (K, T) cents, 0 = unvoiced.
+
+  Raises:
+    ValueError: a track without voiced frames.
+  """
+  parts = []
+  for name, x in (("performance", performance), ("reference", reference)):
+    x = np.asarray(x, np.float64)
+    v = np.flatnonzero(x > 0)
+    if v.size == 0:
+      raise ValueError(f"{name} contour has no voiced frame")
+    parts.append(x[v[0]:v[-1] + 1])
+  k = max(1, int(np.ceil(max(len(p) for p in parts) / window_frames)))
+  out = []
+  for x in parts:
+    edges = np.linspace(0, len(x), k + 1).round().astype(int)
+    w = np.zeros((k, window_frames), np.float32)
+    for i in range(k):
+      seg = x[edges[i]:edges[i + 1]][:window_frames]
+      w[i, :len(seg)] = seg
+    out.append(w)
+  return out[0], out[1]
+
+
+def mast_selection_melodies(melodies, every: int = 4) -> tuple[str, ...]:
+  """The MAST melodies used for model selection: every `every`-th of the sorted
+  melody names, from the 2nd (deterministic; 39 melodies -> 10)."""
+  return tuple(sorted(set(melodies))[1::every])
+
+
+@dataclasses.dataclass(frozen=True)
+class MastPair:
+  """One MAST performance with its references (asa_jax.baselines.mast pairing).
+
+  Attributes:
+    name: performance curve name ('<melody>_per<id>_<pass|fail>').
+    melody: melody id.
+    passed: the jury's pass / fail.
+    grade: mean of the raters' grades (1..4), nan when ungraded.
+    performance: float64 (T,) cents at 10 ms.
+    references: list of float64 cents tracks at 10 ms (1 for 'same_id' pairing, up
+      to 5 for 'melody' pairing).
+  """
+  name: str
+  melody: str
+  passed: bool
+  grade: float
+  performance: np.ndarray
+  references: list
+
+
+def _curve_cents(curve) -> np.ndarray:
+  hop = float(np.median(np.diff(curve.times_s))) if len(curve.times_s) > 1 else 0.01
+  return resample_cents(hz_to_cents(curve.f0_hz), hop)
+
+
+def mast_pairs(mast_dir: str, melodies=None) -> list[MastPair]:
+  """Every MAST performance (of `melodies`, or all) that has a reference.
+
+  Reads the curves with `asa_jax.baselines.mast_data` (a corpus reader that sits in
+  the baselines package today).
+
+  Raises:
+    FileNotFoundError: the MAST archive is missing.
+  """
+  from asa_jax.baselines import mast_data  # pylint: disable=g-import-not-at-top
+  curves = mast_data.load_curves(mast_dir)
+  grades = mast_data.load_grades(mast_dir)
+  pairs = mast_data.pair_references(curves)
+  keep = None if melodies is None else set(melodies)
+  out = []
+  for c in curves:
+    if c.kind != "per" or (keep is not None and c.melody not in keep):
+      continue
+    pairing, refs = pairs[c.name]
+    if not refs:
+      continue
+    g = grades.get(mast_data.grade_key(c), ())
+    out.append(MastPair(c.name, c.melody, bool(c.passed),
+                        float(np.mean(g)) if g else float("nan"), _curve_cents(c),
+                        [_curve_cents(r) for r in refs]))
+  return out
+
+
+def selection_windows(pairs: list[MastPair], window_frames: int = WINDOW_FRAMES
+                      ) -> dict[str, np.ndarray]:
+  """Model-selection rows from graded MAST pairs (first reference of each):
+  {"sel_performance", "sel_reference": float32 (S, T) cents; "sel_group": int32 (S,)
+  index of the pair; "sel_grade": float32 (P,) mean grade per pair}."""
+  perf, ref, group, grade = [], [], [], []
+  for i, p in enumerate(x for x in pairs if np.isfinite(x.grade)):
+    try:
+      w_p, w_r = pair_windows(p.performance, p.references[0], window_frames)
+    except ValueError:
+      continue
+    perf.append(w_p)
+    ref.append(w_r)
+    group += [len(grade)] * len(w_p)
+    grade.append(p.grade)
+  return {"sel_performance": np.concatenate(perf), "sel_reference": np.concatenate(ref),
+          "sel_group": np.asarray(group, np.int32),
+          "sel_grade": np.asarray(grade, np.float32)}
