@@ -3,7 +3,7 @@
 
 Variants: "" (a 3-block 32/64/64 tower, 1 attention layer of 64, 64-d embedding,
 batch 64) | "small" (CPU: 16/32/32 channels, attention 32, 32-d embedding, batch 32,
-12 epochs of the pool's train windows, patience 4). Model selection and early stopping follow Pearson's r of
+8 epochs of the pool's train windows, patience 4). Model selection and early stopping follow Pearson's r of
 the scores of real graded MAST performances of `contour.selection_melodies` (the
 pool's selection rows); those melodies are left out of every reported figure.
 """
@@ -58,7 +58,7 @@ def get_config(system: str, arg: str | None, *, file: str) -> ml_collections.Con
     c.model.embedding_dim = 32
     c.model.head_hidden = (32, 16)
     c.train.global_batch_size = 32
-    c.train.max_epochs = 12
+    c.train.max_epochs = 8
     c.train.patience = 4
     c.train.progress_bar = False
   return c

@@ -7,9 +7,9 @@ block; a learned position embedding and BERT encoder layers (`cnnsa.BertLayer`)
 relate notes across the window; attention pooling over time (`cnnsa.TimePooling`,
 Raffel & Ellis 2016) and a dense layer give the embedding.
 
-Input: (B, C, T) float32 contour channels at 10 ms frames (C = 2: pitch relative to
-the contour's voiced median in octaves, 0 where unvoiced; voicing 0/1; see
-`asa_jax.systems.contour.contour_channels`). Output: (B, embedding_dim) float32.
+Input: (B, C, T) float32 contour channels at 10 ms frames (C = 4: pitch relative to
+the contour's voiced median in octaves, its position inside the semitone as sin/cos,
+voicing; see `asa_jax.systems.contour.contour_channels`). Output: (B, embedding_dim) float32.
 With T = 640 and 3 blocks the attention sequence is 80 steps of 80 ms.
 """
 

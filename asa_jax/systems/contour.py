@@ -45,17 +45,26 @@ from input_pipeline import contour_pool
 POOL_FILE = "contour_pool.npz"
 
 
-def contour_channels(cents: jnp.ndarray, voiced: jnp.ndarray) -> jnp.ndarray:
-  """Model input of contours: (B, T) cents and voicing -> float32 (B, 2, T).
+CHANNELS = 4
 
-  Channel 0: pitch minus the contour's median voiced pitch, in octaves (1200 cents),
-  0 where unvoiced: transposition-invariant. Channel 1: voicing 0/1.
+
+def contour_channels(cents: jnp.ndarray, voiced: jnp.ndarray) -> jnp.ndarray:
+  """Model input of contours: (B, T) cents and voicing -> float32 (B, 4, T).
+
+  Channel 0: pitch minus the contour's median voiced pitch, in octaves (1200 cents).
+  Channels 1, 2: sin and cos of 2 pi (pitch - median) / 100 cents, the position
+  inside the semitone relative to the singer's median (intonation is a few tens of
+  cents: 0.03 octaves on channel 0, a third of a turn here). Channel 3: voicing 0/1.
+  Channels 0-2 are 0 where unvoiced; all are transposition-invariant.
   """
   v = voiced > 0
   med = jnp.nanmedian(jnp.where(v, cents, jnp.nan), axis=1, keepdims=True)
   med = jnp.where(jnp.isfinite(med), med, 0.0)
-  pitch = jnp.where(v, (cents - med) / 1200.0, 0.0)
-  return jnp.stack([pitch, v.astype(jnp.float32)], axis=1).astype(jnp.float32)
+  rel = jnp.where(v, cents - med, 0.0)
+  phase = 2.0 * jnp.pi * rel / 100.0
+  vf = v.astype(jnp.float32)
+  return jnp.stack([rel / 1200.0, jnp.sin(phase) * vf, jnp.cos(phase) * vf, vf],
+                   axis=1).astype(jnp.float32)
 
 
 def _contour(batch: dict) -> cd.Contour:
@@ -79,7 +88,7 @@ class _ContourHooks:
 
   def init_inputs(self, x):
     del x
-    z = jnp.zeros((1, 2, self.window_frames), jnp.float32)
+    z = jnp.zeros((1, CHANNELS, self.window_frames), jnp.float32)
     return tuple(z[:, None].repeat(self.negatives, axis=1) if k == "negatives" else z
                  for k in self.input_keys)
 
@@ -177,6 +186,8 @@ class ContourTripletSystem(_ContourHooks, TripletSystem):
     mask = mask * (jnp.abs(r1.score - r2.score) >= self.min_label_gap)
     return {"anchor": contour_channels(batch["cents"], batch["voiced"]),
             "positive": jnp.where(first, x1, x2), "negative": jnp.where(first, x2, x1),
+            "label_positive": jnp.maximum(r1.score, r2.score),
+            "label_negative": jnp.minimum(r1.score, r2.score),
             "mask": mask.astype(jnp.float32)}
 
   def _score_inputs(self, model, variables, p, r):
@@ -236,7 +247,7 @@ class ContourHingeRankSystem(_ContourHooks, HingeRankSystem):
     mask = batch.get("mask", jnp.ones_like(ranked[:, 0]))
     mask = mask * (ranked[:, 0] - ranked[:, 1] >= self.min_label_gap)
     return {"anchor": contour_channels(batch["cents"], batch["voiced"]),
-            "positive": xs[:, 0], "negatives": xs[:, 1:],
+            "positive": xs[:, 0], "negatives": xs[:, 1:], "labels": ranked,
             "mask": mask.astype(jnp.float32)}
 
   def _score_inputs(self, model, variables, p, r):
