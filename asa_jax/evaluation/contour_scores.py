@@ -90,12 +90,13 @@ def degradation_ranking(system, model, variables, pool: contour_pool.Pool,
   idx = pool.indices("test")
   c = cd.Contour(*(jnp.asarray(getattr(pool, k)[idx])
                    for k in ("cents", "voiced", "note", "onset")))
-  deg = jax.jit(lambda key: cd.degrade_batch(key, c, active_prob=system.active_prob,
-                                             row_ids=jnp.asarray(idx))[1])
+  # The contours are arguments, not closed-over constants (XLA would fold them).
+  deg = jax.jit(lambda key, c, ids: cd.degrade_batch(
+      key, c, active_prob=system.active_prob, row_ids=ids)[1])
   scorer = pair_scorer(system, model, variables)
   scores, labels = [], []
   for v in range(versions):
-    r = deg(jax.random.fold_in(jax.random.PRNGKey(seed), v))
+    r = deg(jax.random.fold_in(jax.random.PRNGKey(seed), v), c, jnp.asarray(idx))
     scores.append(scorer(np.asarray(r.cents), pool.cents[idx]))
     labels.append(np.asarray(r.score))
   scores, labels = np.stack(scores, 1), np.stack(labels, 1)
