@@ -37,6 +37,9 @@ def get_config(system: str, arg: str | None, *, file: str) -> ml_collections.Con
   c.contour.active_prob = 0.4  # Each error family present with this probability.
   c.contour.min_label_gap = 5.0  # Triplets / rank rows closer than this: mask 0.
   c.contour.selection_melodies = SELECTION_MELODIES
+  # contour_rori only: the performance tower also sees the reference's channels
+  # (stacked, time-proportional): BUILD_NOTES.md "levers" (issue 18).
+  c.contour.stack_reference = False
   c.model.conv_channels = (32, 64, 64)
   c.model.attention_layers = 1
   c.model.attention_hidden = 64

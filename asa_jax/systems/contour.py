@@ -80,7 +80,14 @@ class _ContourHooks:
   def _configure_contour(self, config) -> dict:
     c = config.contour
     return dict(window_frames=int(c.window_frames), active_prob=float(c.active_prob),
-                min_label_gap=float(c.min_label_gap))
+                min_label_gap=float(c.min_label_gap),
+                stack_reference=bool(c.get("stack_reference", False)))
+
+  def _with_reference(self, x: jnp.ndarray, ref: jnp.ndarray) -> jnp.ndarray:
+    """x (B, 4, T) -> (B, 8, T) with the reference's channels stacked when
+    contour.stack_reference (the performance tower sees the reference; time-
+    proportional, unaligned); x unchanged otherwise."""
+    return jnp.concatenate([x, ref], axis=1) if self.stack_reference else x
 
   def tower(self, config) -> ContourTower:
     """The contour tower from config.model."""
@@ -88,7 +95,8 @@ class _ContourHooks:
 
   def init_inputs(self, x):
     del x
-    z = jnp.zeros((1, CHANNELS, self.window_frames), jnp.float32)
+    z = jnp.zeros((1, CHANNELS * (2 if self.stack_reference else 1),
+                   self.window_frames), jnp.float32)
     return tuple(z[:, None].repeat(self.negatives, axis=1) if k == "negatives" else z
                  for k in self.input_keys)
 
@@ -167,6 +175,7 @@ class ContourTripletSystem(_ContourHooks, TripletSystem):
   active_prob: float = 0.4
   min_label_gap: float = 5.0
   negatives: int = 0
+  stack_reference: bool = False
 
   def configure(self, config):
     return dataclasses.replace(super().configure(config),
@@ -184,13 +193,16 @@ class ContourTripletSystem(_ContourHooks, TripletSystem):
     x2 = contour_channels(r2.cents, r2.voiced)
     mask = batch.get("mask", jnp.ones_like(r1.score))
     mask = mask * (jnp.abs(r1.score - r2.score) >= self.min_label_gap)
-    return {"anchor": contour_channels(batch["cents"], batch["voiced"]),
+    ref = contour_channels(batch["cents"], batch["voiced"])
+    x1, x2 = self._with_reference(x1, ref), self._with_reference(x2, ref)
+    return {"anchor": self._with_reference(ref, ref),
             "positive": jnp.where(first, x1, x2), "negative": jnp.where(first, x2, x1),
             "label_positive": jnp.maximum(r1.score, r2.score),
             "label_negative": jnp.minimum(r1.score, r2.score),
             "mask": mask.astype(jnp.float32)}
 
   def _score_inputs(self, model, variables, p, r):
+    p, r = self._with_reference(p, r), self._with_reference(r, r)
     a, e, _ = model.apply(variables, r, p, p, train=False)
     return losses.cosine_similarity(a, e)
 
@@ -202,6 +214,7 @@ class ContourDeltaSystem(_ContourHooks, RegressionSystem):
   active_prob: float = 0.4
   min_label_gap: float = 5.0
   negatives: int = 0
+  stack_reference: bool = False
 
   def configure(self, config):
     return dataclasses.replace(super().configure(config),
@@ -228,6 +241,7 @@ class ContourHingeRankSystem(_ContourHooks, HingeRankSystem):
   window_frames: int = contour_pool.WINDOW_FRAMES
   active_prob: float = 0.4
   min_label_gap: float = 5.0
+  stack_reference: bool = False
 
   def configure(self, config):
     return dataclasses.replace(super().configure(config),
