@@ -88,3 +88,16 @@ def test_contour_system_trains_through_the_loop(tmp_path, pool_path, name):
   out = train_and_evaluate(c, str(tmp_path / name))
   assert out["step"] == 2  # 16 train windows / batch 8.
   assert np.isfinite(out["train_loss"]) and np.isfinite(out["val_loss"])
+
+
+def test_stack_reference_gives_the_performance_tower_the_reference(pool_path):
+  c = _config("contour_rori", pool_path)
+  c.contour.stack_reference = True
+  system = systems.get(c)
+  b = {k: jnp.asarray(v) for k, v in contour_worker.synthetic_batch(4, FRAMES).items()}
+  out = system.augment(b, jax.random.PRNGKey(1), train=True)
+  ref = contour.contour_channels(b["cents"], b["voiced"])
+  assert out["positive"].shape == (4, 2 * contour.CHANNELS, FRAMES)
+  np.testing.assert_array_equal(out["positive"][:, contour.CHANNELS:], ref)
+  np.testing.assert_array_equal(out["anchor"][:, :contour.CHANNELS], ref)
+  assert system.init_inputs(None)[0].shape == (1, 2 * contour.CHANNELS, FRAMES)
