@@ -39,7 +39,7 @@ from asa_jax.assess import confidence  # pylint: disable=g-import-not-at-top,wro
 from asa_jax.features import audio as audio_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from asa_jax.baselines import contours as contours_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from asa_jax.baselines import dtw_melody  # pylint: disable=g-import-not-at-top,wrong-import-position
-from asa_jax.baselines import mast_data  # pylint: disable=g-import-not-at-top,wrong-import-position
+from input_pipeline.corpora import mast_data  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 DATA = os.path.join(REPO, "..", "shared", "data")
 BANDS = (0.5, 1.0, 2.0, 4.0)

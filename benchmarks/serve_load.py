@@ -137,7 +137,7 @@ def main():
   url = f"http://127.0.0.1:{port}"
   log = open(os.path.join(tmp, "serve.log"), "wb")
   server = subprocess.Popen(
-      [sys.executable, "-m", "asa_jax.assess.serve.cli", f"--port={port}", *scorer,
+      [sys.executable, "-m", "asa_jax.assess.serve.command", f"--port={port}", *scorer,
        f"--workers={args.workers}", f"--queue={args.queue}", "--timeout=600",
        f"--state-dir={os.path.join(tmp, 'state')}"], cwd=REPO, stdout=log,
       stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": REPO})

@@ -64,7 +64,7 @@ def free_port() -> int:
 
 
 class Server:
-  """`python -m asa_jax.assess.serve.cli ARGS` on a free port; log in LOG."""
+  """`python -m asa_jax.assess.serve.command ARGS` on a free port; log in LOG."""
 
   def __init__(self, args, log_path, env=None):
     self.port = free_port()
@@ -72,7 +72,7 @@ class Server:
     self.log_path = str(log_path)
     self._log = open(self.log_path, "ab")
     self.proc = subprocess.Popen(
-        [sys.executable, "-m", "asa_jax.assess.serve.cli", f"--port={self.port}",
+        [sys.executable, "-m", "asa_jax.assess.serve.command", f"--port={self.port}",
          *args], cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": REPO, **(env or {})})
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from asa_jax.baselines import mast
-from asa_jax.baselines import mast_data
+from input_pipeline.corpora import mast_data
 from tests.conftest import require_data
 
 MAST_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(

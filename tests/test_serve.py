@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from asa_jax.assess.serve import app as app_lib
-from asa_jax.assess.serve import errors as errors_lib
+from asa_jax.assess.serve import http_errors as errors_lib
 from asa_jax.assess.serve import pool as pool_lib
 from asa_jax.assess.serve import scorer as scorer_lib
 from tests import serve_helpers
@@ -105,7 +105,7 @@ def test_not_same_melody_maps_to_422():
 
 
 def test_asa_serve_without_a_scorer_exits_with_a_clear_message():
-  proc = subprocess.run([sys.executable, "-m", "asa_jax.assess.serve.cli"],
+  proc = subprocess.run([sys.executable, "-m", "asa_jax.assess.serve.command"],
                         capture_output=True, text=True, timeout=120,
                         cwd=serve_helpers.REPO,
                         env={**os.environ, "PYTHONPATH": serve_helpers.REPO})

@@ -19,7 +19,7 @@ et al. (ICASSP 2013; against the reference, DTWDist group of Table 2). Modules:
                 issue 18 (intonation, rhythm, ... on the aligned contour; Praat
                 voice quality), baselines by name (names.MEASURED, VOICE_QUALITY).
   term_table.py per-performance term tables of MAST and SSVD (real labels).
-  mast_data.py, mast.py  the MAST check (python -m asa_jax.baselines.mast).
+  mast.py                the MAST check (python -m asa_jax.baselines.mast).
 
 Every baseline score is oriented so that HIGHER = BETTER singing.
 """

@@ -34,7 +34,7 @@ from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import dtw as dtw_lib
 from asa_jax.baselines import dtw_melody
 from asa_jax.baselines import histogram as histogram_lib
-from asa_jax.baselines import mast_data
+from input_pipeline.corpora import mast_data
 
 # Measures against the melody's reference(s): name -> rating(perf, ref).
 PAIR_RATINGS = {"dtw_pitch": dtw_lib.dtw_pitch_rating,

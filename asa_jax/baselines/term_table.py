@@ -28,7 +28,7 @@ import numpy as np
 
 from asa_jax import atomic
 from asa_jax.baselines import histogram as histogram_lib
-from asa_jax.baselines import mast_data
+from input_pipeline.corpora import mast_data
 from asa_jax.baselines import measured_terms
 from asa_jax.baselines import voice_quality
 from asa_jax.features import aligned_contour as ac_lib

@@ -10,15 +10,33 @@ per system). It provides:
   * its loader (triplets or scored clips) for a records split;
   * optimizer labels of frozen parameters, and an `init_from` hook that fills a fresh
     train state from elsewhere before training (EmbDirect loads Rori's tower);
-  * its table metadata (paper name, Table 2 group, reference used, score axis).
+  * its table metadata (paper name, Table 2 group, reference used, score axis);
+  * `augment`, the batch the model sees made on the device inside the jitted steps
+    (identity by default; the contour systems degrade clean contours there), and
+    `prepare_data`, a data source of its own instead of feature records (None by
+    default).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
+import jax
 import jax.numpy as jnp
+
+
+class DataSource(NamedTuple):
+  """A system's own data (`System.prepare_data`) instead of feature records.
+
+  Attributes:
+    loader_factory: split name ('train' | 'validation') -> the process's batch
+      source (`asa_jax.train.loop.BatchSource`).
+    correlation_fn: train state -> {"pearson", "spearman", "n"} on real validation
+      rows (for train.selection_metric 'pearson' / 'spearman'), or None.
+  """
+  loader_factory: Callable[[str], Any]
+  correlation_fn: Callable[[Any], dict] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +107,25 @@ class System:
     return getattr(loader_lib, self.loader)(
         records_dir, split, config, process_index=process_index,
         process_count=process_count)
+
+  def augment(self, batch: dict, rng: jax.Array, *, train: bool) -> dict:
+    """The batch the model sees, computed on the device inside the jitted train /
+    eval step (before `model_inputs`, `loss` and the mask). Identity by default.
+
+    Args:
+      batch: the global batch as the loader made it.
+      rng: train: fold_in(fold_in(state.rng, step), AUGMENT_FOLD) (new each step);
+        eval: a fixed key (the same validation batches every epoch).
+      train: train or eval step.
+    """
+    del rng, train
+    return batch
+
+  def prepare_data(self, config, workdir: str) -> DataSource | None:
+    """This system's own data source, or None to train on feature records
+    (`asa_jax.train.loop.prepare_records`). Called once per run on every process."""
+    del config, workdir
+    return None
 
   def frozen_labels(self) -> Callable[[Any], Any] | None:
     """params -> prefix tree of "train" / "frozen" labels, or None (all trained)."""

@@ -277,7 +277,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   records_dir = None
   if jax.process_index() == 0:
     config_specs.save_workdir_config(config, workdir)
+  source = None
   if loader_factory is None:
+    source = systems.get(config).prepare_data(config, workdir)
+  if source is not None:  # The system's own data (e.g. a contour pool).
+    loader_factory = source.loader_factory
+    if selection != "loss":
+      if source.correlation_fn is None:
+        raise ValueError(f"train.selection_metric {selection!r}: system "
+                         f"{config.system!r} has no validation correlation")
+      correlation_fn = source.correlation_fn
+  elif loader_factory is None:
     records_dir = prepare_records(config, workdir)
     loader_factory = default_loader_factory(records_dir, config)
     if selection != "loss":

@@ -17,6 +17,11 @@ from asa_jax import systems
 from asa_jax.systems import System
 from asa_jax.train.state import TrainState
 
+# Key streams beside dropout: the step's augmentation key is
+# fold_in(fold_in(state.rng, step), AUGMENT_FOLD); eval batches use a fixed key.
+AUGMENT_FOLD = 1
+EVAL_AUGMENT_SEED = 0
+
 
 def _mask(system: System, batch: dict) -> jnp.ndarray:
   mask = batch.get("mask")
@@ -40,8 +45,10 @@ def train_step(state: TrainState, batch: dict, *, system: System
     (new state, metrics): scalar float32 loss, grad_norm, learning_rate (the
     optimizer's base rate) and the system's `train_metrics`.
   """
-  mask = _mask(system, batch)
   dropout_rng = jax.random.fold_in(state.rng, state.step)
+  batch = system.augment(batch, jax.random.fold_in(dropout_rng, AUGMENT_FOLD),
+                         train=True)
+  mask = _mask(system, batch)
 
   def loss_fn(params):
     out, updates = state.apply_fn(
@@ -72,6 +79,7 @@ def eval_step(state: TrainState, batch: dict, *, system: System) -> dict:
     summed over batches and divided by "count" (triplet systems: cos_ap_sum,
     cos_an_sum; regression systems: mae_sum).
   """
+  batch = system.augment(batch, jax.random.PRNGKey(EVAL_AUGMENT_SEED), train=False)
   mask = _mask(system, batch)
   out = state.apply_fn({"params": state.params, "batch_stats": state.batch_stats},
                        *system.model_inputs(batch), train=False)

@@ -4,10 +4,10 @@
   refcache.py   references' audio and contours on disk, keyed by content hash.
   worker.py     a scoring worker process: loads the Assessor once, runs jobs.
   pool.py       the bounded queue in front of the fixed set of worker processes.
-  errors.py     exception -> HTTP status and message (400, 413, 422, 500).
+  http_errors.py exception -> HTTP status and message (400, 413, 422, 500).
   app.py        the FastAPI app: /healthz, /v1/references, /v1/score,
                 /v1/report/{id}, GET / (static/index.html).
-  cli.py        the `asa-serve` command (uvicorn).
+  command.py    the `asa-serve` command (uvicorn).
 
 Importing this package loads neither JAX nor FastAPI; the worker processes load the
 Assessor.

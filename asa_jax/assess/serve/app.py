@@ -41,7 +41,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
-from asa_jax.assess.serve import errors as errors_lib
+from asa_jax.assess.serve import http_errors as errors_lib
 from asa_jax.assess.serve import pool as pool_lib
 from asa_jax.assess.serve import refcache
 from asa_jax.assess.serve import scorer as scorer_lib

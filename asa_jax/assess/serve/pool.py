@@ -25,7 +25,7 @@ import math
 import multiprocessing
 import time
 
-from asa_jax.assess.serve import errors as errors_lib
+from asa_jax.assess.serve import http_errors as errors_lib
 from asa_jax.assess.serve import scorer as scorer_lib
 from asa_jax.assess.serve import worker as worker_lib
 

@@ -20,7 +20,7 @@ import signal
 import numpy as np
 
 from asa_jax import atomic
-from asa_jax.assess.serve import errors as errors_lib
+from asa_jax.assess.serve import http_errors as errors_lib
 from asa_jax.assess.serve import refcache
 from asa_jax.assess.serve import scorer as scorer_lib
 

@@ -1,0 +1,214 @@
+r"""Scores of a trained contour system (issue 18, section 4).
+
+  python -m asa_jax.evaluation.contour_scores --config=configs/contour_rori.py:small \
+      --workdir=W --out_dir=W/contour_eval [--pool=W/contour_pool.npz]
+
+writes into out_dir:
+  mast_scores.csv   performance_id, melody, selection, score: every MASTmelody
+                    performance with a reference (pairing of asa_jax.baselines.mast:
+                    the same-id reference, else the median score over up to 5 of the
+                    melody's references); `selection` = 1 for the model-selection
+                    melodies (config.contour.selection_melodies);
+  ssvd_scores.csv   performance_id, melody, score: every SSVD v1 performance against
+                    its melody's reference recording (input_pipeline.ssvd
+                    .build_manifest), both contours RENDERED FROM THE NOTE LABELS of
+                    ../shared/data/ssvd_v2/labels/test (onset, offset, MIDI);
+  contour_eval.json Pearson's r (95% CI, Fisher z) on MAST (mean jury grade, the
+                    selection melodies left out; pass/fail ROC AUC) and on SSVD v1
+                    (the note-label score), and the degradation ranking: mean
+                    Spearman per source window of the score against the exact label
+                    over K degraded versions of each held-out MIR-1K window (pool
+                    split 'test': singers never trained on or selected with).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.stats
+from absl import app, flags, logging
+
+from asa_jax import atomic
+from asa_jax import config_specs
+from asa_jax import systems
+from input_pipeline import contour_degrade as cd
+from input_pipeline import contour_pool
+
+RANKING_VERSIONS = 8
+RANKING_SEED = 1234
+
+
+def _batched(fn, *arrays, size: int = 256) -> np.ndarray:
+  n = len(arrays[0])
+  return np.concatenate([np.asarray(fn(*(a[i:i + size] for a in arrays)))
+                         for i in range(0, n, size)]) if n else np.zeros(0)
+
+
+def pair_scorer(system, model, variables):
+  """(perf windows (K, T), ref windows (K, T)) numpy cents -> (K,) scores (jitted)."""
+  fn = jax.jit(lambda p, r: system.score_pairs(model, variables, p, r))
+  return lambda p, r: _batched(fn, p, r)
+
+
+def score_pair(scorer, performance: np.ndarray, references: list, window: int
+               ) -> float:
+  """Median over references of the mean window score (nan if unusable)."""
+  out = []
+  for ref in references:
+    try:
+      p, r = contour_pool.pair_windows(performance, ref, window)
+    except ValueError:
+      continue
+    out.append(float(np.mean(scorer(p, r))))
+  return float(np.median(out)) if out else math.nan
+
+
+def pearson_ci(x, y) -> dict:
+  """Pearson's r with its 95% CI (Fisher z), n; nan where fewer than 4 rows."""
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  ok = np.isfinite(x) & np.isfinite(y)
+  x, y = x[ok], y[ok]
+  if len(x) < 4 or np.ptp(x) == 0:
+    return {"r": math.nan, "ci95": [math.nan, math.nan], "n": int(len(x))}
+  r = float(scipy.stats.pearsonr(x, y)[0])
+  z, se = math.atanh(max(min(r, 0.999999), -0.999999)), 1.0 / math.sqrt(len(x) - 3)
+  return {"r": r, "ci95": [math.tanh(z - 1.96 * se), math.tanh(z + 1.96 * se)],
+          "n": int(len(x))}
+
+
+def degradation_ranking(system, model, variables, pool: contour_pool.Pool,
+                        versions: int = RANKING_VERSIONS, seed: int = RANKING_SEED
+                        ) -> dict:
+  """Mean Spearman per source window (pool split 'test') of the system's score of
+  each degraded version against the clean window vs its exact label."""
+  idx = pool.indices("test")
+  c = cd.Contour(*(jnp.asarray(getattr(pool, k)[idx])
+                   for k in ("cents", "voiced", "note", "onset")))
+  # The contours are arguments, not closed-over constants (XLA would fold them).
+  deg = jax.jit(lambda key, c, ids: cd.degrade_batch(
+      key, c, active_prob=system.active_prob, row_ids=ids)[1])
+  scorer = pair_scorer(system, model, variables)
+  scores, labels = [], []
+  for v in range(versions):
+    r = deg(jax.random.fold_in(jax.random.PRNGKey(seed), v), c, jnp.asarray(idx))
+    scores.append(scorer(np.asarray(r.cents), pool.cents[idx]))
+    labels.append(np.asarray(r.score))
+  scores, labels = np.stack(scores, 1), np.stack(labels, 1)
+  rho = [scipy.stats.spearmanr(s, l)[0] for s, l in zip(scores, labels)
+         if np.ptp(l) > 0 and np.ptp(s) > 0]
+  return {"mean_spearman_per_source": float(np.mean(rho)), "sources": len(rho),
+          "versions": versions, "pooled_spearman": float(
+              scipy.stats.spearmanr(scores.ravel(), labels.ravel())[0])}
+
+
+def _write_csv(path: str, header: list[str], rows: list[list]) -> None:
+  buf = io.StringIO()
+  w = csv.writer(buf)
+  w.writerow(header)
+  w.writerows(rows)
+  atomic.write_text(path, buf.getvalue())
+
+
+def mast_scores(scorer, config, window: int) -> list[list]:
+  """[[performance_id, melody, selection, score, mean grade, passed]] of MAST."""
+  sel = set(config.contour.selection_melodies)
+  rows = []
+  for p in contour_pool.mast_pairs(os.path.join(config.contour.data_dir, "mast")):
+    rows.append([p.name, p.melody, int(p.melody in sel),
+                 score_pair(scorer, p.performance, p.references, window), p.grade,
+                 int(p.passed)])
+  return rows
+
+
+def ssvd_scores(scorer, config, window: int) -> list[list]:
+  """[[performance_id, melody, score, note-label score]] of SSVD v1, contours
+  rendered from ../shared/data/ssvd_v2/labels/test/<id>.txt."""
+  from input_pipeline.corpora import ssvd  # pylint: disable=g-import-not-at-top
+  data = config.contour.data_dir
+  result = ssvd.build_manifest(os.path.join(data, "ssvd"))
+  label_dir = os.path.join(data, "ssvd_v2", "labels", "test")
+
+  def contour(rid):
+    path = os.path.join(label_dir, f"{rid}.txt")
+    if not os.path.isfile(path):
+      return None
+    return contour_pool.render_notes(np.loadtxt(path, ndmin=2))
+
+  rows = []
+  for m in result["melodies"]:
+    ref = contour(m["reference"])
+    if ref is None:
+      continue
+    for rid in m["performances"]:
+      perf = contour(rid)
+      if perf is None:
+        continue
+      rows.append([rid, m["melody"], score_pair(scorer, perf, [ref], window),
+                   result["scores"][rid].score])
+  return rows
+
+
+def evaluate(config, workdir: str, out_dir: str, pool_path: str = "") -> dict:
+  """Writes the CSVs and contour_eval.json (module docstring); returns the summary."""
+  from asa_jax.train import checkpoint  # pylint: disable=g-import-not-at-top
+  system = systems.get(config)
+  model, variables = checkpoint.restore_for_inference(config, workdir)
+  window = int(config.contour.window_frames)
+  scorer = pair_scorer(system, model, variables)
+  os.makedirs(out_dir, exist_ok=True)
+  mast = mast_scores(scorer, config, window)
+  _write_csv(os.path.join(out_dir, "mast_scores.csv"),
+             ["performance_id", "melody", "selection", "score", "mean_grade", "passed"],
+             mast)
+  ssvd_rows = ssvd_scores(scorer, config, window)
+  _write_csv(os.path.join(out_dir, "ssvd_scores.csv"),
+             ["performance_id", "melody", "score", "label_score"], ssvd_rows)
+  held = [r for r in mast if not r[2] and np.isfinite(r[3])]
+  summary = {
+      "mast_heldout": pearson_ci([r[3] for r in held], [r[4] for r in held]),
+      "mast_heldout_auc": float(_auc([r[3] for r in held], [r[5] for r in held])),
+      "mast_selection": pearson_ci([r[3] for r in mast if r[2]],
+                                   [r[4] for r in mast if r[2]]),
+      "ssvd_v1": pearson_ci([r[2] for r in ssvd_rows], [r[3] for r in ssvd_rows]),
+  }
+  pool = contour_pool.load_pool(pool_path or config.contour.pool
+                                or os.path.join(workdir, "contour_pool.npz"))
+  summary["degradation_ranking"] = degradation_ranking(system, model, variables, pool)
+  atomic.write_json(os.path.join(out_dir, "contour_eval.json"), summary)
+  return summary
+
+
+def _auc(scores, positive) -> float:
+  from sklearn.metrics import roc_auc_score  # pylint: disable=g-import-not-at-top
+  s, y = np.asarray(scores, np.float64), np.asarray(positive, np.int64)
+  return roc_auc_score(y, s) if len(set(y.tolist())) == 2 else math.nan
+
+
+FLAGS = flags.FLAGS
+
+
+def main(argv) -> None:
+  """CLI entry (module docstring)."""
+  del argv
+  config = config_specs.load_config(FLAGS.config, FLAGS.override)
+  summary = evaluate(config, FLAGS.workdir, FLAGS.out_dir or os.path.join(
+      FLAGS.workdir, "contour_eval"), FLAGS.pool)
+  logging.info("%s", summary)
+  print(summary)
+
+
+if __name__ == "__main__":
+  flags.DEFINE_string("config", None, "Config spec, e.g. configs/contour_rori.py:small")
+  flags.DEFINE_multi_string("override", [], "KEY=VALUE config overrides")
+  flags.DEFINE_string("workdir", None, "Trained run directory")
+  flags.DEFINE_string("out_dir", "", "Output folder (default WORKDIR/contour_eval)")
+  flags.DEFINE_string("pool", "", "Pool .npz (default config.contour.pool or "
+                      "WORKDIR/contour_pool.npz)")
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main)
