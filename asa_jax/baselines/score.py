@@ -30,12 +30,17 @@ from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import dtw as dtw_lib
 from asa_jax.baselines import dtw_melody as dtw_melody_lib
 from asa_jax.baselines import histogram as histogram_lib
+from asa_jax.baselines import term_ratings
 from asa_jax.evaluation.scoring import PerformanceScore
 from input_pipeline import manifest as manifest_lib
 
 # Ratings against the row's reference: name -> rating(perf, ref contours).
-REFERENCE_RATINGS = {**dtw_lib.DTW_RATINGS, **dtw_melody_lib.RATINGS}
-NAMES = histogram_lib.HISTOGRAM_MEASURES + tuple(REFERENCE_RATINGS)
+REFERENCE_RATINGS = {**dtw_lib.DTW_RATINGS, **dtw_melody_lib.RATINGS,
+                     **term_ratings.RATINGS}
+# Ratings of the performance's audio alone (Praat voice quality, issue 18).
+AUDIO_RATINGS = term_ratings.AUDIO_RATINGS
+NAMES = (histogram_lib.HISTOGRAM_MEASURES + tuple(REFERENCE_RATINGS)
+         + tuple(AUDIO_RATINGS))
 
 
 def needs_reference(name: str) -> bool:
@@ -65,6 +70,9 @@ def rating_function(name: str) -> Callable[[contours_lib.Contours,
     return rate
   if name in histogram_lib.HISTOGRAM_MEASURES:
     return lambda perf, ref: float(histogram_lib.histogram_measures(perf.f0_hz)[name])
+  if name in AUDIO_RATINGS:
+    raise ValueError(f"baseline {name} rates the performance's audio, not contours: "
+                     f"use term_ratings.AUDIO_RATINGS[{name!r}](audio_path)")
   raise ValueError(f"unknown baseline {name!r}; known: {list(NAMES)}")
 
 
@@ -111,7 +119,9 @@ def score_baselines(manifest_path: str, names: Sequence[str], *,
       'binning' (4.2.1; performance only), 'dtw_pitch', 'dtw_volume',
       'dtw_rhythm' (4.2.2; against the row's reference_audio) and
       'dtw_melody' (Molina et al. 2013, key- and tempo-invariant; against
-      the row's reference_audio).
+      the row's reference_audio); the measured terms of issue 18
+      (names.MEASURED, against the reference after dtw_melody's alignment) and
+      the voice quality (names.VOICE_QUALITY, the performance audio alone).
     split: 'all', or a split name ('train', 'validation', 'test'), or several
       comma-separated.
     cache_dir: folder of the per-audio-file contour cache (npz; reused by
@@ -142,6 +152,7 @@ def score_baselines(manifest_path: str, names: Sequence[str], *,
   perfs = _group(r for r in rows if r.split in wanted_splits)
   hist_names = [n for n in names if n in histogram_lib.HISTOGRAM_MEASURES]
   dtw_names = [n for n in names if n in REFERENCE_RATINGS]
+  audio_names = [n for n in names if n in AUDIO_RATINGS]
   out: dict[str, list[PerformanceScore]] = {n: [] for n in names}
   memo: dict[str, contours_lib.Contours | Exception] = {}
   n_cached = n_computed = n_skipped = 0
@@ -187,6 +198,12 @@ def score_baselines(manifest_path: str, names: Sequence[str], *,
                    for p, r in zip(perf_c, ref_c)]
         scores[name] = float(np.average(ratings, weights=weights))
       except ValueError as e:
+        log(f"baselines: no {name} for {label}: {e}")
+    for name in audio_names:
+      try:
+        ratings = [AUDIO_RATINGS[name](r.performance_audio) for r in perf.rows]
+        scores[name] = float(np.average(ratings, weights=weights))
+      except Exception as e:  # pylint: disable=broad-except  (bad audio)
         log(f"baselines: no {name} for {label}: {e}")
     for name in names:
       if name in scores and np.isfinite(scores[name]):

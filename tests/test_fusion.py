@@ -1,0 +1,116 @@
+"""Fusion and leave-melodies-out folds (issue 18, sections 4 and 6).
+
+Synthetic features with a known monotone relation to the target; no data files.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from asa_jax.evaluation import fusion as fusion_lib
+from asa_jax.evaluation import melody_cv
+
+
+def data(n=240, seed=0):
+  rng = np.random.default_rng(seed)
+  melodies = np.array([f"m{i % 12}" for i in range(n)])
+  x = rng.standard_normal((n, 3))
+  x[rng.random(n) < 0.1, 2] = np.nan  # a term missing on some rows.
+  y = 2.5 + 0.8 * np.tanh(x[:, 0]) + 0.3 * x[:, 1] + 0.1 * rng.standard_normal(n)
+  passed = y > 2.8
+  return x, y, melodies, passed
+
+
+@pytest.mark.parametrize("family", ["linear", "hgb"])
+def test_fusion_is_monotone_in_every_ordered_term(family):
+  x, y, melodies, _ = data()
+  fit = fusion_lib.fit_fusion(x, y, melodies, ["a", "b", "c"], [1, 1, 0],
+                              target_range=(1.0, 4.0), families=(family,))
+  assert fit.family == family
+  rng = np.random.default_rng(1)
+  base = rng.standard_normal((50, 3))
+  grid = np.linspace(-3, 3, 25)
+  for j in (0, 1):
+    rows = np.repeat(base, len(grid), axis=0)
+    rows[:, j] = np.tile(grid, len(base))
+    raw = fit.predict_raw(rows).reshape(len(base), len(grid))
+    cal = fit.predict(rows).reshape(len(base), len(grid))
+    assert np.all(np.diff(raw, axis=1) >= -1e-9)
+    assert np.all(np.diff(cal, axis=1) >= -1e-9)
+    assert np.all((cal >= 0) & (cal <= 100))
+  assert np.corrcoef(fit.predict_raw(x), y)[0, 1] > 0.9
+
+
+def test_fusion_contributions_save_and_load(tmp_path):
+  x, y, melodies, _ = data()
+  fit = fusion_lib.fit_fusion(x, y, melodies, ["a", "b", "c"], [1, 1, 0],
+                              target_range=(1.0, 4.0), families=("linear",))
+  contrib = fit.contributions(x[:5])
+  assert contrib.shape == (5, 3)
+  # Linear: the contributions plus the intercept are the raw score.
+  assert np.allclose(contrib.sum(axis=1) + fit.model.ridge_.intercept_,
+                     fit.predict_raw(x[:5]))
+  assert np.all(contrib[np.argsort(x[:5, 0])][:, 0] == np.sort(contrib[:, 0]))
+  path = os.path.join(tmp_path, "fusion.pkl")
+  fit.save(path)
+  assert os.path.getsize(path) < 5_000_000
+  back = fusion_lib.load(path)
+  assert np.array_equal(back.predict(x), fit.predict(x))
+  with pytest.raises(ValueError, match="expected"):
+    back.predict(x[:, :2])
+  hgb = fusion_lib.fit_fusion(x, y, melodies, ["a", "b", "c"], [1, 1, 0],
+                              target_range=(1.0, 4.0), families=("hgb",))
+  c = hgb.contributions(x[:20])
+  assert np.corrcoef(c[:, 0], x[:20, 0])[0, 1] > 0.8
+
+
+def test_fusion_selection_is_recorded_and_bad_input_raises():
+  x, y, melodies, _ = data()
+  fit = fusion_lib.fit_fusion(x, y, melodies, ["a", "b", "c"], [1, 1, 0],
+                              target_range=(1.0, 4.0))
+  assert len(fit.selection) == (len(fusion_lib.LINEAR_ALPHAS)
+                                + len(fusion_lib.HGB_PARAMS))
+  assert max(fit.selection.values()) == fit.selection[
+      next(k for k in fit.selection if k.startswith(fit.family)
+           and str(fit.params) in k)]
+  with pytest.raises(ValueError, match="directions"):
+    fusion_lib.fit_fusion(x, y, melodies, ["a", "b", "c"], [1, -1, 0],
+                          target_range=(1.0, 4.0))
+  with pytest.raises(ValueError, match="melodies"):
+    fusion_lib.fit_fusion(x[:20], y[:20], np.array(["a", "b"] * 10),
+                          ["a", "b", "c"], [1, 1, 0], target_range=(1.0, 4.0))
+
+
+def test_melody_folds_hold_each_melody_in_one_fold_and_follow_the_seed():
+  melodies = np.array([f"m{i % 19}" for i in range(80)])
+  folds = melody_cv.melody_folds(melodies, 5, seed=0)
+  for m in set(melodies):
+    assert len(set(folds[melodies == m])) == 1
+  assert set(folds) == set(range(5))
+  assert np.array_equal(folds, melody_cv.melody_folds(melodies, 5, seed=0))
+  assert not np.array_equal(folds, melody_cv.melody_folds(melodies, 5, seed=1))
+  with pytest.raises(ValueError):
+    melody_cv.melody_folds(melodies[:3], 5, seed=0)
+
+
+def test_out_of_fold_never_scores_a_melody_it_trained_on(monkeypatch):
+  x, y, melodies, passed = data()
+  folds = melody_cv.melody_folds(melodies, 4, seed=0)
+  seen = []
+  real_fit = fusion_lib.fit_fusion
+
+  def spy(xt, yt, groups, *a, **k):
+    seen.append(set(groups.tolist()))
+    return real_fit(xt, yt, groups, *a, **k)
+
+  monkeypatch.setattr(fusion_lib, "fit_fusion", spy)
+  cal, raw, chosen = melody_cv.out_of_fold(x, y, melodies, folds, ["a", "b", "c"],
+                                           [1, 1, 0], target_range=(1.0, 4.0))
+  assert len(seen) == 4 and len(chosen) == 4
+  for k, train_melodies in enumerate(seen):
+    assert not train_melodies & set(melodies[folds == k].tolist())
+  res = melody_cv.agreement(raw, y, passed, n_resamples=200)
+  assert res["pearson"] > 0.8 and res["auc"] > 0.9
+  assert res["pearson_ci95"][0] < res["pearson"] < res["pearson_ci95"][1]
+  assert res["auc_ci95"][0] <= res["auc"] <= res["auc_ci95"][1]
