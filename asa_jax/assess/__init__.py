@@ -6,6 +6,8 @@
   notes.py       NoteFeedback: per-note cents and timing errors and flags.
   confidence.py  AlignmentConfidence: does the performance follow the melody?
   errors.py      AssessmentError, NotSameMelodyError.
+  fused.py       the default scorer shipped in default_scorer/ (fitted fusion of
+                 the measured terms) and its TermContributions ("why this score").
   calibration.py the monotone raw -> 0..100 map (calibration.json).
   report.py      PNG plot and self-contained HTML report of an Assessment.
   cli.py         the `asa-score` command.
@@ -19,8 +21,10 @@ from asa_jax.assess.assessor import (Assessment, Assessor, AudioError, PitchCurv
 from asa_jax.assess.calibration import Calibration
 from asa_jax.assess.confidence import AlignmentConfidence
 from asa_jax.assess.errors import AssessmentError, NotSameMelodyError
+from asa_jax.assess.fused import DefaultScorerError, TermContribution
 from asa_jax.assess.notes import NoteFeedback
 
 __all__ = ["AlignmentConfidence", "Assessment", "AssessmentError", "Assessor",
-           "AudioError", "Calibration", "NotSameMelodyError", "NoteFeedback",
-           "PitchCurves", "SegmentFeedback", "load_input"]
+           "AudioError", "Calibration", "DefaultScorerError", "NotSameMelodyError",
+           "NoteFeedback", "PitchCurves", "SegmentFeedback", "TermContribution",
+           "load_input"]
