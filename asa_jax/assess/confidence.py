@@ -33,6 +33,7 @@ import numpy as np
 from asa_jax.assess import alignment as alignment_lib
 from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import dtw_melody
+from asa_jax.features import melody_alignment  # the alignment core (issue 18 moved it).
 
 BAND_SECONDS = 2.0  # half-width of the diagonal band around the global time map.
 RANDOM_MELODIES = 4  # shuffled references the cost is compared with.
@@ -123,7 +124,7 @@ class PathCosts:
 
 def _cost_and_match(p, r, offset):
   cost, path = dtw_melody.dtw_cost(p, r, offset)
-  w = dtw_melody._path_weights(path)  # pylint: disable=protected-access
+  w = melody_alignment._path_weights(path)  # pylint: disable=protected-access
   hit = np.abs(p[path[:, 0]] + offset - r[path[:, 1]]) <= MATCH_CENTS
   return cost, float(np.sum(w * hit) / np.sum(w))
 
@@ -141,7 +142,7 @@ def costs(perf_cents: np.ndarray, ref_cents: np.ndarray, hop_s: float,
   Raises:
     ValueError: lengths that admit no DTW path (as `dtw_melody.dtw_cost`).
   """
-  sp, sr = dtw_melody._tempo_factors(  # pylint: disable=protected-access
+  sp, sr = melody_alignment._tempo_factors(  # pylint: disable=protected-access
       len(perf_cents), len(ref_cents), dtw_melody.SEARCH_FRAMES)
   block = dtw_melody._block_mean  # pylint: disable=protected-access
   p, r = block(perf_cents, sp), block(ref_cents, sr)
