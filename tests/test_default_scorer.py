@@ -3,9 +3,12 @@ files load and match what the Assessor computes, a scikit-learn mismatch is refu
 `Assessor.default()` and the plain `asa-score` score a generated same-melody pair
 with the terms' contributions, and a different melody gets exit 1 and one line."""
 
+import html
+import io
 import json
 import os
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -88,11 +91,18 @@ def reference():
   return assess_audio.note_melody(seed=1)
 
 
-@pytest.mark.timeout(900)
-def test_default_scores_a_generated_pair_with_contributions(default, reference):
+@pytest.fixture(scope="module")
+def scored(default, reference):
+  """(good, bad): a clean performance and one with five wrong notes."""
   good = default.assess((assess_audio.note_melody(seed=2), SR), (reference, SR))
   bad = default.assess((assess_audio.note_melody(detune=WRONG, seed=2), SR),
                        (reference, SR))
+  return good, bad
+
+
+@pytest.mark.timeout(900)
+def test_default_scores_a_generated_pair_with_contributions(scored):
+  good, bad = scored
   features = fused.read_manifest()["features"]
   for r in (good, bad):
     assert 0.0 <= r.score <= 100.0
@@ -104,6 +114,9 @@ def test_default_scores_a_generated_pair_with_contributions(default, reference):
                     atol=0.1)
   d = bad.to_dict()
   assert [c["name"] for c in d["contributions"]] == [t.name for t in bad.contributions]
+  import matplotlib.image as mpimg  # pylint: disable=g-import-not-at-top
+  height = mpimg.imread(io.BytesIO(report.plot_png(bad)), format="png").shape[0]
+  assert height >= 100 * (3.8 + 0.8 + 0.22 * len(features)) - 2  # the bars' panel.
   page = report.html_report(bad)
   assert page.count("<tr><td>") >= len(features) and 'id="contributions"' in page
 
@@ -129,3 +142,27 @@ def test_default_cli_scores_and_refuses_another_melody(reference, tmp_path, caps
 def test_default_api_refuses_another_melody(default, reference):
   with pytest.raises(NotSameMelodyError):
     default.assess((assess_audio.other_melody(), SR), (reference, SR))
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("ASA_REQUIRE_BROWSER"),
+                    reason="Chromium not installed (.ci/run installs it)")
+def test_contributions_render_in_headless_chromium(scored, tmp_path):
+  """Chromium shows one "why this score" row per term beside the note rows."""
+  bad = scored[1]
+  page = tmp_path / "report.html"
+  report.write_html(bad, page)
+  flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+  dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()],
+                       capture_output=True, text=True, timeout=120).stdout
+  marker = 'data-rendered="'
+  assert marker in dom, dom[:500]
+  rendered = json.loads(html.unescape(dom.split(marker, 1)[1].split('"', 1)[0]))
+  assert rendered["contribution_rows"] == len(bad.contributions) > 0
+  assert rendered["note_rows"] == len(bad.notes)

@@ -27,7 +27,8 @@ Model: `asa_jax.evaluation.fusion.fit_fusion` (monotone linear or boosted, chose
 an inner leave-melodies-out CV; isotonic calibration to 0-100) on all rows, melodies
 as groups (corpus-prefixed). Before it, a leave-melodies-out CV of the same recipe
 (--folds, --seed) gives the figures written into the manifest: Pearson's r and the
-pass/fail AUC of the out-of-fold scores per corpus and pooled, 95% bootstrap CIs.
+pass/fail AUC of the out-of-fold scores per corpus and pooled, 95% bootstrap CIs;
+and each corpus scored by a fusion fitted on the other corpus only (transfer).
 
 Writes OUT/fusion.pkl and OUT/manifest.json (atomic): the training data and its
 licences, the features and directions, the library versions (the pickle is tied to
@@ -133,6 +134,28 @@ def cross_validate(rows, features, *, n_folds, seed, n_boot) -> dict:
   return out
 
 
+def cross_corpus(rows, features, *, seed, n_boot) -> dict:
+  """{corpus: agreement of a fusion fitted on the OTHER corpora only}: how the
+  recipe transfers to a corpus it never saw (other recordings, other labels)."""
+  x = matrix(rows, features)
+  y = np.array([r["target"] for r in rows])
+  melodies = np.array([r["melody"] for r in rows])
+  passed = np.array([r["passed"] for r in rows]) > 0.5
+  corpus = np.array([r["corpus"] for r in rows])
+  out = {}
+  for c in sorted(set(corpus)):
+    test = corpus == c
+    if test.all():
+      continue
+    fitted = fusion_lib.fit_fusion(x[~test], y[~test], melodies[~test], features,
+                                   [pair_terms.direction(n) for n in features],
+                                   target_range=(0.0, 100.0), seed=seed)
+    res = melody_cv.agreement(fitted.predict(x[test]), y[test], passed[test],
+                              n_resamples=n_boot, seed=seed)
+    out[c] = {k: res[k] for k in ("n", "pearson", "pearson_ci95", "auc", "auc_ci95")}
+  return out
+
+
 def build(tables: dict[str, list[dict]], *, n_folds: int, seed: int, n_boot: int,
           recipe: str, log=print) -> tuple[fusion_lib.Fusion, dict]:
   """(the fitted Fusion, its manifest) from term-table rows per corpus."""
@@ -146,6 +169,10 @@ def build(tables: dict[str, list[dict]], *, n_folds: int, seed: int, n_boot: int
   for k in ["pooled"] + sorted(tables):
     log(f"CV {k}: r={cv[k]['pearson']:.3f} {cv[k]['pearson_ci95']} "
         f"AUC={cv[k]['auc']:.3f} {cv[k]['auc_ci95']} n={cv[k]['n']}")
+  cv["cross_corpus"] = cross_corpus(rows, features, seed=seed, n_boot=n_boot)
+  for k, v in cv["cross_corpus"].items():
+    log(f"fitted without {k}, tested on it: r={v['pearson']:.3f} {v['pearson_ci95']} "
+        f"AUC={v['auc']:.3f} {v['auc_ci95']} n={v['n']}")
   x = matrix(rows, features)
   y = np.array([r["target"] for r in rows])
   melodies = np.array([r["melody"] for r in rows])
