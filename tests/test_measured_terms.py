@@ -139,3 +139,19 @@ def test_terms_are_baselines_by_name():
   perf = contours_lib.Contours(f0_hz=f0(seed=1).astype(np.float32))
   ref = contours_lib.Contours(f0_hz=f0(seed=99).astype(np.float32))
   assert -5.0 < rate(perf, ref) <= 0.0
+
+
+def test_score_baselines_scores_measured_and_voice_terms_from_a_manifest(tmp_path):
+  from tests import test_baselines
+  manifest = test_baselines.write_manifest(tmp_path)
+  lines = []
+  out = score_lib.score_baselines(manifest, ["wrong_notes", "intonation_cents",
+                                             "hnr_db"],
+                                  cache_dir=str(tmp_path / "cache"),
+                                  log=lines.append)
+  by = {n: {s.performance_id: s.predicted for s in out[n]} for n in out}
+  # The detuned second half (2.5 semitones) loses against the slower in-tune copy.
+  assert by["intonation_cents"]["good"] > by["intonation_cents"]["bad"]
+  assert by["wrong_notes"]["good"] >= by["wrong_notes"]["bad"]
+  assert set(by["hnr_db"]) == {"good", "bad", "phr"}
+  assert all(np.isfinite(v) for v in by["hnr_db"].values())

@@ -15,6 +15,10 @@ et al. (ICASSP 2013; against the reference, DTWDist group of Table 2). Modules:
   dtw_melody.py dtw_melody: DTW of the f0 contours after the best
                 transposition, octave errors repaired (Molina et al. 2013).
   score.py      score_baselines: a manifest -> PerformanceScores per baseline.
+  measured_terms.py, voice_quality.py, term_ratings.py  the measured terms of
+                issue 18 (intonation, rhythm, ... on the aligned contour; Praat
+                voice quality), baselines by name (names.MEASURED, VOICE_QUALITY).
+  term_table.py per-performance term tables of MAST and SSVD (real labels).
   mast_data.py, mast.py  the MAST check (python -m asa_jax.baselines.mast).
 
 Every baseline score is oriented so that HIGHER = BETTER singing.

@@ -94,7 +94,7 @@ def table_group(name: str, group: str | None = None) -> str:
 
 def baseline_labels() -> dict[str, str]:
   """name -> "Reference Used" of every baseline (asa_jax/baselines/names.py)."""
-  return dict(baseline_names.REFERENCE_USED)
+  return {**baseline_names.REFERENCE_USED, **baseline_names.MEASURED_REFERENCE_USED}
 
 
 def resolve_baselines(spec: str | Sequence[str]) -> list[str]:

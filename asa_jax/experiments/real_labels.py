@@ -17,7 +17,8 @@ asa_jax.baselines.term_table, deals the melodies into --folds folds
   * with --learned_scores (CSV: performance_id and one or more score columns,
     higher = better; joined by performance id, missing rows nan): each learned
     column alone, and everything fused with the learned columns.
-Fused rows are out-of-fold: each fold scored by a fusion fitted on the others
+With --ablate_groups, also the fusion of all measured terms but one group
+(TERM_GROUPS) at a time. Fused rows are out-of-fold: each fold scored by a fusion fitted on the others
 (model family chosen inside them), calibrated to 0-100 (isotonic). Pearson's r with
 the target and pass/fail ROC AUC with 95% bootstrap CIs. Finally the fusion of
 all measured terms is fitted on every row and saved to OUTPUT_DIR/fusion.pkl.
@@ -54,9 +55,21 @@ _LEARNED = flags.DEFINE_string("learned_scores", None, "Learned-scores CSV.")
 _FOLDS = flags.DEFINE_integer("folds", 5, "Leave-melodies-out folds.")
 _SEED = flags.DEFINE_integer("seed", 0, "Fold and inner-fold seed.")
 _BOOT = flags.DEFINE_integer("bootstrap", 1000, "Bootstrap resamples of the CIs.")
+_ABLATE = flags.DEFINE_bool("ablate_groups", False, "Also fuse all measured terms "
+                            "but one group (TERM_GROUPS) at a time.")
 
 TARGET_RANGE = {"mast": (1.0, 4.0), "ssvd": (0.0, 100.0)}
 BASELINES = ("dtw_melody",) + tuple(histogram_lib.HISTOGRAM_MEASURES)
+# Groups left out one at a time by --ablate_groups.
+TERM_GROUPS = {
+    "histogram": tuple(histogram_lib.HISTOGRAM_MEASURES),
+    "note pitch": ("dtw_melody", "intonation_cents", "interval_cents", "wrong_notes",
+                   "deviation_p90_cents", "missing_fraction"),
+    "rhythm": ("onset_deviation_ms", "tempo_variance_pct", "tempo_ratio"),
+    "stability, vibrato, drift": ("pitch_stability_cents", "vibrato_rate_hz",
+                                  "vibrato_extent_cents", "key_drift_cents"),
+    "voice quality, dynamics": tuple(voice_quality.TERMS) + ("dynamic_range_db",),
+}
 
 
 def oriented(name: str, values: np.ndarray) -> np.ndarray:
@@ -99,7 +112,7 @@ def read_learned(path: str) -> dict[str, dict[str, float]]:
 
 def run(rows: list[dict], corpus: str, *, n_folds: int, seed: int,
         learned: dict | None = None, n_boot: int = 1000,
-        log=print) -> tuple[dict, fusion_lib.Fusion]:
+        ablate_groups: bool = False, log=print) -> tuple[dict, fusion_lib.Fusion]:
   """The ablation (module doc) on term-table rows; returns (results, final fusion)."""
   ids = [r["performance_id"] for r in rows]
   melodies = np.array([r["melody"] for r in rows])
@@ -133,6 +146,11 @@ def run(rows: list[dict], corpus: str, *, n_folds: int, seed: int,
   sets = {"baselines fused (dtw_melody + histogram)":
               [c for c in measured if c in BASELINES],
           "measured terms fused": measured}
+  if ablate_groups:
+    for group, members in TERM_GROUPS.items():
+      kept = [c for c in measured if c not in members]
+      if len(kept) < len(measured):
+        sets[f"measured terms fused without {group}"] = kept
   if learned_cols:
     sets["learned fused"] = list(learned_cols)
     sets["measured terms + learned fused"] = measured + list(learned_cols)
@@ -151,6 +169,14 @@ def run(rows: list[dict], corpus: str, *, n_folds: int, seed: int,
                                 target_range=target_range, seed=seed)
   results["final_fusion"] = {"family": final.family, "params": final.params,
                              "selection": final.selection, "features": names}
+  # "Why this score" for three performances (worst, median, best target).
+  picks = np.argsort(y)[[0, len(y) // 2, -1]]
+  contrib = final.contributions(x[picks])
+  score = final.predict(x[picks])
+  results["example_contributions"] = [
+      {"performance_id": ids[i], "target": float(y[i]), "score_0_100": float(s),
+       "contributions": {n: round(float(c), 4) for n, c in zip(names, row)}}
+      for i, s, row in zip(picks, score, contrib)]
   return results, final
 
 
@@ -179,7 +205,8 @@ def main(argv):
                                  ssvd_dir=_SSVD_DIR.value, cache_dir=_CACHE_DIR.value)
   learned = read_learned(_LEARNED.value) if _LEARNED.value else None
   results, final = run(rows, corpus, n_folds=_FOLDS.value, seed=_SEED.value,
-                       learned=learned, n_boot=_BOOT.value)
+                       learned=learned, n_boot=_BOOT.value,
+                       ablate_groups=_ABLATE.value)
   out = _OUTPUT_DIR.value
   os.makedirs(out, exist_ok=True)
   text = markdown(results)
