@@ -8,6 +8,8 @@
   notes.py       NoteFeedback: per-note cents and timing errors and flags.
   confidence.py  AlignmentConfidence: does the performance follow the melody?
   errors.py      AssessmentError, NotSameMelodyError.
+  fused.py       the default scorer shipped in default_scorer/ (fitted fusion of
+                 the measured terms) and its TermContributions ("why this score").
   cli.py         the `asa-score` command.
 
 The calibration itself (the monotone raw -> 0..100 map, calibration.json) is
@@ -21,9 +23,11 @@ from asa_jax.assess.assessor import (Assessment, Assessor, AudioError, PitchCurv
                                      SegmentFeedback, load_input)
 from asa_jax.assess.confidence import AlignmentConfidence
 from asa_jax.assess.errors import AssessmentError, NotSameMelodyError
+from asa_jax.assess.fused import DefaultScorerError, TermContribution
 from asa_jax.assess.notes import NoteFeedback
 from asa_jax.evaluation.calibration import Calibration
 
 __all__ = ["AlignmentConfidence", "Assessment", "AssessmentError", "Assessor",
-           "AudioError", "Calibration", "NotSameMelodyError", "NoteFeedback",
-           "PitchCurves", "SegmentFeedback", "load_input"]
+           "AudioError", "Calibration", "DefaultScorerError", "NotSameMelodyError",
+           "NoteFeedback", "PitchCurves", "SegmentFeedback", "TermContribution",
+           "load_input"]

@@ -31,6 +31,7 @@ import numpy as np
 from asa_jax.assess import alignment as alignment_lib
 from asa_jax.assess import confidence as confidence_lib
 from asa_jax.assess import errors
+from asa_jax.assess import fused as fused_lib
 from asa_jax.assess import notes as notes_lib
 from asa_jax.evaluation import calibration as calibration_lib
 from asa_jax.features import audio as audio_lib
@@ -130,6 +131,8 @@ class Assessment:
     notes: one NoteFeedback per reference note (empty without a reference).
     alignment: how well the performance follows the reference's melody
       (`confidence.AlignmentConfidence`); None without a reference.
+    contributions: "why this score": each term's `fused.TermContribution` to a
+      fused score (the default scorer), largest first; empty for other systems.
   """
   score: float
   raw: float
@@ -146,6 +149,7 @@ class Assessment:
   key_offset_cents: float | None = None
   notes: tuple[notes_lib.NoteFeedback, ...] = ()
   alignment: confidence_lib.AlignmentConfidence | None = None
+  contributions: tuple[fused_lib.TermContribution, ...] = ()
 
   def to_dict(self) -> dict:
     """JSON-ready dict of everything but the pitch curves (floats rounded)."""
@@ -158,10 +162,12 @@ class Assessment:
         return {k: clean(x) for k, x in v.items()}
       return v
     d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-         if f.name not in ("segments", "pitch", "notes", "alignment")}
+         if f.name not in ("segments", "pitch", "notes", "alignment",
+                           "contributions")}
     d["segments"] = [dataclasses.asdict(s) for s in self.segments]
     d["notes"] = [dataclasses.asdict(n) for n in self.notes]
     d["alignment"] = None if self.alignment is None else self.alignment.to_dict()
+    d["contributions"] = [dataclasses.asdict(t) for t in self.contributions]
     return clean(d)
 
 
@@ -305,8 +311,9 @@ class _Baseline:
 class Assessor:
   """Scores performances against references with one system and its calibration.
 
-  Build it with `from_workdir` (a trained learned system) or `from_baseline` (a
-  rule-based baseline by name). `assess` is reentrant; the compiled model, the CREPE
+  Build it with `default()` (the fusion of measured terms shipped with the
+  package: no workdir, no training), `from_workdir` (a trained learned system) or
+  `from_baseline` (a rule-based baseline by name). `assess` is reentrant; the compiled model, the CREPE
   networks and the last reference's analysis are kept between calls.
   """
 
@@ -315,6 +322,25 @@ class Assessor:
     self.calibration = calibration
     self.name = scorer.name
     self._ref_contours: tuple[str, Any] = ("", None)
+
+  @classmethod
+  def default(cls, directory: str | os.PathLike | None = None) -> "Assessor":
+    """The default scorer shipped with the package (`asa_jax.assess.fused`): the
+    monotone fusion of the measured terms, fitted on real human labels, with its
+    isotonic calibration to 0-100. Needs no workdir and no training.
+
+    Args:
+      directory: a default-scorer folder (fusion.pkl + manifest.json); None is
+        the one inside the package (fused.DEFAULT_DIR).
+
+    Raises:
+      fused.DefaultScorerError: the files are missing or unreadable, or were
+        pickled with another scikit-learn version than the installed one.
+    """
+    fusion, manifest = fused_lib.load_fusion(
+        fused_lib.DEFAULT_DIR if directory is None else os.fspath(directory))
+    return cls(fused_lib.FusedScorer(fusion, manifest),
+               fused_lib.calibration_of(fusion, manifest))
 
   @classmethod
   def from_workdir(cls, workdir: str | os.PathLike, *, config=None) -> "Assessor":
@@ -484,8 +510,9 @@ class Assessor:
     else:
       warnings.append("no reference vocal given: no pitch or timing feedback")
 
-    raw, clip_starts, clip_raw = self._scorer.score(perf, ref, acc, perf_c, ref_c,
-                                                    melody, perf_name)
+    scored = self._scorer.score(perf, ref, acc, perf_c, ref_c, melody, perf_name)
+    raw, clip_starts, clip_raw = scored[:3]
+    contributions = tuple(scored[3]) if len(scored) > 3 else ()  # fused scorers.
 
     cal = self.calibration
     if not cal.human:
@@ -510,7 +537,7 @@ class Assessor:
         pitch=_pitch_curves(perf_c, ref_c, melody, segments, lags),
         key_offset_cents=None if melody is None else float(
             (-melody.offset_cents + 600.0) % 1200.0 - 600.0),
-        notes=notes, alignment=agreement)
+        notes=notes, alignment=agreement, contributions=contributions)
 
 
 def _segment_feedback(perf_c, ref_c, melody, duration: float,

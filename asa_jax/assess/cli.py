@@ -1,9 +1,13 @@
 """`asa-score`: score recordings against their reference from the command line.
 
-One recording (prints the score, a per-segment table and a per-note table):
+One recording with the default scorer shipped in the package (no workdir, no
+training; prints the score, why ("why this score": each measured term's
+contribution), a per-segment table and a per-note table):
 
-  asa-score --workdir=runs/demo --reference=ref.wav --performance=perf.wav \\
-      [--accompaniment=acc.wav] [--json=out.json] [--plot=out.png] [--html=report.html]
+  asa-score --reference=ref.wav --performance=perf.wav \\
+      [--json=out.json] [--plot=out.png] [--html=report.html]
+
+Any trained system instead: `--workdir=runs/demo [--accompaniment=acc.wav]`.
 
 A whole manifest (input_pipeline/manifest.py format; batch scoring, not Pearson):
 
@@ -21,7 +25,8 @@ Exit codes:
      reference's melody (one line on stderr names the file(s) and the reason);
   2  bad usage (argparse);
   3  the system cannot be loaded: no workdir, checkpoint, stats.json, config.json or
-     calibration, or an unknown baseline;
+     calibration, an unknown baseline, or a default scorer pickled with another
+     scikit-learn version;
   4  batch: some rows could not be scored (reported, the others are in --output).
 """
 
@@ -44,12 +49,13 @@ FLAG_ORDER = ("wrong_note", "flat", "sharp", "early", "late", "missed", "octave"
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
       prog="asa-score", description="Score a singing performance against its "
-      "reference with a trained asa-jax system (calibrated 0-100 score and "
-      "per-segment feedback).", epilog="Exit codes: 0 ok, 1 bad input, 2 usage, "
+      "reference (calibrated 0-100 score, why, and per-note feedback) with the "
+      "default scorer shipped in the package, or a trained asa-jax system.", epilog="Exit codes: 0 ok, 1 bad input, 2 usage, "
       "3 system not loadable, 4 batch rows failed.")
   system = p.add_argument_group("system")
   system.add_argument("--workdir", help="trained run (checkpoints, stats.json, "
-                      "calibration.json, config.json)")
+                      "calibration.json, config.json); default: the scorer shipped "
+                      "in the package")
   system.add_argument("--config", help="config spec of a workdir without config.json, "
                       "e.g. configs/rori.py:demo")
   system.add_argument("--baseline", help="a rule-based baseline name instead of "
@@ -71,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load(args):
   from asa_jax.assess import Assessor  # pylint: disable=g-import-not-at-top
+  if not args.baseline and not args.workdir:
+    return Assessor.default()
   if args.baseline:
     if not args.calibration:
       raise ValueError("--baseline needs --calibration")
@@ -108,6 +116,15 @@ def note_table(assessment) -> str:
   return "\n".join(lines)
 
 
+def contribution_table(assessment) -> str:
+  """'Why this score': each term's value and contribution, largest first."""
+  lines = [f"{'term':<24} {'value':>10} {'unit':<18} {'points':>7}"]
+  for t in assessment.contributions:
+    value = "" if t.value != t.value else format(t.value, ".4g")  # nan: blank.
+    lines.append(f"{t.name:<24} {value:>10} {t.unit:<18} {t.contribution:+7.1f}")
+  return "\n".join(lines)
+
+
 def _one(assessor, args) -> int:
   from asa_jax import atomic  # pylint: disable=g-import-not-at-top
   from asa_jax.assess import load_input  # pylint: disable=g-import-not-at-top
@@ -129,6 +146,9 @@ def _one(assessor, args) -> int:
     print(f"follows the reference: {result.alignment.describe()}")
   for w in result.warnings:
     print(f"warning: {w}")
+  if result.contributions:
+    print("why this score (points against a typical performance):")
+    print(contribution_table(result))
   print(segment_table(result))
   if result.notes:
     flagged = sum(bool(n.flags) for n in result.notes)
@@ -200,19 +220,19 @@ def main(argv: Sequence[str] | None = None) -> int:
   """Entry point of `asa-score` (console script); returns the exit code."""
   parser = _parser()
   args = parser.parse_args(argv)
-  if bool(args.workdir) == bool(args.baseline):
-    parser.error("give exactly one of --workdir and --baseline")
+  if args.workdir and args.baseline:
+    parser.error("give at most one of --workdir and --baseline")
   if bool(args.manifest) == bool(args.performance):
     parser.error("give --performance (one recording) or --manifest (batch)")
   if args.manifest and not args.output:
     parser.error("--manifest needs --output")
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   from asa_jax import logs  # pylint: disable=g-import-not-at-top
-  from asa_jax.assess import AssessmentError, AudioError  # pylint: disable=g-import-not-at-top
+  from asa_jax.assess import AssessmentError, AudioError, DefaultScorerError  # pylint: disable=g-import-not-at-top
   logs.quiet_libraries()
   try:
     assessor = _load(args)
-  except (FileNotFoundError, ValueError, KeyError) as e:
+  except (FileNotFoundError, ValueError, KeyError, DefaultScorerError) as e:
     print(f"asa-score: cannot load the system: {e}", file=sys.stderr)
     return EXIT_SYSTEM
   try:

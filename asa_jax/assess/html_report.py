@@ -3,10 +3,11 @@
 The plot shows the performance's pitch (moved to the reference key) and the
 reference's pitch at the aligned times on the performance's time axis, each reference
 note as a bar where it was sung (coloured and labelled when flagged), and silent or
-unvoiced windows shaded. The HTML page embeds that plot (base64 PNG), the score, the
-alignment confidence, the per-note and per-segment tables, the warnings and players
-for both recordings (OGG Vorbis embedded as data: URIs, so the single file can be
-mailed or archived).
+unvoiced windows shaded; under it, for a fused score (the default scorer), each
+term's contribution as a bar ("why this score"). The HTML page embeds that plot
+(base64 PNG), the score, the "why this score" table, the alignment confidence, the
+per-note and per-segment tables, the warnings and players for both recordings (OGG
+Vorbis embedded as data: URIs, so the single file can be mailed or archived).
 """
 
 from __future__ import annotations
@@ -55,8 +56,17 @@ def plot_png(assessment: Assessment) -> bytes:
   curves = assessment.pitch
   if curves is None:
     raise ValueError("the assessment has no pitch curves to plot")
-  fig, ax = plt.subplots(figsize=(12, 3.8), dpi=100)
+  terms = assessment.contributions
+  if terms:
+    fig, (ax, why) = plt.subplots(
+        2, 1, figsize=(12, 4.6 + 0.22 * len(terms)), dpi=100,
+        gridspec_kw={"height_ratios": [3.8, 0.8 + 0.22 * len(terms)]})
+  else:
+    fig, ax = plt.subplots(figsize=(12, 3.8), dpi=100)
+    why = None
   try:
+    if why is not None:
+      _plot_contributions(why, terms)
     for seg in assessment.segments:
       flags = [f for f in seg.flags if f in WINDOW_FLAGS]
       if flags:
@@ -106,6 +116,18 @@ def plot_png(assessment: Assessment) -> bytes:
     return buf.getvalue()
   finally:
     plt.close(fig)
+
+
+def _plot_contributions(ax, terms) -> None:
+  """Horizontal bars of the terms' contributions (points), largest on top."""
+  names = [t.name.replace("_", " ") for t in terms][::-1]
+  values = [t.contribution for t in terms][::-1]
+  ax.barh(names, values, color=["#55a868" if v >= 0 else "#c44e52" for v in values])
+  ax.axvline(0.0, color="0.3", lw=0.8)
+  ax.set_xlabel("contribution to the score (points against a typical performance)")
+  ax.set_title("why this score", fontsize=10, loc="left")
+  ax.tick_params(axis="y", labelsize=8)
+  ax.grid(axis="x", alpha=0.3)
 
 
 def write_png(assessment: Assessment, path: str | os.PathLike) -> None:
@@ -162,6 +184,23 @@ def html_report(assessment: Assessment, *, performance_audio: np.ndarray | None 
         f"<td>{n.performance_onset_s:.2f}</td><td>{n.reference_midi:.1f}</td>"
         f"<td>{_fmt(n.cents_error, '+.0f')}</td>"
         f"<td>{_fmt(n.timing_error_s, '+.2f')}</td><td>{flags}</td></tr>")
+  contribution_rows = []
+  span = max([abs(t.contribution) for t in a.contributions] + [1e-9])
+  for t in a.contributions:
+    width = 100.0 * abs(t.contribution) / span
+    colour = "#55a868" if t.contribution >= 0 else "#c44e52"
+    value = "" if t.value != t.value else format(t.value, ".4g")  # nan: blank.
+    contribution_rows.append(
+        f"<tr><td>{esc(t.name.replace('_', ' '))}</td><td>{value}</td>"
+        f"<td>{esc(t.unit)}</td><td>{t.contribution:+.1f}</td>"
+        f'<td class="bar"><span style="width:{width:.0f}%;background:{colour}">'
+        "</span></td></tr>")
+  why = (f'<h2>Why this score</h2>\n<p>Each measured term\'s contribution: points '
+         "the score moves against a typical training performance with that term "
+         "at its median (+ raises it).</p>\n<table id=\"contributions\"><thead><tr>"
+         "<th>term</th><th>value</th><th>unit</th><th>points</th><th></th></tr>"
+         f"</thead><tbody>{''.join(contribution_rows)}</tbody></table>"
+         if contribution_rows else "")
   players = []
   for title, audio in zip(titles, (performance_audio, reference_audio)):
     uri = _audio_uri(audio)
@@ -195,11 +234,14 @@ th, td {{ border-bottom: 1px solid #ddd; padding: 0.3em 0.8em; text-align: right
 .flag {{ border-radius: 3px; padding: 0 0.4em; margin-left: 0.2em; color: #fff; }}
 {"".join(f".flag.{k} {{ background: {v}; }}" for k, v in FLAG_COLOURS.items())}
 figure {{ display: inline-block; margin: 0.5em 2em 0.5em 0; }}
+td.bar {{ width: 12em; text-align: left; }}
+td.bar span {{ display: inline-block; height: 0.8em; }}
 </style></head><body>
 <h1>Singing assessment</h1>
 <p id="score">{a.score:.0f}<small> / 100</small></p>
 <p class="facts">{"".join(f"<span>{f}</span>" for f in facts)}</p>
 {f'<ul id="warnings">{warnings}</ul>' if warnings else ""}
+{why}
 <h2>Pitch</h2>
 {plot}
 <h2>Notes</h2>
@@ -226,6 +268,7 @@ window.addEventListener("load", () => {{
     plot_width: img ? img.naturalWidth : 0,
     segment_rows: document.querySelectorAll("#segments tbody tr").length,
     note_rows: document.querySelectorAll("#notes tbody tr").length,
+    contribution_rows: document.querySelectorAll("#contributions tbody tr").length,
     players: document.querySelectorAll("audio").length}});
 }});
 </script>

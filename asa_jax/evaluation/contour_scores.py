@@ -10,7 +10,7 @@ writes into out_dir:
                     melody's references); `selection` = 1 for the model-selection
                     melodies (config.contour.selection_melodies);
   ssvd_scores.csv   performance_id, melody, score: every SSVD v1 performance against
-                    its melody's reference recording (input_pipeline.ssvd
+                    its melody's reference recording (input_pipeline.corpora.ssvd
                     .build_manifest), both contours RENDERED FROM THE NOTE LABELS of
                     ../shared/data/ssvd_v2/labels/test (onset, offset, MIDI);
   contour_eval.json Pearson's r (95% CI, Fisher z) on MAST (mean jury grade, the

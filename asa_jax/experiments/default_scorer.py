@@ -1,0 +1,249 @@
+r"""Rebuilds the default scorer shipped in asa_jax/assess/default_scorer/ (issue 19, 2).
+
+  python -m asa_jax.experiments.default_scorer --mast_dir=../shared/data/mast \
+      --ssvd_dir=../shared/data/ssvd --out=asa_jax/assess/default_scorer
+
+Training data: REAL human labels only, both corpora pooled:
+  * MAST (Bozkurt et al. 2017): 996 graded performances of 39 melodies; target =
+    mean of the 5 jury grades 1-4, mapped to 0-100 ((grade - 1) / 3 * 100);
+    pass/fail = the jury's label. Terms from its f0 curves (2.9 ms, put on the 10 ms
+    grid).
+  * SSVD v1: 80 performances of 19 melodies; target = the note-label-derived score
+    0-100 (pass = >= 80). Terms from CREPE-tiny 10 ms contours of the audio (what
+    `Assessor.default()` reads).
+Rows come from `asa_jax.baselines.term_table` (cached under --tables_dir as
+<corpus>_terms.csv; built from the data when missing: MAST about 9 min, SSVD about
+20 min of CREPE and Praat here).
+
+Features: every term of `baselines.pair_terms.TERMS` (dtw_melody, the pitch-histogram
+measures, the measured terms) that no corpus could be told by. So (1) a value in at
+least MIN_PRESENT of EACH corpus's rows: the voice-quality terms and the dynamic
+range need audio and energy, which MAST (92 % of the rows) lacks, so they are left
+out; and (2) the corpora's interquartile ranges of the term overlap: a term whose
+middle halves are disjoint measures the pitch tracker more than the singing (MAST's
+f0 curves against CREPE-tiny on audio: within-note jitter 5.5-9.7 against 1.4-2.0
+cents), and a monotone fusion would hand every recording the product scores (CREPE
+on audio) the bonus of the best MAST singers. A term missing or shifted on one
+corpus tells the trees which corpus a row is from, and the two corpora's score
+scales differ. Each enters as its rating (`pair_terms.rating`, higher = better)
+with its monotone direction.
+
+Model: `asa_jax.evaluation.fusion.fit_fusion` (monotone linear or boosted, chosen by
+an inner leave-melodies-out CV; isotonic calibration to 0-100) on all rows, melodies
+as groups (corpus-prefixed). Before it, a leave-melodies-out CV of the same recipe
+(--folds, --seed) gives the figures written into the manifest: Pearson's r and the
+pass/fail AUC of the out-of-fold scores per corpus and pooled, 95% bootstrap CIs;
+and each corpus scored by a fusion fitted on the other corpus only (transfer).
+
+Writes OUT/fusion.pkl and OUT/manifest.json (atomic): the training data and its
+licences, the features and directions, the library versions (the pickle is tied to
+scikit-learn's), the contours the features were read from, the CV figures, the raw
+range and this command.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from asa_jax import atomic
+from asa_jax.assess import fused
+from asa_jax.baselines import contours as contours_lib
+from asa_jax.baselines import pair_terms
+from asa_jax.baselines import term_table
+from asa_jax.evaluation import fusion as fusion_lib
+from asa_jax.evaluation import melody_cv
+
+_MAST_DIR = flags.DEFINE_string("mast_dir", "../shared/data/mast", "MAST folder.")
+_SSVD_DIR = flags.DEFINE_string("ssvd_dir", "../shared/data/ssvd", "SSVD v1 folder.")
+_OUT = flags.DEFINE_string("out", fused.DEFAULT_DIR, "Output folder.")
+_TABLES = flags.DEFINE_string("tables_dir", "runs/real_labels",
+                              "Term-table cache (<corpus>_terms.csv).")
+_CACHE = flags.DEFINE_string("cache_dir", "runs/contours_cache",
+                             "CREPE contour cache of the SSVD audio.")
+_CORPORA = flags.DEFINE_list("corpora", ["mast", "ssvd"], "Corpora to pool.")
+_FOLDS = flags.DEFINE_integer("folds", 5, "Leave-melodies-out CV folds.")
+_SEED = flags.DEFINE_integer("seed", 0, "Fold and inner-fold seed.")
+_BOOT = flags.DEFINE_integer("bootstrap", 1000, "Bootstrap resamples of the CIs.")
+
+MIN_PRESENT = 0.5  # a feature needs a value in half of every corpus's rows.
+TARGET_RANGE = {"mast": (1.0, 4.0), "ssvd": (0.0, 100.0)}
+DATA = {
+    "mast": {"name": "MAST melody set (Bozkurt et al. 2017)",
+             "labels": "mean of 5 jury grades (1-4) -> 0-100; jury pass/fail",
+             "licence": "CC BY-NC-SA 4.0 (non-commercial, share-alike)"},
+    "ssvd": {"name": "SSVD v1",
+             "labels": "note-label-derived score 0-100",
+             "licence": "no licence file: research use"},
+}
+
+
+def pooled_rows(tables: dict[str, list[dict]]) -> list[dict]:
+  """Rows of every corpus with target on 0-100 and corpus-prefixed melodies."""
+  out = []
+  for corpus, rows in tables.items():
+    lo, hi = TARGET_RANGE[corpus]
+    for r in rows:
+      if not math.isfinite(r["target"]):
+        continue
+      out.append({**r, "corpus": corpus, "melody": f"{corpus}:{r['melody']}",
+                  "target": 100.0 * (r["target"] - lo) / (hi - lo)})
+  return out
+
+
+def choose_features(rows: list[dict], log=print) -> list[str]:
+  """The terms with a value in >= MIN_PRESENT of each corpus's rows whose
+  interquartile ranges overlap across the corpora (module doc)."""
+  chosen = []
+  corpora = sorted({r["corpus"] for r in rows})
+  for name in pair_terms.TERMS:
+    ok, quartiles = True, []
+    for c in corpora:
+      v = np.array([r.get(name, math.nan) for r in rows if r["corpus"] == c],
+                   np.float64)
+      ok &= bool(np.mean(np.isfinite(v)) >= MIN_PRESENT)
+      if ok:
+        quartiles.append(np.percentile(v[np.isfinite(v)], [25, 75]))
+    if ok and max(q[0] for q in quartiles) >= min(q[1] for q in quartiles):
+      log(f"left out {name}: interquartile ranges "
+          f"{[np.round(q, 2).tolist() for q in quartiles]} ({corpora}) do not overlap")
+      ok = False
+    if ok:
+      chosen.append(name)
+  return chosen
+
+
+def matrix(rows: list[dict], features: list[str]) -> np.ndarray:
+  """float64 (n, d) ratings (higher = better) of the rows' terms."""
+  return np.array([[pair_terms.rating(n, r.get(n, math.nan)) for n in features]
+                   for r in rows], np.float64)
+
+
+def cross_validate(rows, features, *, n_folds, seed, n_boot) -> dict:
+  """Leave-melodies-out CV of the recipe: {corpus | 'pooled': agreement}."""
+  x = matrix(rows, features)
+  y = np.array([r["target"] for r in rows])
+  melodies = np.array([r["melody"] for r in rows])
+  passed = np.array([r["passed"] for r in rows]) > 0.5
+  corpus = np.array([r["corpus"] for r in rows])
+  folds = melody_cv.melody_folds(melodies, n_folds, seed)
+  cal, _, chosen = melody_cv.out_of_fold(
+      x, y, melodies, folds, features, [pair_terms.direction(n) for n in features],
+      target_range=(0.0, 100.0), seed=seed)
+  out = {"folds": n_folds, "seed": seed, "chosen": chosen}
+  for name, keep in [("pooled", np.ones(len(y), bool))] + [
+      (c, corpus == c) for c in sorted(set(corpus))]:
+    res = melody_cv.agreement(cal[keep], y[keep], passed[keep], n_resamples=n_boot,
+                              seed=seed)
+    out[name] = {k: res[k] for k in ("n", "pearson", "pearson_ci95", "auc",
+                                     "auc_ci95")}
+  return out
+
+
+def cross_corpus(rows, features, *, seed, n_boot) -> dict:
+  """{corpus: agreement of a fusion fitted on the OTHER corpora only}: how the
+  recipe transfers to a corpus it never saw (other recordings, other labels)."""
+  x = matrix(rows, features)
+  y = np.array([r["target"] for r in rows])
+  melodies = np.array([r["melody"] for r in rows])
+  passed = np.array([r["passed"] for r in rows]) > 0.5
+  corpus = np.array([r["corpus"] for r in rows])
+  out = {}
+  for c in sorted(set(corpus)):
+    test = corpus == c
+    if test.all():
+      continue
+    fitted = fusion_lib.fit_fusion(x[~test], y[~test], melodies[~test], features,
+                                   [pair_terms.direction(n) for n in features],
+                                   target_range=(0.0, 100.0), seed=seed)
+    res = melody_cv.agreement(fitted.predict(x[test]), y[test], passed[test],
+                              n_resamples=n_boot, seed=seed)
+    out[c] = {k: res[k] for k in ("n", "pearson", "pearson_ci95", "auc", "auc_ci95")}
+  return out
+
+
+def build(tables: dict[str, list[dict]], *, n_folds: int, seed: int, n_boot: int,
+          recipe: str, log=print) -> tuple[fusion_lib.Fusion, dict]:
+  """(the fitted Fusion, its manifest) from term-table rows per corpus."""
+  import sklearn  # pylint: disable=g-import-not-at-top
+  rows = pooled_rows(tables)
+  features = choose_features(rows, log=log)
+  directions = [pair_terms.direction(n) for n in features]
+  log(f"{len(rows)} rows ({', '.join(f'{c} {len(t)}' for c, t in tables.items())}); "
+      f"{len(features)} features: {features}")
+  cv = cross_validate(rows, features, n_folds=n_folds, seed=seed, n_boot=n_boot)
+  for k in ["pooled"] + sorted(tables):
+    log(f"CV {k}: r={cv[k]['pearson']:.3f} {cv[k]['pearson_ci95']} "
+        f"AUC={cv[k]['auc']:.3f} {cv[k]['auc_ci95']} n={cv[k]['n']}")
+  cv["cross_corpus"] = cross_corpus(rows, features, seed=seed, n_boot=n_boot)
+  for k, v in cv["cross_corpus"].items():
+    log(f"fitted without {k}, tested on it: r={v['pearson']:.3f} {v['pearson_ci95']} "
+        f"AUC={v['auc']:.3f} {v['auc_ci95']} n={v['n']}")
+  x = matrix(rows, features)
+  y = np.array([r["target"] for r in rows])
+  melodies = np.array([r["melody"] for r in rows])
+  fusion = fusion_lib.fit_fusion(x, y, melodies, features, directions,
+                                 target_range=(0.0, 100.0), seed=seed)
+  raw = fusion.predict_raw(x)
+  iso_x = fusion.calibrator.X_thresholds_
+  manifest = {
+      "name": "default (measured-terms fusion)",
+      "training_data": " + ".join(f"{DATA[c]['name']} ({len(tables[c])} rows)"
+                                  for c in tables),
+      "datasets": {c: {**DATA[c], "rows": len(tables[c]),
+                       "melodies": len({r["melody"] for r in tables[c]})}
+                   for c in tables},
+      "rows": len(rows), "target": "0-100 (each corpus's label mapped linearly)",
+      "features": features, "directions": directions,
+      "units": {n: pair_terms.UNITS.get(n, "") for n in features},
+      "family": fusion.family, "params": fusion.params,
+      "selection": fusion.selection,
+      "contours": {"source": "asa_jax.baselines.contours.extract_contours (CREPE "
+                             "port, features/crepe.py)", "capacity": "tiny",
+                   "hop_length": contours_lib.HOP_LENGTH,
+                   "hop_s": contours_lib.FRAME_SECONDS},
+      "raw_range": [float(min(raw.min(), iso_x.min())),
+                    float(max(raw.max(), iso_x.max()))],
+      "cv": cv,
+      "versions": {"scikit-learn": sklearn.__version__, "numpy": np.__version__,
+                   "python": platform.python_version(),
+                   "fusion_format": fusion_lib.FORMAT_VERSION,
+                   "term_table": term_table.TABLE_VERSION},
+      "recipe": recipe,
+  }
+  return fusion, manifest
+
+
+def main(argv):
+  del argv
+  tables = {}
+  for corpus in _CORPORA.value:
+    tables[corpus] = term_table.cached_table(
+        corpus, os.path.join(_TABLES.value, f"{corpus}_terms.csv"),
+        mast_dir=_MAST_DIR.value, ssvd_dir=_SSVD_DIR.value, cache_dir=_CACHE.value)
+  recipe = ("python -m asa_jax.experiments.default_scorer "
+            f"--mast_dir={_MAST_DIR.value} --ssvd_dir={_SSVD_DIR.value} "
+            "--out=asa_jax/assess/default_scorer"
+            + ("" if _CORPORA.value == ["mast", "ssvd"] else
+               f" --corpora={','.join(_CORPORA.value)}"))
+  fusion, manifest = build(tables, n_folds=_FOLDS.value, seed=_SEED.value,
+                           n_boot=_BOOT.value, recipe=recipe)
+  out = _OUT.value
+  os.makedirs(out, exist_ok=True)
+  fusion.save(os.path.join(out, fused.FUSION_FILE))
+  atomic.write_text(os.path.join(out, fused.MANIFEST_FILE),
+                    json.dumps(manifest, indent=1, default=float) + "\n")
+  size = sum(os.path.getsize(os.path.join(out, f))
+             for f in (fused.FUSION_FILE, fused.MANIFEST_FILE))
+  print(f"wrote {out}/{fused.FUSION_FILE} and {fused.MANIFEST_FILE}: {fusion.family} "
+        f"{fusion.params}, {size} bytes")
+
+
+if __name__ == "__main__":
+  app.run(main)
