@@ -16,6 +16,7 @@ import time
 import httpx
 import pytest
 
+import asa_jax.assess as assess_lib
 from asa_jax.assess.serve import app as app_lib
 from asa_jax.assess.serve import http_errors as errors_lib
 from asa_jax.assess.serve import pool as pool_lib
@@ -104,14 +105,23 @@ def test_not_same_melody_maps_to_422():
   assert errors_lib.classify(RuntimeError("boom")).status == 500
 
 
-def test_asa_serve_without_a_scorer_exits_with_a_clear_message():
-  proc = subprocess.run([sys.executable, "-m", "asa_jax.assess.serve.command"],
-                        capture_output=True, text=True, timeout=120,
+def test_no_flag_serves_the_shipped_default_scorer():
+  assessor = scorer_lib.load_assessor(scorer_lib.ScorerSpec())
+  assert assessor.name == assess_lib.Assessor.default().name
+  assert scorer_lib.ScorerSpec().describe() == "the default scorer"
+
+
+@pytest.mark.timeout(600)
+def test_asa_serve_with_an_unloadable_scorer_exits_with_a_clear_message(tmp_path):
+  proc = subprocess.run([sys.executable, "-m", "asa_jax.assess.serve.command",
+                         f"--workdir={tmp_path / 'no_such_run'}",
+                         f"--port={serve_helpers.free_port()}",
+                         f"--state-dir={tmp_path / 'state'}"],
+                        capture_output=True, text=True, timeout=500,
                         cwd=serve_helpers.REPO,
                         env={**os.environ, "PYTHONPATH": serve_helpers.REPO})
-  assert proc.returncode == 3, proc.stderr
-  assert "no default scorer" in proc.stderr and "--workdir" in proc.stderr
-  assert "Traceback" not in proc.stderr
+  assert proc.returncode == 3, proc.stderr[-2000:]
+  assert "no_such_run" in proc.stderr and "cannot load" in proc.stderr
 
 
 # --- the API through httpx (in-process app, worker processes) -----------------------

@@ -32,8 +32,8 @@ import logging
 import os
 import re
 import shutil
-import signal
 import tempfile
+from typing import Callable
 import uuid
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
@@ -76,8 +76,8 @@ class ServiceSettings:
     cors_origins: origins allowed by CORS (empty: CORS off).
     results_kept: scorings kept for /v1/report (oldest removed first).
     start_timeout_s: time a worker may take to load and warm up, seconds.
-    stop_on_start_failure: SIGTERM this process (uvicorn stops) when the workers
-      cannot start, instead of answering 503 on /healthz.
+    on_start_failure: called in the event loop when the workers cannot start (the
+      command stops uvicorn with it); None: /healthz keeps answering 503.
   """
   scorer: scorer_lib.ScorerSpec
   state_dir: str = dataclasses.field(default_factory=default_state_dir)
@@ -90,7 +90,7 @@ class ServiceSettings:
   cors_origins: tuple[str, ...] = ()
   results_kept: int = 1000
   start_timeout_s: float = 900.0
-  stop_on_start_failure: bool = False
+  on_start_failure: Callable[[], None] | None = None
 
 
 def _json_error(status: int, message: str, headers: dict | None = None, **extra):
@@ -172,8 +172,8 @@ def create_app(settings: ServiceSettings):
       if task.cancelled() or task.exception() is None:
         return
       log.error("asa-serve cannot start its workers: %s", task.exception())
-      if settings.stop_on_start_failure:  # uvicorn shuts down on SIGTERM.
-        os.kill(os.getpid(), signal.SIGTERM)
+      if settings.on_start_failure is not None:
+        settings.on_start_failure()
     starting.add_done_callback(started)
     try:
       yield

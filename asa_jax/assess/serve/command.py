@@ -8,8 +8,8 @@ Binds 127.0.0.1:8000 unless --host/--port say otherwise. The API key is
 --api-key or $ASA_API_KEY (header X-API-Key on everything but /healthz). CORS is off
 unless --cors-origin is given.
 
-Exit codes: 0 stopped; 2 bad usage; 3 the scorer cannot be loaded (no default
-scorer yet, a bad workdir or baseline).
+Exit codes: 0 stopped; 2 bad usage; 3 the scorer cannot be loaded (a bad workdir
+or baseline, a missing or mismatched default scorer).
 """
 
 from __future__ import annotations
@@ -56,24 +56,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def scorer_spec(args: argparse.Namespace) -> scorer_lib.ScorerSpec:
-  """The ScorerSpec of the flags; checks the default scorer exists when no flag
-  names one.
+  """The ScorerSpec of the flags (no flag: the shipped default scorer).
 
   Raises:
-    scorer_lib.ScorerUnavailable: no flag and no `Assessor.default()` yet.
     ValueError: --workdir with --baseline, or --baseline without --calibration.
   """
   if args.workdir and args.baseline:
     raise ValueError("give at most one of --workdir and --baseline")
   if args.baseline and not args.calibration:
     raise ValueError("--baseline needs --calibration")
-  spec = scorer_lib.ScorerSpec(workdir=args.workdir, config=args.config,
+  return scorer_lib.ScorerSpec(workdir=args.workdir, config=args.config,
                                baseline=args.baseline, calibration=args.calibration)
-  if not (args.workdir or args.baseline):
-    from asa_jax.assess import Assessor  # pylint: disable=g-import-not-at-top
-    if not hasattr(Assessor, "default"):
-      raise scorer_lib.ScorerUnavailable(scorer_lib.NO_DEFAULT)
-  return spec
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,9 +77,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = scorer_spec(args)
   except ValueError as e:
     parser.error(str(e))
-  except scorer_lib.ScorerUnavailable as e:
-    print(f"asa-serve: {e}", file=sys.stderr)
-    return EXIT_SCORER
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s "
                       "%(levelname)s %(message)s")
   import uvicorn  # pylint: disable=g-import-not-at-top
@@ -95,12 +85,18 @@ def main(argv: Sequence[str] | None = None) -> int:
       scorer=spec, workers=args.workers, queue_size=args.queue,
       timeout_s=args.timeout, max_upload_bytes=int(args.max_upload_mb * 2**20),
       max_seconds=args.max_seconds, api_key=args.api_key or None,
-      cors_origins=tuple(args.cors_origin), stop_on_start_failure=True,
+      cors_origins=tuple(args.cors_origin), on_start_failure=lambda: stop(),
       **({"state_dir": args.state_dir} if args.state_dir else {}))
   app = app_lib.create_app(settings)
   # log_config=None: uvicorn's loggers go to the root handler above (one format).
-  uvicorn.run(app, host=args.host, port=args.port, log_config=None,
-              timeout_graceful_shutdown=10)
+  server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port,
+                                         log_config=None, timeout_graceful_shutdown=10))
+
+  def stop():
+    # Not a SIGTERM to ourselves: uvicorn re-raises a captured signal on exit, and
+    # the process would end by it instead of returning EXIT_SCORER.
+    server.should_exit = True
+  server.run()
   if app.fastapi.state.pool.failure:
     print(f"asa-serve: {app.fastapi.state.pool.failure}", file=sys.stderr)
     return EXIT_SCORER

@@ -3,17 +3,13 @@
 The scorer is named by a `ScorerSpec` (picklable: each worker process loads its own
 Assessor from it). `--workdir DIR` serves a trained run, `--baseline NAME
 --calibration FILE` a rule-based baseline, and no flag the shipped default scorer
-(`Assessor.default()`, issue on real singing) once it exists.
+(`Assessor.default()`, issue 19).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-
-NO_DEFAULT = ("no default scorer is shipped yet (Assessor.default() does not exist): "
-              "give --workdir DIR or --baseline NAME --calibration FILE")
-
 
 class ScorerUnavailable(RuntimeError):
   """The spec names no loadable scorer (the message says why)."""
@@ -52,11 +48,11 @@ def load_assessor(spec: ScorerSpec):
   """The Assessor that `spec` names (JAX is imported here, in the worker).
 
   Raises:
-    ScorerUnavailable: no default scorer exists yet, --baseline without
-      --calibration, a bad factory, or the system cannot be loaded (no workdir,
-      checkpoint, stats, config or calibration; unknown baseline).
+    ScorerUnavailable: --baseline without --calibration, a bad factory, or the
+      scorer cannot be loaded (no workdir, checkpoint, stats, config or
+      calibration; unknown baseline; a missing or mismatched default scorer).
   """
-  from asa_jax.assess import Assessor  # pylint: disable=g-import-not-at-top
+  from asa_jax.assess import Assessor, DefaultScorerError  # pylint: disable=g-import-not-at-top
   try:
     if spec.workdir:
       return Assessor.from_workdir(spec.workdir, config=spec.config)
@@ -67,9 +63,7 @@ def load_assessor(spec: ScorerSpec):
     if spec.factory:
       module, _, name = spec.factory.partition(":")
       return getattr(importlib.import_module(module), name)()
-    default = getattr(Assessor, "default", None)
-    if default is None:
-      raise ScorerUnavailable(NO_DEFAULT)
-    return default()
-  except (FileNotFoundError, ValueError, KeyError, ImportError, AttributeError) as e:
+    return Assessor.default()
+  except (FileNotFoundError, ValueError, KeyError, ImportError, AttributeError,
+          DefaultScorerError) as e:
     raise ScorerUnavailable(f"cannot load {spec.describe()}: {e}") from e
