@@ -472,9 +472,9 @@ def test_assessor_feeds_each_system_its_reference_and_warns(reference_audio):
 
 def test_cli_usage_errors_exit_2(capsys, tmp_path):
   cases = [
-      ([], "give exactly one of --workdir and --baseline"),
+      ([], "give --performance (one recording) or --manifest (batch)"),
       (["--workdir=w", "--baseline=dtw_melody", "--performance=p"],
-       "give exactly one of --workdir and --baseline"),
+       "give at most one of --workdir and --baseline"),
       (["--workdir=w"], "give --performance (one recording) or --manifest (batch)"),
       (["--workdir=w", "--performance=p", "--manifest=m"],
        "give --performance (one recording) or --manifest (batch)"),
