@@ -29,7 +29,6 @@ from asa_jax import ablations
 from asa_jax.baselines import names as baseline_names
 
 SUITES = ("demo", "ssvd", "paper")
-BASELINES = baseline_names.ALL
 FIGURE7_ROWS = ablations.FIGURE7_ROWS
 
 
@@ -65,7 +64,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.split = "test"
   c.systems = tuple(systems)
   c.rori_spec = _spec("rori", (size,))
-  c.baselines = BASELINES
+  c.baselines = baseline_names.ALL
   c.baseline_crepe_capacity = "full" if suite == "paper" else "tiny"
   c.figure6_system = "rori"
   c.figure7_rows = FIGURE7_ROWS

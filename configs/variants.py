@@ -22,11 +22,10 @@ example the demo learning rate, which differs per system).
 
 import ml_collections
 
-from asa_jax import ablations
+from asa_jax import ablations as ablations_lib
 
 SIZE_WORDS = ("small", "demo", "ssvd", "real")
 CORPUS_WORDS = ("demo", "ssvd", "real")  # small + a corpus: they share one block.
-ABLATIONS = ablations.ABLATIONS  # word -> (channels, row name, Figure 7 label).
 
 DEMO_MANIFEST = "demo_data/manifest.csv"
 SSVD_MANIFEST = "data/ssvd/manifest.csv"
@@ -46,10 +45,10 @@ def parse(arg: str | None, *, file: str, ablations: bool = False
     ValueError: unknown word, or two size words / two ablation words; the message
       names `file` and lists the valid words.
   """
-  valid = SIZE_WORDS + (tuple(ABLATIONS) if ablations else ())
+  valid = SIZE_WORDS + (tuple(ablations_lib.ABLATIONS) if ablations else ())
   words = [w.strip() for w in (arg or "").split(",") if w.strip()]
   size = [w for w in words if w in SIZE_WORDS]
-  abl = [w for w in words if ablations and w in ABLATIONS]
+  abl = [w for w in words if ablations and w in ablations_lib.ABLATIONS]
   unknown = [w for w in words if w not in valid]
   if unknown or len(size) > 1 or len(abl) > 1:
     raise ValueError(
@@ -126,5 +125,5 @@ def apply_variants(c: ml_collections.ConfigDict, arg: str | None, *, file: str,
     # per epoch, test per-source Spearman 0.71 instead of 0.59 (BUILD_NOTES.md).
     c.data.pairing = "gap"
   if ablation:
-    c.features.channels, c.name, _ = ABLATIONS[ablation]
+    c.features.channels, c.name, _ = ablations_lib.ABLATIONS[ablation]
   return size, ablation

@@ -11,6 +11,7 @@ from asa_jax.baselines import cache as cache_lib
 from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import dtw as dtw_lib
 from asa_jax.baselines import histogram as histogram_lib
+from asa_jax.baselines import names as baseline_names
 from tests import signals
 
 HOP = contours_lib.FRAME_SECONDS
@@ -48,8 +49,8 @@ def test_each_histogram_measure_prefers_steady_in_tune(seed):
   good = histogram_lib.histogram_measures(melody_f0(jitter=3.0, seed=seed))
   bad = histogram_lib.histogram_measures(
       melody_f0(random_detune(seed), jitter=3.0, seed=seed))
-  assert set(good) == set(histogram_lib.HISTOGRAM_MEASURES)
-  for name in histogram_lib.HISTOGRAM_MEASURES:
+  assert set(good) == set(baseline_names.HISTOGRAM)
+  for name in baseline_names.HISTOGRAM:
     assert good[name] > bad[name], (name, good[name], bad[name])
 
 
@@ -238,7 +239,7 @@ def test_score_baselines_on_a_tiny_manifest(tmp_path):
   manifest = write_manifest(tmp_path)
   cache_dir = str(tmp_path / "cache")
   lines = []
-  names = list(baselines.BASELINES)
+  names = list(baselines.names.REFERENCE_USED)
   out = baselines.score_baselines(manifest, names, cache_dir=cache_dir,
                                   log=lines.append)
   assert set(out) == set(names)
@@ -275,9 +276,9 @@ def test_score_baselines_rejects_unknown_names_and_splits(tmp_path):
 
 
 def test_baselines_table_labels():
-  assert list(baselines.BASELINES) == [
+  assert list(baselines.names.REFERENCE_USED) == [
       "kurtosis", "skewness", "peakBW", "peakConc50", "peakConc110", "kMeans",
       "binning", "dtw_pitch", "dtw_volume", "dtw_rhythm", "dtw_melody"]
-  assert all(baselines.BASELINES[n] == "None"
-             for n in histogram_lib.HISTOGRAM_MEASURES)
-  assert baselines.BASELINES["dtw_pitch"] == "Original Track f0"
+  assert all(baselines.names.REFERENCE_USED[n] == "None"
+             for n in baseline_names.HISTOGRAM)
+  assert baselines.names.REFERENCE_USED["dtw_pitch"] == "Original Track f0"

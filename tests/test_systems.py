@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from asa_jax import ablations
 from asa_jax.evaluation import scoring
 from asa_jax.features import constants
 from asa_jax import systems
@@ -62,7 +63,7 @@ def test_config_variants_and_errors():
     rori.get_config("small,demo")
   with pytest.raises(ValueError, match="accompaniment"):
     racc.get_config("ssvd")
-  assert set(variants.ABLATIONS) == {"ablation_spec", "ablation_spec_f0",
+  assert set(ablations.ABLATIONS) == {"ablation_spec", "ablation_spec_f0",
                                      "ablation_spec_f0_chroma"}
 
 

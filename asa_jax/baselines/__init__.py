@@ -26,9 +26,6 @@ Every baseline score is oriented so that HIGHER = BETTER singing.
 
 from asa_jax.baselines import names
 
-# name -> Table 2 "Reference Used" label (names.py).
-BASELINES = names.REFERENCE_USED
-
 
 def __getattr__(attr):
   # score_baselines loads librosa and CREPE: only when asked for.
@@ -38,4 +35,4 @@ def __getattr__(attr):
   raise AttributeError(f"module 'asa_jax.baselines' has no attribute {attr!r}")
 
 
-__all__ = ["BASELINES", "names", "score_baselines"]
+__all__ = ["names", "score_baselines"]

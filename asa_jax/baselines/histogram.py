@@ -54,7 +54,6 @@ import scipy.signal
 
 from asa_jax.baselines import names
 
-HISTOGRAM_MEASURES = names.HISTOGRAM
 MIN_VOICED_FRAMES = 10  # fewer voiced frames: no histogram.
 PEAK_SMOOTH_CENTS = 5.0  # Gaussian sigma of the fine histogram.
 PEAK_PROMINENCE = 0.1  # peaks need this fraction of the maximum as prominence.
@@ -163,7 +162,7 @@ def histogram_measures(f0_hz) -> dict[str, float]:
       `Contours.f0_hz`, CREPE's voiced f0, or an f0 curve such as MAST's).
 
   Returns:
-    {name: float} for every name in HISTOGRAM_MEASURES (definitions in the
+    {name: float} for every name in names.HISTOGRAM (definitions in the
     module docstring), each oriented so that higher = better singing.
 
   Raises:

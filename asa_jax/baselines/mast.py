@@ -34,12 +34,13 @@ from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import dtw as dtw_lib
 from asa_jax.baselines import dtw_melody
 from asa_jax.baselines import histogram as histogram_lib
+from asa_jax.baselines import names as baseline_names
 from input_pipeline.corpora import mast_data
 
 # Measures against the melody's reference(s): name -> rating(perf, ref).
 PAIR_RATINGS = {"dtw_pitch": dtw_lib.dtw_pitch_rating,
                 dtw_melody.MEASURE: dtw_melody.dtw_melody_rating}
-MEASURES = histogram_lib.HISTOGRAM_MEASURES + tuple(PAIR_RATINGS)
+MEASURES = baseline_names.HISTOGRAM + tuple(PAIR_RATINGS)
 MIN_PEARSON_N = 3
 
 

@@ -30,8 +30,8 @@ REFERENCE_USED = {
     "dtw_rhythm": "Original Track onsets",
     "dtw_melody": "Original Track f0 (transposed)",
 }
-# The same for the measured terms (kept apart: REFERENCE_USED is Table 2's baselines,
-# asa_jax.baselines.BASELINES).
+# The same for the measured terms (kept apart from REFERENCE_USED, which lists
+# Table 2's baselines).
 MEASURED_REFERENCE_USED = {**{name: "Original Track f0 (aligned)" for name in MEASURED},
                            **{name: "None" for name in VOICE_QUALITY}}
 

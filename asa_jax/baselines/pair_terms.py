@@ -23,14 +23,15 @@ import numpy as np
 
 from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import histogram as histogram_lib
+from asa_jax.baselines import names as baseline_names
 from asa_jax.baselines import measured_terms
 from asa_jax.baselines import voice_quality
 from asa_jax.features import aligned_contour as ac_lib
 
-TERMS = (("dtw_melody",) + tuple(histogram_lib.HISTOGRAM_MEASURES)
+TERMS = (("dtw_melody",) + tuple(baseline_names.HISTOGRAM)
          + tuple(measured_terms.TERMS))
 # name -> unit of the raw value (the measured terms' own; the others are ratings).
-UNITS = {"dtw_melody": "-cents", **{m: "" for m in histogram_lib.HISTOGRAM_MEASURES},
+UNITS = {"dtw_melody": "-cents", **{m: "" for m in baseline_names.HISTOGRAM},
          **{k: u for k, (u, _) in measured_terms.TERMS.items()},
          **{k: u for k, (u, _) in voice_quality.TERMS.items()}}
 

@@ -30,6 +30,7 @@ from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import dtw as dtw_lib
 from asa_jax.baselines import dtw_melody as dtw_melody_lib
 from asa_jax.baselines import histogram as histogram_lib
+from asa_jax.baselines import names as baseline_names
 from asa_jax.baselines import term_ratings
 from asa_jax.performance_score import PerformanceScore
 from input_pipeline import manifest as manifest_lib
@@ -39,7 +40,7 @@ REFERENCE_RATINGS = {**dtw_lib.DTW_RATINGS, **dtw_melody_lib.RATINGS,
                      **term_ratings.RATINGS}
 # Ratings of the performance's audio alone (Praat voice quality, issue 18).
 AUDIO_RATINGS = term_ratings.AUDIO_RATINGS
-NAMES = (histogram_lib.HISTOGRAM_MEASURES + tuple(REFERENCE_RATINGS)
+NAMES = (baseline_names.HISTOGRAM + tuple(REFERENCE_RATINGS)
          + tuple(AUDIO_RATINGS))
 
 
@@ -68,7 +69,7 @@ def rating_function(name: str) -> Callable[[contours_lib.Contours,
         raise ValueError(f"baseline {name} needs reference contours")
       return float(rating(perf, ref))
     return rate
-  if name in histogram_lib.HISTOGRAM_MEASURES:
+  if name in baseline_names.HISTOGRAM:
     return lambda perf, ref: float(histogram_lib.histogram_measures(perf.f0_hz)[name])
   if name in AUDIO_RATINGS:
     raise ValueError(f"baseline {name} rates the performance's audio, not contours: "
@@ -114,7 +115,7 @@ def score_baselines(manifest_path: str, names: Sequence[str], *,
 
   Args:
     manifest_path: manifest CSV (input_pipeline.manifest format).
-    names: baseline names, each a key of asa_jax.baselines.BASELINES:
+    names: baseline names, each a key of asa_jax.baselines.names.REFERENCE_USED:
       'kurtosis', 'skewness', 'peakBW', 'peakConc50', 'peakConc110', 'kMeans',
       'binning' (4.2.1; performance only), 'dtw_pitch', 'dtw_volume',
       'dtw_rhythm' (4.2.2; against the row's reference_audio) and
@@ -150,7 +151,7 @@ def score_baselines(manifest_path: str, names: Sequence[str], *,
   for problem in problems:
     log(f"baselines: skipped manifest row: {problem}")
   perfs = _group(r for r in rows if r.split in wanted_splits)
-  hist_names = [n for n in names if n in histogram_lib.HISTOGRAM_MEASURES]
+  hist_names = [n for n in names if n in baseline_names.HISTOGRAM]
   dtw_names = [n for n in names if n in REFERENCE_RATINGS]
   audio_names = [n for n in names if n in AUDIO_RATINGS]
   out: dict[str, list[PerformanceScore]] = {n: [] for n in names}

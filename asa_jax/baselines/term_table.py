@@ -28,6 +28,7 @@ import numpy as np
 
 from asa_jax import atomic
 from asa_jax.baselines import histogram as histogram_lib
+from asa_jax.baselines import names as baseline_names
 from input_pipeline.corpora import mast_data
 from asa_jax.baselines import measured_terms
 from asa_jax.baselines import voice_quality
@@ -36,7 +37,7 @@ from asa_jax.features import aligned_contour as ac_lib
 TABLE_VERSION = 1
 SSVD_PASS_SCORE = 80.0
 ID_COLUMNS = ("performance_id", "melody", "target", "passed", "majority")
-FEATURES = (("dtw_melody",) + tuple(histogram_lib.HISTOGRAM_MEASURES)
+FEATURES = (("dtw_melody",) + tuple(baseline_names.HISTOGRAM)
             + tuple(measured_terms.TERMS) + tuple(voice_quality.TERMS))
 
 

@@ -265,7 +265,7 @@ def evaluate_systems(learned: Sequence[LearnedSystem], baselines: Sequence[str],
 
   Args:
     learned: learned systems (unique names).
-    baselines: baseline names (asa_jax.baselines.BASELINES keys).
+    baselines: baseline names (asa_jax.baselines.names.REFERENCE_USED keys).
     manifest_path: manifest CSV.
     output_dir: outputs and caches (see module doc).
     split: 'all' or one of input_pipeline.manifest.SPLITS.

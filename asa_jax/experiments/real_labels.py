@@ -37,6 +37,7 @@ import numpy as np
 
 from asa_jax import atomic
 from asa_jax.baselines import histogram as histogram_lib
+from asa_jax.baselines import names as baseline_names
 from asa_jax.baselines import measured_terms
 from asa_jax.baselines import term_table
 from asa_jax.baselines import voice_quality
@@ -59,10 +60,10 @@ _ABLATE = flags.DEFINE_bool("ablate_groups", False, "Also fuse all measured term
                             "but one group (TERM_GROUPS) at a time.")
 
 TARGET_RANGE = {"mast": (1.0, 4.0), "ssvd": (0.0, 100.0)}
-BASELINES = ("dtw_melody",) + tuple(histogram_lib.HISTOGRAM_MEASURES)
+BASELINES = ("dtw_melody",) + tuple(baseline_names.HISTOGRAM)
 # Groups left out one at a time by --ablate_groups.
 TERM_GROUPS = {
-    "histogram": tuple(histogram_lib.HISTOGRAM_MEASURES),
+    "histogram": tuple(baseline_names.HISTOGRAM),
     "note pitch": ("dtw_melody", "intonation_cents", "interval_cents", "wrong_notes",
                    "deviation_p90_cents", "missing_fraction"),
     "rhythm": ("onset_deviation_ms", "tempo_variance_pct", "tempo_ratio"),

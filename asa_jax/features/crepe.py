@@ -51,7 +51,6 @@ CREPE_BIN_CENTS = (CREPE_BIN0_CENTS
 
 # The 96-row f0 channel: C2 (MIDI 36, 65.41 Hz) upwards in 50-cent rows, so one
 # semitone = 2 rows and row 2 * (midi - 36) is the note `midi` (A4 -> row 66).
-N_ROWS_96 = constants.N_BINS
 ROW_CENTS_96 = 50.0
 MIDI_ROW0 = 36  # C2.
 
@@ -79,7 +78,7 @@ def midi_to_cents(midi):
 
 # Centre of row j of the 96-row channel, in cents above 10 Hz.
 ROW_CENTS_96_CENTRES = midi_to_cents(MIDI_ROW0) + ROW_CENTS_96 * np.arange(
-    N_ROWS_96)
+    constants.N_BINS)
 
 
 def _polyphase(x: jax.Array, kernel: jax.Array, stride: int):

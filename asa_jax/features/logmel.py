@@ -25,7 +25,6 @@ import librosa
 from asa_jax.features import constants
 
 N_FFT = 1024  # samples (64 ms at 16 kHz).
-N_MELS = constants.N_BINS
 AMIN = 1e-10  # power floor -> -100 dB for silence.
 FLOOR_DB = 10.0 * np.log10(AMIN)  # -100.0 dB
 
@@ -43,7 +42,7 @@ def mel_power(clips: np.ndarray) -> np.ndarray:
   clips = np.asarray(clips, dtype=np.float32)
   s = librosa.feature.melspectrogram(
       y=clips, sr=constants.SAMPLE_RATE, n_fft=N_FFT,
-      hop_length=constants.HOP_LENGTH, center=True, power=2.0, n_mels=N_MELS,
+      hop_length=constants.HOP_LENGTH, center=True, power=2.0, n_mels=constants.N_BINS,
       fmin=0.0, fmax=constants.SAMPLE_RATE / 2)
   return s.astype(np.float32, copy=False)
 
