@@ -104,7 +104,7 @@ def test_figure7_png_with_cis_and_undefined_bars(tmp_path):
   figures.plot_ablation(path, rows)
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   viridis = plt.get_cmap("viridis")
-  n = len(figures.ABLATION_ROWS)
+  n = len(ablations.FIGURE7_ROWS)
   pixels = _pixels(path)
   assert pixels.shape == (504, 720, 3)  # max(6, 1.1 x 3 groups + 2) x 4.2 in, 120 dpi.
   colours = [viridis(i / max(1, n - 1) * 0.85) for i in range(n)]
