@@ -395,7 +395,7 @@ def test_accompaniment_as_reference(corpus, tmp_path, monkeypatch):
       "s1,good,good.wav,ref.wav,acc.wav,90,,train\n"
       "s1,poor,poor.wav,ref.wav,acc.wav,20,,train\n"
       "s1,noacc,mid.wav,ref.wav,,60,,train\n", encoding="utf-8")
-  monkeypatch.setattr(records, "extract_features", Counter())
+  monkeypatch.setattr(shard, "extract_features", Counter())
   config = base.get_config()
   config.data.reference = "accompaniment"
   out = tmp_path / "records_acc"
