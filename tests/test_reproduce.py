@@ -172,7 +172,7 @@ def test_evaluate_systems_learned_failed_and_baselines(tmp_path, monkeypatch):
              for m in messages)
 
   # evaluate() (eval.py, one system) raises a system's error instead of skipping.
-  monkeypatch.setattr(records, "build_records", fake_build)
+  monkeypatch.setattr(build, "build_records", fake_build)
   with pytest.raises(FileNotFoundError, match="no checkpoint under .*nockpt/checkpoints"):
     run.evaluate(config, str(tmp_path / "nockpt"), str(manifest),
                  str(tmp_path / "eval_one"), "test", log=messages.append)
