@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asa_jax.assess import (Assessor, DefaultScorerError, NotSameMelodyError, cli,
-                            fused)
+from asa_jax.assess import (Assessment, Assessor, DefaultScorerError, NotSameMelodyError,
+                            cli, fused)
 from asa_jax.assess import html_report as report
 from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import histogram as histogram_lib
@@ -115,6 +115,10 @@ def test_default_scores_a_generated_pair_with_contributions(scored):
                     atol=0.1)
   d = bad.to_dict()
   assert [c["name"] for c in d["contributions"]] == [t.name for t in bad.contributions]
+  # The JSON round-trips (asa-serve rebuilds reports from it).
+  again = Assessment.from_dict(json.loads(json.dumps(d)), bad.pitch)
+  assert again.to_dict() == d and again.notes and again.alignment is not None
+  assert report.html_report(again).count('id="contributions"') == 1
   import matplotlib.image as mpimg  # pylint: disable=g-import-not-at-top
   height = mpimg.imread(io.BytesIO(report.plot_png(bad)), format="png").shape[0]
   assert height >= 100 * (3.8 + 0.8 + 0.22 * len(features)) - 2  # the bars' panel.

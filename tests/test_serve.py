@@ -181,7 +181,7 @@ def test_api_scores_caches_and_reports(client, audio):
   assert {"score", "raw", "system", "segments", "warnings", "key_offset_semitones",
           "tempo_ratio", "calibration"} <= set(result)
   assert 0 <= result["score"] <= 100 and result["system"] == "dtw_melody"
-  assert "sharp" in result["segments"][2]["flags"]  # the detuned phrase.
+  assert "wrong_note" in result["segments"][2]["flags"]  # the phrase 100 cents off.
   by_file = client.post("/v1/score", files=_files(audio, performance="performance",
                                                   reference="reference"))
   assert by_file.status_code == 200 and by_file.json() == result

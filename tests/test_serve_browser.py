@@ -50,7 +50,7 @@ def test_page_uploads_two_files_and_shows_the_score(tmp_path):
     score = int(rendered["score"].split("/")[0])
     assert 0 <= score <= 100
     assert rendered["segment_rows"] == 5  # 15 s in 3 s windows.
-    assert "sharp" in rendered["flags"][2]  # the detuned phrase.
+    assert "wrong_note" in rendered["flags"][2]  # the phrase 100 cents off.
     assert rendered["plot_width"] > 500  # the report's PNG plot was decoded.
     # The reference was uploaded once and is offered for the next scoring.
     assert browser.evaluate("document.getElementById('reference_id').length") == 2

@@ -170,6 +170,27 @@ class Assessment:
     d["contributions"] = [dataclasses.asdict(t) for t in self.contributions]
     return clean(d)
 
+  @classmethod
+  def from_dict(cls, d: dict, pitch: PitchCurves | None = None) -> "Assessment":
+    """The Assessment of a `to_dict` result (floats as rounded there; None where
+    to_dict wrote a non-finite float), with `pitch` given separately.
+
+    Raises:
+      KeyError / TypeError: d is not a to_dict result of this version.
+    """
+    d = dict(d)
+    tupled = lambda x: {**x, "flags": tuple(x["flags"])}
+    d["segments"] = tuple(SegmentFeedback(**tupled(x)) for x in d["segments"])
+    d["notes"] = tuple(notes_lib.NoteFeedback(**tupled(x)) for x in d["notes"])
+    if d.get("alignment") is not None:
+      fields = {f.name for f in dataclasses.fields(confidence_lib.AlignmentConfidence)}
+      d["alignment"] = confidence_lib.AlignmentConfidence(
+          **{k: v for k, v in d["alignment"].items() if k in fields})
+    d["contributions"] = tuple(fused_lib.TermContribution(**x)
+                               for x in d["contributions"])
+    d["warnings"] = tuple(d["warnings"])
+    return cls(**d, pitch=pitch)
+
 
 def load_input(value: AudioInput, *, role: str) -> tuple[np.ndarray, str]:
   """A path or (samples, sample_rate) -> (float32 (n,) 16 kHz mono, its name).

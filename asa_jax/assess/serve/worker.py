@@ -130,15 +130,12 @@ class Worker:
 
 def load_result(result_base: str):
   """The Assessment stored by `Worker.job_score` (floats as rounded by to_dict)."""
-  from asa_jax.assess import Assessment, PitchCurves, SegmentFeedback  # pylint: disable=g-import-not-at-top
+  from asa_jax.assess import Assessment, PitchCurves  # pylint: disable=g-import-not-at-top
   with open(result_base + ".json", encoding="utf-8") as f:
     d = json.load(f)
   with np.load(result_base + ".npz", allow_pickle=False) as z:
     pitch = PitchCurves(z["times_s"], z["performance_midi"], z["reference_midi"])
-  segments = tuple(SegmentFeedback(**{**s, "flags": tuple(s["flags"])})
-                   for s in d.pop("segments"))
-  d["warnings"] = tuple(d["warnings"])
-  return Assessment(**d, segments=segments, pitch=pitch)
+  return Assessment.from_dict(d, pitch)
 
 
 def main(conn, spec: scorer_lib.ScorerSpec, max_seconds: float) -> None:
