@@ -207,7 +207,7 @@ def test_bad_input_raises_like_dtw_pitch():
 
 
 def test_registered_as_a_baseline_in_the_dtwdist_group():
-  assert baselines.BASELINES["dtw_melody"] == "Original Track f0 (transposed)"
+  assert baselines.names.REFERENCE_USED["dtw_melody"] == "Original Track f0 (transposed)"
   assert "dtw_melody" in run_lib.resolve_baselines("all")
   assert report_lib.table_group("dtw_melody") == "DTWDist"
   assert "dtw_melody" in mast.MEASURES
