@@ -73,9 +73,19 @@ def _contour(batch: dict) -> cd.Contour:
                     batch["note"].astype(jnp.int32), batch["onset"].astype(jnp.int32))
 
 
+@dataclasses.dataclass(frozen=True)
 class _ContourHooks:
   """Data, inputs and augmentation shared by the contour systems (a mixin before
-  the loss's System class, so its hooks win)."""
+  the loss's System class, so its hooks win), with their config.contour fields."""
+  window_frames: int = contour_pool.WINDOW_FRAMES
+  active_prob: float = 0.4
+  min_label_gap: float = 5.0
+  stack_reference: bool = False
+
+  def configure(self, config):
+    """The loss system's configure, then the config.contour fields."""
+    return dataclasses.replace(super().configure(config),
+                               **self._configure_contour(config))
 
   def _configure_contour(self, config) -> dict:
     c = config.contour
@@ -171,15 +181,7 @@ def selection_correlation_fn(system, model, pool: contour_pool.Pool):
 @dataclasses.dataclass(frozen=True)
 class ContourTripletSystem(_ContourHooks, TripletSystem):
   """Rori on contours (module docstring)."""
-  window_frames: int = contour_pool.WINDOW_FRAMES
-  active_prob: float = 0.4
-  min_label_gap: float = 5.0
   negatives: int = 0
-  stack_reference: bool = False
-
-  def configure(self, config):
-    return dataclasses.replace(super().configure(config),
-                               **self._configure_contour(config))
 
   def build_model(self, config) -> TripletModel:
     return TripletModel(anchor_tower=self.tower(config),
@@ -210,15 +212,7 @@ class ContourTripletSystem(_ContourHooks, TripletSystem):
 @dataclasses.dataclass(frozen=True)
 class ContourDeltaSystem(_ContourHooks, RegressionSystem):
   """Delta on contours: input = reference - performance channels (module doc)."""
-  window_frames: int = contour_pool.WINDOW_FRAMES
-  active_prob: float = 0.4
-  min_label_gap: float = 5.0
   negatives: int = 0
-  stack_reference: bool = False
-
-  def configure(self, config):
-    return dataclasses.replace(super().configure(config),
-                               **self._configure_contour(config))
 
   def build_model(self, config) -> RegressionModel:
     return RegressionModel(tower=self.tower(config), head=build_head(config),
@@ -238,14 +232,6 @@ class ContourDeltaSystem(_ContourHooks, RegressionSystem):
 @dataclasses.dataclass(frozen=True)
 class ContourHingeRankSystem(_ContourHooks, HingeRankSystem):
   """Lee & Nam's hinge rank on contours (module docstring)."""
-  window_frames: int = contour_pool.WINDOW_FRAMES
-  active_prob: float = 0.4
-  min_label_gap: float = 5.0
-  stack_reference: bool = False
-
-  def configure(self, config):
-    return dataclasses.replace(super().configure(config),
-                               **self._configure_contour(config))
 
   def build_model(self, config) -> RankModel:
     return RankModel(anchor_tower=self.tower(config), performance_tower=self.tower(config))
