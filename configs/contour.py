@@ -40,6 +40,9 @@ def get_config(system: str, arg: str | None, *, file: str) -> ml_collections.Con
   # contour_rori only: the performance tower also sees the reference's channels
   # (stacked, time-proportional): BUILD_NOTES.md "levers" (issue 18).
   c.contour.stack_reference = False
+  # Every contour system: the towers see the performance ALIGNED to the reference
+  # (input_pipeline/aligned_input.py: exact time map in training, DTW on real pairs).
+  c.contour.aligned = False
   c.model.conv_channels = (32, 64, 64)
   c.model.attention_layers = 1
   c.model.attention_hidden = 64

@@ -116,6 +116,8 @@ class Result(NamedTuple):
     timing_error_seconds: float32 () T.
     note_offsets_cents: float32 (N,) constant per-note offset (detune + wrong note).
     change_cents: float32 (T,) pitch change in SOURCE time (errors only).
+    time_map_frames: float32 (T,) the output frame (fractional, at 100 Hz) of each
+      source frame: the exact alignment of the degraded contour to the clean one.
   """
   cents: jnp.ndarray
   voiced: jnp.ndarray
@@ -125,6 +127,7 @@ class Result(NamedTuple):
   timing_error_seconds: jnp.ndarray
   note_offsets_cents: jnp.ndarray
   change_cents: jnp.ndarray
+  time_map_frames: jnp.ndarray
 
 
 def label(pitch_error_cents: jnp.ndarray, timing_error_seconds: jnp.ndarray
@@ -135,9 +138,12 @@ def label(pitch_error_cents: jnp.ndarray, timing_error_seconds: jnp.ndarray
   return 100.0 * jnp.clip(v, 0.0, 1.0)
 
 
-def sample_errors(key: jax.Array, *, active_prob: float = 0.4) -> Errors:
+def sample_errors(key: jax.Array, *, active_prob: float = 0.4,
+                  entry_errors: bool = True) -> Errors:
   """Random Errors for one contour: each error family is present with probability
   `active_prob`, with a magnitude uniform in its range; label-neutral noise always.
+  `entry_errors=False` never draws an early or late entry (for aligned inputs, where
+  the performance's time origin is not comparable with the reference's).
 
   Ranges (BUILD_NOTES.md, issue 18): detune 0-80 cents, wrong notes 0-0.3, drift
   +-0-150 cents, wander 0-40 cents, scoops 0-250 cents, vibrato x0-2.5, onset jitter
@@ -157,7 +163,7 @@ def sample_errors(key: jax.Array, *, active_prob: float = 0.4) -> Errors:
       vibrato_scale=1.0 + on(5) * (u(5, 0.0, 2.5) - 1.0),
       onset_jitter_seconds=on(6) * u(6, 0.0, 0.15),
       tempo_drift=on(7) * sign(1) * u(7, 0.0, 0.3),
-      entry_offset_seconds=on(8) * sign(2) * u(8, 0.0, 0.4),
+      entry_offset_seconds=on(8) * sign(2) * u(8, 0.0, 0.4) * float(entry_errors),
       key_shift_cents=u(9, -600.0, 600.0),
       tempo_ratio=u(10, 0.9, 1.1),
       octave_prob=u(11, 0.0, 0.5),
@@ -308,12 +314,12 @@ def degrade_contour(key: jax.Array, contour: Contour, errors: Errors) -> Result:
   return Result(cents=out_cents, voiced=out_voiced, energy_db=energy,
                 score=label(p_err, t_err), pitch_error_cents=p_err,
                 timing_error_seconds=t_err, note_offsets_cents=offsets,
-                change_cents=change)
+                change_cents=change, time_map_frames=g / fs)
 
 
 def degrade_batch(key: jax.Array, contours: Contour, errors: Errors | None = None,
-                  *, active_prob: float = 0.4, row_ids: jnp.ndarray | None = None
-                  ) -> tuple[Errors, Result]:
+                  *, active_prob: float = 0.4, row_ids: jnp.ndarray | None = None,
+                  entry_errors: bool = True) -> tuple[Errors, Result]:
   """vmap of `degrade_contour` over a batch (B rows), one key per row.
 
   Args:
@@ -321,7 +327,7 @@ def degrade_batch(key: jax.Array, contours: Contour, errors: Errors | None = Non
       result does not depend on B, on the sharding, or on the process count.
     contours: Contour with a leading (B,) axis on every field.
     errors: batched Errors, or None to draw them (`sample_errors`, per row).
-    active_prob: see `sample_errors`.
+    active_prob, entry_errors: see `sample_errors`.
     row_ids: (B,) integer-valued ids of the rows (default: 0..B-1), e.g. pool
       indices so that a validation window gets the same errors in every batch.
 
@@ -333,5 +339,6 @@ def degrade_batch(key: jax.Array, contours: Contour, errors: Errors | None = Non
   keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(ids)
   if errors is None:
     ekeys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-    errors = jax.vmap(lambda k: sample_errors(k, active_prob=active_prob))(ekeys)
+    errors = jax.vmap(lambda k: sample_errors(k, active_prob=active_prob,
+                                              entry_errors=entry_errors))(ekeys)
   return errors, jax.vmap(degrade_contour)(keys, contours, errors)

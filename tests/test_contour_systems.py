@@ -14,6 +14,7 @@ from asa_jax.models.contour_tower import ContourTower
 from asa_jax.systems import contour
 from asa_jax.train import train_and_evaluate
 from configs import contour as contour_configs
+from input_pipeline import aligned_input
 from input_pipeline import contour_pool
 from tests import contour_worker
 
@@ -101,3 +102,43 @@ def test_stack_reference_gives_the_performance_tower_the_reference(pool_path):
   np.testing.assert_array_equal(out["positive"][:, contour.CHANNELS:], ref)
   np.testing.assert_array_equal(out["anchor"][:, :contour.CHANNELS], ref)
   assert system.init_inputs(None)[0].shape == (1, 2 * contour.CHANNELS, FRAMES)
+
+
+@pytest.mark.parametrize("name", ["contour_rori", "contour_delta", "contour_hinge_rank"])
+def test_aligned_input_feeds_every_contour_system(tmp_path, pool_path, name):
+  c = _config(name, pool_path)
+  c.contour.aligned = True
+  c.train.max_epochs = 1
+  system = systems.get(c)
+  b = {k: jnp.asarray(v) for k, v in contour_worker.synthetic_batch(4, FRAMES).items()}
+  out = system.augment(b, jax.random.PRNGKey(1), train=True)
+  perf = out["positive"] if "positive" in out else out["performance"]
+  anchor = out["anchor"] if "anchor" in out else out["reference"]
+  assert perf.shape == anchor.shape == (4, aligned_input.CHANNELS, FRAMES)
+  np.testing.assert_array_equal(anchor[:, 0], 0.0)  # the reference against itself.
+  assert float(jnp.abs(perf[:, 0]).max()) > 0.0
+  assert system.init_inputs(None)[0].shape == (1, aligned_input.CHANNELS, FRAMES)
+  assert train_and_evaluate(c, str(tmp_path / name))["step"] == 2
+
+
+def test_aligned_system_scores_real_pairs_through_dtw(pool_path):
+  c = _config("contour_rori", pool_path)
+  c.contour.aligned = True
+  system = systems.get(c)
+  model = system.build_model(c)
+  variables = model.init(jax.random.PRNGKey(0), *system.init_inputs(None), train=False)
+  b = contour_worker.synthetic_batch(2, FRAMES, seed=4)
+  ref = np.concatenate([b["cents"][0], b["cents"][1]])
+  arrays = system.pair_inputs(ref + 200.0 * (ref > 0), ref, FRAMES)
+  assert len(arrays) == 3 and arrays[0].shape[1] == FRAMES
+  s = np.asarray(system.score_inputs(model, variables, *arrays))
+  assert s.shape == (arrays[0].shape[0],) and np.all(np.isfinite(s))
+  # The key of the performance does not matter; its notes do.
+  same = np.asarray(system.score_inputs(model, variables, *system.pair_inputs(
+      ref, ref, FRAMES)))
+  np.testing.assert_allclose(s, same, atol=1e-5)
+  wrong = ref.copy()
+  wrong[100:160] = np.where(wrong[100:160] > 0, wrong[100:160] + 200.0, 0.0)
+  other = np.asarray(system.score_inputs(model, variables, *system.pair_inputs(
+      wrong, ref, FRAMES)))
+  assert np.abs(other - same).max() > 1e-4

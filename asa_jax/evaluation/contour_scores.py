@@ -18,7 +18,9 @@ writes into out_dir:
                     (the note-label score), and the degradation ranking: mean
                     Spearman per source window of the score against the exact label
                     over K degraded versions of each held-out MIR-1K window (pool
-                    split 'test': singers never trained on or selected with).
+                    split 'test': singers never trained on or selected with); for an
+                    aligned system also with the DTW alignment of real pairs
+                    (degradation_ranking_dtw).
 """
 
 from __future__ import annotations
@@ -51,9 +53,12 @@ def _batched(fn, *arrays, size: int = 256) -> np.ndarray:
 
 
 def pair_scorer(system, model, variables):
-  """(perf windows (K, T), ref windows (K, T)) numpy cents -> (K,) scores (jitted)."""
-  fn = jax.jit(lambda p, r: system.score_pairs(model, variables, p, r))
-  return lambda p, r: _batched(fn, p, r)
+  """Window arrays of `system.score_inputs` (numpy, (K, T) each) -> (K,) scores
+  (jitted); `scorer.system` is the system (for its `pair_inputs`)."""
+  fn = jax.jit(lambda *a: system.score_inputs(model, variables, *a))
+  scorer = lambda *a: _batched(fn, *a)
+  scorer.system = system
+  return scorer
 
 
 def score_pair(scorer, performance: np.ndarray, references: list, window: int
@@ -62,10 +67,10 @@ def score_pair(scorer, performance: np.ndarray, references: list, window: int
   out = []
   for ref in references:
     try:
-      p, r = contour_pool.pair_windows(performance, ref, window)
+      arrays = scorer.system.pair_inputs(performance, ref, window)
     except ValueError:
       continue
-    out.append(float(np.mean(scorer(p, r))))
+    out.append(float(np.mean(scorer(*arrays))))
   return float(np.median(out)) if out else math.nan
 
 
@@ -83,25 +88,37 @@ def pearson_ci(x, y) -> dict:
 
 
 def degradation_ranking(system, model, variables, pool: contour_pool.Pool,
-                        versions: int = RANKING_VERSIONS, seed: int = RANKING_SEED
-                        ) -> dict:
+                        versions: int = RANKING_VERSIONS, seed: int = RANKING_SEED,
+                        *, dtw: bool = False) -> dict:
   """Mean Spearman per source window (pool split 'test') of the system's score of
-  each degraded version against the clean window vs its exact label."""
+  each degraded version against the clean window vs its exact label.
+
+  An aligned system (contour.aligned) sees the degradation through its exact time
+  map, as in training; with `dtw` each degraded window is instead aligned to its
+  clean window on the host as a real pair is (`system.pair_inputs`), so the figure
+  includes what the DTW alignment loses.
+  """
   idx = pool.indices("test")
   c = cd.Contour(*(jnp.asarray(getattr(pool, k)[idx])
                    for k in ("cents", "voiced", "note", "onset")))
   # The contours are arguments, not closed-over constants (XLA would fold them).
   deg = jax.jit(lambda key, c, ids: cd.degrade_batch(
-      key, c, active_prob=system.active_prob, row_ids=ids)[1])
+      key, c, active_prob=system.active_prob, row_ids=ids,
+      entry_errors=not system.aligned)[1])
   scorer = pair_scorer(system, model, variables)
   scores, labels = [], []
   for v in range(versions):
     r = deg(jax.random.fold_in(jax.random.PRNGKey(seed), v), c, jnp.asarray(idx))
-    scores.append(scorer(np.asarray(r.cents), pool.cents[idx]))
+    if dtw:
+      scores.append(np.array([score_pair(scorer, np.asarray(p), [q], system.window_frames)
+                              for p, q in zip(r.cents, pool.cents[idx])]))
+    else:
+      arrays = system.degraded_inputs(c.cents, r)
+      scores.append(scorer(*(np.asarray(a) for a in arrays)))
     labels.append(np.asarray(r.score))
   scores, labels = np.stack(scores, 1), np.stack(labels, 1)
   rho = [scipy.stats.spearmanr(s, l)[0] for s, l in zip(scores, labels)
-         if np.ptp(l) > 0 and np.ptp(s) > 0]
+         if np.ptp(l) > 0 and np.ptp(s) > 0 and np.all(np.isfinite(s))]
   return {"mean_spearman_per_source": float(np.mean(rho)), "sources": len(rho),
           "versions": versions, "pooled_spearman": float(
               scipy.stats.spearmanr(scores.ravel(), labels.ravel())[0])}
@@ -180,6 +197,9 @@ def evaluate(config, workdir: str, out_dir: str, pool_path: str = "") -> dict:
   pool = contour_pool.load_pool(pool_path or config.contour.pool
                                 or os.path.join(workdir, "contour_pool.npz"))
   summary["degradation_ranking"] = degradation_ranking(system, model, variables, pool)
+  if system.aligned:
+    summary["degradation_ranking_dtw"] = degradation_ranking(system, model, variables,
+                                                             pool, dtw=True)
   atomic.write_json(os.path.join(out_dir, "contour_eval.json"), summary)
   return summary
 

@@ -38,6 +38,7 @@ from asa_jax.systems import base
 from asa_jax.systems.hinge_rank import HingeRankSystem, RankModel
 from asa_jax.systems.regression import RegressionSystem, build_head
 from asa_jax.systems.triplet import TripletSystem
+from input_pipeline import aligned_input
 from input_pipeline import contour_degrade as cd
 from input_pipeline import contour_loader
 from input_pipeline import contour_pool
@@ -81,6 +82,7 @@ class _ContourHooks:
   active_prob: float = 0.4
   min_label_gap: float = 5.0
   stack_reference: bool = False
+  aligned: bool = False
 
   def configure(self, config):
     """The loss system's configure, then the config.contour fields."""
@@ -91,13 +93,64 @@ class _ContourHooks:
     c = config.contour
     return dict(window_frames=int(c.window_frames), active_prob=float(c.active_prob),
                 min_label_gap=float(c.min_label_gap),
-                stack_reference=bool(c.get("stack_reference", False)))
+                stack_reference=bool(c.get("stack_reference", False)),
+                aligned=bool(c.get("aligned", False)))
 
-  def _with_reference(self, x: jnp.ndarray, ref: jnp.ndarray) -> jnp.ndarray:
-    """x (B, 4, T) -> (B, 8, T) with the reference's channels stacked when
-    contour.stack_reference (the performance tower sees the reference; time-
-    proportional, unaligned); x unchanged otherwise."""
+  def in_channels(self) -> int:
+    """Input channels of the towers for this system's input mode."""
+    if self.aligned:
+      return aligned_input.CHANNELS
+    return CHANNELS * (2 if self.stack_reference else 1)
+
+  def _performance_x(self, batch: dict, r: cd.Result) -> jnp.ndarray:
+    """Tower input (B, C, T) of a degradation r of the batch's clean windows."""
+    if self.aligned:
+      return aligned_input.aligned_channels(*aligned_input.from_degradation(
+          batch["cents"], r.cents, r.time_map_frames))
+    x = contour_channels(r.cents, r.voiced)
+    ref = contour_channels(batch["cents"], batch["voiced"])
     return jnp.concatenate([x, ref], axis=1) if self.stack_reference else x
+
+  def _anchor_x(self, ref_cents: jnp.ndarray) -> jnp.ndarray:
+    """Tower input (B, C, T) of the clean reference itself (the anchor)."""
+    if self.aligned:
+      return aligned_input.aligned_channels(*aligned_input.self_aligned(ref_cents))
+    ref = contour_channels(ref_cents, ref_cents > 0)
+    return jnp.concatenate([ref, ref], axis=1) if self.stack_reference else ref
+
+  def pair_inputs(self, performance: np.ndarray, reference: np.ndarray,
+                  window: int) -> tuple[np.ndarray, ...]:
+    """A real pair of 10 ms cents tracks -> the window arrays `score_inputs` takes:
+    aligned (ref, perf, offset) by DTW when contour.aligned, else the time-
+    proportional (perf, ref) windows (float32 (K, T) each).
+
+    Raises:
+      ValueError: a track without enough voiced frames.
+    """
+    if self.aligned:
+      return aligned_input.real_pair_windows(performance, reference, window)
+    return contour_pool.pair_windows(performance, reference, window)
+
+  def degraded_inputs(self, clean_cents, r: cd.Result) -> tuple:
+    """The `score_inputs` arrays of degradations r of clean windows (B, T): with
+    the exact alignment of their time map when contour.aligned."""
+    if self.aligned:
+      return aligned_input.from_degradation(clean_cents, r.cents, r.time_map_frames)
+    return r.cents, clean_cents
+
+  def score_inputs(self, model, variables, *arrays) -> jnp.ndarray:
+    """Scores of window arrays from `pair_inputs` / `degraded_inputs`: cosine
+    similarity (triplet / rank systems) or the predicted score 0..100 (Delta).
+    float32 (B,)."""
+    if self.aligned:
+      ref = arrays[0]
+      x = aligned_input.aligned_channels(*arrays)
+    else:
+      perf, ref = arrays
+      x = contour_channels(perf, perf > 0)
+      if self.stack_reference:
+        x = jnp.concatenate([x, contour_channels(ref, ref > 0)], axis=1)
+    return self._score_channels(model, variables, x, self._anchor_x(ref))
 
   def tower(self, config) -> ContourTower:
     """The contour tower from config.model."""
@@ -105,15 +158,14 @@ class _ContourHooks:
 
   def init_inputs(self, x):
     del x
-    z = jnp.zeros((1, CHANNELS * (2 if self.stack_reference else 1),
-                   self.window_frames), jnp.float32)
+    z = jnp.zeros((1, self.in_channels(), self.window_frames), jnp.float32)
     return tuple(z[:, None].repeat(self.negatives, axis=1) if k == "negatives" else z
                  for k in self.input_keys)
 
   def _degrade(self, batch: dict, key: jax.Array, train: bool) -> cd.Result:
     ids = None if train else batch.get("row_id")
     return cd.degrade_batch(key, _contour(batch), active_prob=self.active_prob,
-                            row_ids=ids)[1]
+                            row_ids=ids, entry_errors=not self.aligned)[1]
 
   def make_loader(self, records_dir, split, config, *, process_index, process_count):
     """A ContourLoader of the pool at `records_dir` (a .npz path)."""
@@ -140,33 +192,59 @@ class _ContourHooks:
                               process_count=jax.process_count())
 
     model = self.build_model(config)
-    return base.DataSource(factory, selection_correlation_fn(self, model, pool))
-
-  def score_pairs(self, model, variables, performance: jnp.ndarray,
-                  reference: jnp.ndarray) -> jnp.ndarray:
-    """Scores of performance windows against reference windows, both (B, T) cents
-    (0 = unvoiced): cosine similarity (triplet / rank systems) or the predicted
-    score 0..100 (Delta). float32 (B,)."""
-    p = contour_channels(performance, performance > 0)
-    r = contour_channels(reference, reference > 0)
-    return self._score_inputs(model, variables, p, r)
+    return base.DataSource(factory, selection_correlation_fn(
+        self, model, selection_rows(self, config, pool)))
 
 
-def selection_correlation_fn(system, model, pool: contour_pool.Pool):
-  """state -> {"pearson", "spearman", "n"} of the pool's selection rows (mean score
-  over a pair's windows vs the mean jury grade); None without selection rows."""
-  import scipy.stats  # pylint: disable=g-import-not-at-top
-  sel = pool.selection
-  if sel is None:
+def selection_rows(system, config, pool: contour_pool.Pool):
+  """The model-selection rows: (window arrays for `score_inputs`, group (S,) pair
+  index per window, grade (P,) mean jury grade per pair), or None.
+
+  Time-proportional windows come ready in the pool (`pool.selection`); aligned
+  windows are made here by DTW from the graded MAST pairs of
+  config.contour.selection_melodies (each against its first reference), as the
+  evaluation makes them (`asa_jax.evaluation.contour_scores`).
+  """
+  if not system.aligned:
+    sel = pool.selection
+    if sel is None:
+      return None
+    return ((sel["sel_performance"], sel["sel_reference"]), sel["sel_group"],
+            np.asarray(sel["sel_grade"], np.float64))
+  melodies = tuple(config.contour.selection_melodies)
+  mast_dir = os.path.join(config.contour.data_dir, "mast")
+  if not melodies or not os.path.isdir(mast_dir):
     return None
-  score = jax.jit(lambda v, p, r: system.score_pairs(model, v, p, r))
-  perf, ref = sel["sel_performance"], sel["sel_reference"]
-  group, grade = sel["sel_group"], np.asarray(sel["sel_grade"], np.float64)
+  parts, group, grade = [], [], []
+  for p in contour_pool.mast_pairs(mast_dir, melodies):
+    if not np.isfinite(p.grade):
+      continue
+    try:
+      arrays = system.pair_inputs(p.performance, p.references[0], system.window_frames)
+    except ValueError:
+      continue
+    parts.append(arrays)
+    group += [len(grade)] * len(arrays[0])
+    grade.append(p.grade)
+  if not grade:
+    return None
+  arrays = tuple(np.concatenate([a[i] for a in parts]) for i in range(len(parts[0])))
+  return arrays, np.asarray(group, np.int32), np.asarray(grade, np.float64)
+
+
+def selection_correlation_fn(system, model, rows):
+  """state -> {"pearson", "spearman", "n"} of the selection rows (`selection_rows`:
+  mean score over a pair's windows vs the mean jury grade); None without rows."""
+  import scipy.stats  # pylint: disable=g-import-not-at-top
+  if rows is None:
+    return None
+  arrays, group, grade = rows
+  score = jax.jit(lambda v, *a: system.score_inputs(model, v, *a))
 
   def fn(state) -> dict:
     variables = {"params": state.params, "batch_stats": state.batch_stats}
-    s = np.concatenate([np.asarray(score(variables, perf[i:i + 256], ref[i:i + 256]))
-                        for i in range(0, len(perf), 256)])
+    s = np.concatenate([np.asarray(score(variables, *(a[i:i + 256] for a in arrays)))
+                        for i in range(0, len(arrays[0]), 256)])
     per = np.bincount(group, s, len(grade)) / np.maximum(np.bincount(group, None,
                                                                      len(grade)), 1)
     out = {"pearson": float("nan"), "spearman": float("nan"), "n": float(len(grade))}
@@ -191,20 +269,16 @@ class ContourTripletSystem(_ContourHooks, TripletSystem):
     k1, k2 = jax.random.split(rng)
     r1, r2 = self._degrade(batch, k1, train), self._degrade(batch, k2, train)
     first = (r1.score >= r2.score)[:, None, None]
-    x1 = contour_channels(r1.cents, r1.voiced)
-    x2 = contour_channels(r2.cents, r2.voiced)
+    x1, x2 = self._performance_x(batch, r1), self._performance_x(batch, r2)
     mask = batch.get("mask", jnp.ones_like(r1.score))
     mask = mask * (jnp.abs(r1.score - r2.score) >= self.min_label_gap)
-    ref = contour_channels(batch["cents"], batch["voiced"])
-    x1, x2 = self._with_reference(x1, ref), self._with_reference(x2, ref)
-    return {"anchor": self._with_reference(ref, ref),
+    return {"anchor": self._anchor_x(batch["cents"]),
             "positive": jnp.where(first, x1, x2), "negative": jnp.where(first, x2, x1),
             "label_positive": jnp.maximum(r1.score, r2.score),
             "label_negative": jnp.minimum(r1.score, r2.score),
             "mask": mask.astype(jnp.float32)}
 
-  def _score_inputs(self, model, variables, p, r):
-    p, r = self._with_reference(p, r), self._with_reference(r, r)
+  def _score_channels(self, model, variables, p, r):
     a, e, _ = model.apply(variables, r, p, p, train=False)
     return losses.cosine_similarity(a, e)
 
@@ -220,12 +294,12 @@ class ContourDeltaSystem(_ContourHooks, RegressionSystem):
 
   def augment(self, batch, rng, *, train):
     r = self._degrade(batch, rng, train)
-    return {"performance": contour_channels(r.cents, r.voiced),
-            "reference": contour_channels(batch["cents"], batch["voiced"]),
+    return {"performance": self._performance_x(batch, r),
+            "reference": self._anchor_x(batch["cents"]),
             "target": r.score,
             "mask": batch.get("mask", jnp.ones_like(r.score)).astype(jnp.float32)}
 
-  def _score_inputs(self, model, variables, p, r):
+  def _score_channels(self, model, variables, p, r):
     return model.apply(variables, p, r, train=False)
 
 
@@ -240,17 +314,17 @@ class ContourHingeRankSystem(_ContourHooks, HingeRankSystem):
     keys = jax.random.split(rng, self.negatives + 1)
     rs = [self._degrade(batch, k, train) for k in keys]
     scores = jnp.stack([r.score for r in rs], axis=1)  # (B, K+1)
-    xs = jnp.stack([contour_channels(r.cents, r.voiced) for r in rs], axis=1)
+    xs = jnp.stack([self._performance_x(batch, r) for r in rs], axis=1)
     order = jnp.argsort(-scores, axis=1)
     xs = jnp.take_along_axis(xs, order[:, :, None, None], axis=1)
     ranked = jnp.take_along_axis(scores, order, axis=1)
     mask = batch.get("mask", jnp.ones_like(ranked[:, 0]))
     mask = mask * (ranked[:, 0] - ranked[:, 1] >= self.min_label_gap)
-    return {"anchor": contour_channels(batch["cents"], batch["voiced"]),
+    return {"anchor": self._anchor_x(batch["cents"]),
             "positive": xs[:, 0], "negatives": xs[:, 1:], "labels": ranked,
             "mask": mask.astype(jnp.float32)}
 
-  def _score_inputs(self, model, variables, p, r):
+  def _score_channels(self, model, variables, p, r):
     a, e, _ = model.apply(variables, r, p, p[:, None], train=False)
     return losses.cosine_similarity(a, e)
 
