@@ -224,8 +224,10 @@ def _rates(same, refused):
 
 
 def analyse(rows: list[dict], features: tuple[str, ...],
-            fit_sets: tuple[str, ...] = ("ssvd", "mast")) -> dict:
-  """Fit on half A of fit_sets' pairs, report on half B and all (module doc)."""
+            fit_sets: tuple[str, ...] = ("ssvd", "mast"),
+            fit_passed_only: bool = False) -> dict:
+  """Fit on half A of fit_sets' pairs, report on half B and all (module doc);
+  fit_passed_only leaves MAST's jury-failed same-melody pairs out of the fit."""
   from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
   from sklearn.metrics import roc_auc_score, roc_curve  # pylint: disable=g-import-not-at-top
   ok = [r for r in rows if not r.get("error")
@@ -239,7 +241,10 @@ def analyse(rows: list[dict], features: tuple[str, ...],
   x = np.array([[float(r[f]) for f in features] for r in ok])
   y = np.array([int(r["same"]) for r in ok])
   in_a = np.array([r["perf_melody"] in half_a and r["ref_melody"] in half_a
-                   and r["set"] in fit_sets for r in ok])
+                   and r["set"] in fit_sets
+                   and not (fit_passed_only and r["set"] == "mast"
+                            and int(r["same"]) and r.get("passed") not in ("1", 1))
+                   for r in ok])
   in_b = np.array([r["perf_melody"] not in half_a and r["ref_melody"] not in half_a
                    for r in ok])
   model = LogisticRegression(C=10.0).fit(x[in_a], y[in_a])
@@ -297,6 +302,8 @@ def main():
   p.add_argument("--sets", default="ssvd,mast", help="which pairs to measure")
   p.add_argument("--fit_sets", default="ssvd",
                  help="pairs the model and threshold are fitted on (half A)")
+  p.add_argument("--fit_passed_only", action="store_true",
+                 help="leave MAST's jury-failed same-melody pairs out of the fit")
   p.add_argument("--reuse", action="store_true",
                  help="analyse OUT_DIR/pairs_*.csv again instead of measuring")
   args = p.parse_args()
@@ -316,13 +323,16 @@ def main():
       w.writeheader()
       w.writerows(part)
     rows += part
-  results = [analyse(rows, features, tuple(args.fit_sets.split(",")))
+  results = [analyse(rows, features, tuple(args.fit_sets.split(",")),
+                     args.fit_passed_only)
              for features in FEATURE_SETS]
   atomic.write_text(os.path.join(args.out_dir, "roc.json"), json.dumps(results))
   for res in results:
     terms = " ".join(f"{c:+.3f} x {f}" for f, c in zip(res["features"],
                                                         res["coefficients"]))
-    print(f"\nfitted on {','.join(res['fit_sets'])}: logit {res['intercept']:+.3f} "
+    print(f"\nfitted on {','.join(res['fit_sets'])}"
+          f"{' (MAST jury-passed same pairs only)' if args.fit_passed_only else ''}"
+          f": logit {res['intercept']:+.3f} "
           f"{terms}; threshold "
           f"{res['threshold']:.4f}; failed alignments {res['n_failed']}")
     print(f"{'pairs':14} {'same':>5} {'diff':>5} {'same refused':>13} "
