@@ -13,16 +13,24 @@ Pairs (performance, reference):
     its melody's reference (`mast_data.pair_references`, first ref) and against the
     first reference of another melody; the f0 curves at 30 ms (`contours_from_f0`).
 For each pair: `alignment.align`, then `confidence.band_share` (at several band
-widths) and `confidence.costs`. Each set's melodies are split in two halves (seeded);
+widths) and `confidence.costs` (octave-tolerant, the product's; and with plain
+distances, `*_exact`, the measures before), plus the note-sequence measures of
+`note_sequence.py` (measured, not shipped), the pitch-class histogram correlation and
+the log ratio of voiced durations. Each set's melodies are split in two halves (seeded);
 the logistic model (scikit-learn) and the threshold are fitted on the --fit_sets pairs
 whose melodies are both in half A (threshold: the FIT_REFUSAL quantile of their
 same-melody confidences),
 and the refusal rates, roc_curve and roc_auc_score are reported on half B and on all
-pairs. Prints the table for BUILD_NOTES.md and writes pairs.csv and roc.json.
+pairs, with the true-positive rate (same-melody pairs accepted) at 2 % and 5 % of
+different-melody pairs accepted, and, for MAST, the share of jury-passed and
+jury-failed same-melody pairs refused at the threshold that refuses 95 % of its
+different-melody pairs. Prints the tables for BUILD_NOTES.md and writes pairs.csv
+and roc.json.
 """
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import sys
@@ -39,16 +47,55 @@ from asa_jax.assess import confidence  # pylint: disable=g-import-not-at-top,wro
 from asa_jax.features import audio as audio_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from asa_jax.baselines import contours as contours_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from asa_jax.baselines import dtw_melody  # pylint: disable=g-import-not-at-top,wrong-import-position
+from asa_jax.assess import notes as notes_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from input_pipeline.corpora import mast_data  # pylint: disable=g-import-not-at-top,wrong-import-position
+import note_sequence  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 DATA = os.path.join(REPO, "..", "shared", "data")
 BANDS = (0.5, 1.0, 2.0, 4.0)
 HOP = 512  # samples at 16 kHz: the assessor's feedback contours (assessor.FEEDBACK_HOP).
 FIT_REFUSAL = 0.01  # same-melody refusals allowed on the fitting half (target 2%).
 SEED = 0
-# The last is the one the assessor uses (confidence.COEFFICIENTS).
-FEATURE_SETS = (("cost_ratio",), ("match_gain",), ("band_2.0",),
-                ("band_2.0", "cost_ratio"), ("band_2.0", "cost_ratio", "match_gain"))
+NOTE_TERMS = ("note_cost_ratio", "interval_cost_ratio", "note_match_gain")
+# The first is the model before the octave tolerance; the last is the one the
+# assessor uses (confidence.COEFFICIENTS).
+FEATURE_SETS = (("band_2.0", "cost_ratio_exact", "match_gain_exact"),
+                ("cost_ratio",), ("match_gain",), ("band_2.0",),
+                ("note_cost_ratio_exact",), ("note_cost_ratio",),
+                ("interval_cost_ratio",), ("note_match_gain",),
+                ("sub_note_cost_ratio",), ("pcp_corr",), ("log_len_ratio",),
+                NOTE_TERMS,
+                ("band_2.0", "cost_ratio", "match_gain") + NOTE_TERMS,
+                ("band_2.0", "cost_ratio", "match_gain") + NOTE_TERMS
+                + ("sub_note_cost_ratio", "pcp_corr", "log_len_ratio"),
+                ("band_2.0", "cost_ratio", "match_gain"))
+_NOTES = {}  # recording name -> its note pitches (cents).
+
+
+def note_cents(name: str, c: contours_lib.Contours) -> np.ndarray:
+  """float64 (K,) median pitches (cents) of a recording's notes, cached by name."""
+  if name not in _NOTES:
+    _NOTES[name] = np.array([n.cents for n in notes_lib.segment(c)], np.float64)
+  return _NOTES[name]
+
+
+def sequence_measures(perf_name, perf, ref_name, ref) -> dict:
+  """The note-sequence and histogram measures of one pair (module doc); nan where
+  there are too few notes."""
+  pn, rn = note_cents(perf_name, perf), note_cents(ref_name, ref)
+  p, r = dtw_melody.melody_cents(perf), dtw_melody.melody_cents(ref)
+  out = {"pcp_corr": note_sequence.pitch_class_correlation(p, r),
+         "log_len_ratio": float(np.log(len(p) / len(r)))}
+  try:
+    folded = note_sequence.measure(pn, rn)
+    exact = note_sequence.measure(pn, rn, fold=False)
+    sub = note_sequence.measure(pn, rn, subseq=True)
+  except ValueError:
+    return {**out, **{k: float("nan") for k in NOTE_TERMS + (
+        "note_cost_ratio_exact", "sub_note_cost_ratio")}}
+  return {**out, **dataclasses.asdict(folded),
+          "note_cost_ratio_exact": exact.note_cost_ratio,
+          "sub_note_cost_ratio": sub.note_cost_ratio}
 
 
 def feedback_contours(path: str, cache_dir: str) -> contours_lib.Contours:
@@ -105,20 +152,23 @@ def mast_items(n_performances: int, rng) -> list[tuple[tuple, tuple]]:
   return out
 
 
-def measure_pair(perf, ref) -> dict:
+def measure_pair(perf_name, perf, ref_name, ref) -> dict:
   """The confidence measures of one (perf contours, ref contours) pair."""
   try:
     m = alignment.align(perf, ref)
     p, r = dtw_melody.melody_cents(perf), dtw_melody.melody_cents(ref)
-    c = confidence.costs(p, r, perf.hop_s, m.offset_cents)
-  except ValueError as e:
-    return {"error": str(e)}
+    c = confidence.costs(p, r, perf.hop_s, m.offset_cents, fold_octaves=True)
+    e = confidence.costs(p, r, perf.hop_s, m.offset_cents, fold_octaves=False)
+  except ValueError as err:
+    return {"error": str(err)}
   out = {f"band_{b}": confidence.band_share(m, b) for b in BANDS}
   out.update(cost_cents=c.cost_cents, random_cost_cents=c.random_cost_cents,
              cost_ratio=c.cost_cents / max(c.random_cost_cents, 1e-6),
              match=c.match, random_match=c.random_match,
              match_gain=c.match - c.random_match, tempo_ratio=m.tempo_ratio,
-             error="")
+             cost_ratio_exact=e.cost_cents / max(e.random_cost_cents, 1e-6),
+             match_gain_exact=e.match - e.random_match, error="")
+  out.update(sequence_measures(perf_name, perf, ref_name, ref))
   return out
 
 
@@ -143,7 +193,7 @@ def collect_ssvd(args) -> list[dict]:
     rec = {"set": "ssvd", "performance": items[k][0], "reference": items[j][0],
            "perf_melody": items[k][1], "ref_melody": items[j][1], "same": same,
            "passed": ""}
-    rec.update(measure_pair(items[k][2], items[j][2]))
+    rec.update(measure_pair(items[k][0], items[k][2], items[j][0], items[j][2]))
     rows.append(rec)
     if n % 50 == 0:
       print(f"ssvd {n}/{len(jobs)} {time.time() - t0:.0f} s", flush=True)
@@ -160,7 +210,7 @@ def collect_mast(args) -> list[dict]:
       rec = {"set": "mast", "performance": perf[0], "reference": ref[0],
              "perf_melody": perf[1], "ref_melody": ref[1], "same": same,
              "passed": int(bool(perf[3]))}
-      rec.update(measure_pair(perf[2], ref[2]))
+      rec.update(measure_pair(perf[0], perf[2], ref[0], ref[2]))
       rows.append(rec)
     if n % 50 == 0:
       print(f"mast {n} {time.time() - t0:.0f} s", flush=True)
@@ -174,11 +224,14 @@ def _rates(same, refused):
 
 
 def analyse(rows: list[dict], features: tuple[str, ...],
-            fit_sets: tuple[str, ...] = ("ssvd", "mast")) -> dict:
-  """Fit on half A of fit_sets' pairs, report on half B and all (module doc)."""
+            fit_sets: tuple[str, ...] = ("ssvd", "mast"),
+            fit_passed_only: bool = False) -> dict:
+  """Fit on half A of fit_sets' pairs, report on half B and all (module doc);
+  fit_passed_only leaves MAST's jury-failed same-melody pairs out of the fit."""
   from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
   from sklearn.metrics import roc_auc_score, roc_curve  # pylint: disable=g-import-not-at-top
-  ok = [r for r in rows if not r.get("error")]
+  ok = [r for r in rows if not r.get("error")
+        and all(np.isfinite(float(r[f])) for f in features)]
   half_a = set()
   for name in sorted({r["set"] for r in ok}):  # half of each set's melodies.
     melodies = sorted({r["perf_melody"] for r in ok if r["set"] == name}
@@ -188,7 +241,10 @@ def analyse(rows: list[dict], features: tuple[str, ...],
   x = np.array([[float(r[f]) for f in features] for r in ok])
   y = np.array([int(r["same"]) for r in ok])
   in_a = np.array([r["perf_melody"] in half_a and r["ref_melody"] in half_a
-                   and r["set"] in fit_sets for r in ok])
+                   and r["set"] in fit_sets
+                   and not (fit_passed_only and r["set"] == "mast"
+                            and int(r["same"]) and r.get("passed") not in ("1", 1))
+                   for r in ok])
   in_b = np.array([r["perf_melody"] not in half_a and r["ref_melody"] not in half_a
                    for r in ok])
   model = LogisticRegression(C=10.0).fit(x[in_a], y[in_a])
@@ -213,13 +269,27 @@ def analyse(rows: list[dict], features: tuple[str, ...],
            if len(set(y[mask])) == 2 else float("nan"))
     fpr, tpr, thr = (roc_curve(y[mask], prob[mask]) if len(set(y[mask])) == 2
                      else ([], [], []))
-    out[name] = {"same_pairs": int(np.sum(y[mask] == 1)),
+    tpr_at = {f"tpr_at_fpr_{x}": (float(np.max(np.asarray(tpr)[np.asarray(fpr) <= x]))
+                                  if len(fpr) else float("nan")) for x in (0.02, 0.05)}
+    out[name] = {**tpr_at, "same_pairs": int(np.sum(y[mask] == 1)),
                  "different_pairs": int(np.sum(y[mask] == 0)),
                  "same_refused": same_rate, "different_refused": diff_rate,
                  "auc": auc, "roc": {"fpr": list(map(float, fpr)),
                                      "tpr": list(map(float, tpr)),
                                      "thresholds": [float(t) if np.isfinite(t) else None
                                                     for t in thr]}}
+  # What limits MAST (BUILD_NOTES.md): at the threshold that refuses 95 % of its
+  # different-melody pairs, the share of its jury-passed and jury-failed
+  # same-melody pairs refused.
+  mast = sets == "mast"
+  if mast.any() and (~passed[mast & (y == 1)]).any():
+    at = float(np.quantile(prob[mast & (y == 0)], 0.95))
+    out["mast_at_95"] = {
+        "threshold": at,
+        "passed_refused": float(np.mean(prob[mast & (y == 1) & passed] < at)),
+        "failed_refused": float(np.mean(prob[mast & (y == 1) & ~passed] < at)),
+        "passed": int(np.sum(mast & (y == 1) & passed)),
+        "failed": int(np.sum(mast & (y == 1) & ~passed))}
   return out
 
 
@@ -232,6 +302,8 @@ def main():
   p.add_argument("--sets", default="ssvd,mast", help="which pairs to measure")
   p.add_argument("--fit_sets", default="ssvd",
                  help="pairs the model and threshold are fitted on (half A)")
+  p.add_argument("--fit_passed_only", action="store_true",
+                 help="leave MAST's jury-failed same-melody pairs out of the fit")
   p.add_argument("--reuse", action="store_true",
                  help="analyse OUT_DIR/pairs_*.csv again instead of measuring")
   args = p.parse_args()
@@ -251,23 +323,32 @@ def main():
       w.writeheader()
       w.writerows(part)
     rows += part
-  results = [analyse(rows, features, tuple(args.fit_sets.split(",")))
+  results = [analyse(rows, features, tuple(args.fit_sets.split(",")),
+                     args.fit_passed_only)
              for features in FEATURE_SETS]
   atomic.write_text(os.path.join(args.out_dir, "roc.json"), json.dumps(results))
   for res in results:
     terms = " ".join(f"{c:+.3f} x {f}" for f, c in zip(res["features"],
                                                         res["coefficients"]))
-    print(f"\nfitted on {','.join(res['fit_sets'])}: logit {res['intercept']:+.3f} "
+    print(f"\nfitted on {','.join(res['fit_sets'])}"
+          f"{' (MAST jury-passed same pairs only)' if args.fit_passed_only else ''}"
+          f": logit {res['intercept']:+.3f} "
           f"{terms}; threshold "
           f"{res['threshold']:.4f}; failed alignments {res['n_failed']}")
     print(f"{'pairs':14} {'same':>5} {'diff':>5} {'same refused':>13} "
-          f"{'diff refused':>13} {'AUC':>6}")
+          f"{'diff refused':>13} {'AUC':>6} {'TPR@.02':>7} {'TPR@.05':>7}")
     for name in ("A (fit)", "B (held out)", "all", "all ssvd", "all mast", "B ssvd",
                  "B mast", "mast passed"):
       s = res[name]
       print(f"{name:14} {s['same_pairs']:5d} {s['different_pairs']:5d} "
             f"{s['same_refused']:13.1%} {s['different_refused']:13.1%} "
-            f"{s['auc']:6.3f}")
+            f"{s['auc']:6.3f} {s['tpr_at_fpr_0.02']:7.3f} {s['tpr_at_fpr_0.05']:7.3f}")
+    if "mast_at_95" in res:
+      m = res["mast_at_95"]
+      print(f"MAST at the threshold refusing 95% of its different pairs "
+            f"({m['threshold']:.3f}): same refused {m['passed_refused']:.1%} of "
+            f"{m['passed']} jury-passed, {m['failed_refused']:.1%} of {m['failed']} "
+            f"jury-failed")
 
 
 if __name__ == "__main__":

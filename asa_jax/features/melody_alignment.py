@@ -181,14 +181,22 @@ def path_weights(path: np.ndarray) -> np.ndarray:
       np.float64)
 
 
-def dtw_cost(perf: np.ndarray, ref: np.ndarray, offset_cents: float = 0.0
-             ) -> tuple[float, np.ndarray]:
+def octave_distance(d: np.ndarray) -> np.ndarray:
+  """|d| (cents) to the nearest whole number of octaves: 0..600 cents."""
+  return np.abs((np.asarray(d, np.float64) + 600.0) % 1200.0 - 600.0)
+
+
+def dtw_cost(perf: np.ndarray, ref: np.ndarray, offset_cents: float = 0.0, *,
+             fold_octaves: bool = False) -> tuple[float, np.ndarray]:
   """Mean capped pitch distance along the slope-constrained DTW path.
 
   Args:
     perf: float (N,) performance pitch in cents; ref: float (M,) reference
       pitch in cents, with M - 1 <= 2 (N - 1) and N - 1 <= 2 (M - 1).
     offset_cents: added to perf (the transposition).
+    fold_octaves: local distance to the nearest octave (`octave_distance`): a
+      passage sung an octave off costs nothing (the alignment confidence's
+      octave tolerance, issue 19); the default is the plain distance.
 
   Returns:
     (cost, path): cost = D[N-1, M-1] / (N + M - 1) in cents, D the accumulated
@@ -206,7 +214,8 @@ def dtw_cost(perf: np.ndarray, ref: np.ndarray, offset_cents: float = 0.0
   if not _reachable(len(perf), len(ref)):
     raise ValueError(f"no DTW path with local tempo ratios in [1/2, 2] "
                      f"between {len(perf)} and {len(ref)} frames")
-  cost = np.minimum(np.abs(perf[:, None] + offset_cents - ref[None, :]),
+  diff = perf[:, None] + offset_cents - ref[None, :]
+  cost = np.minimum(octave_distance(diff) if fold_octaves else np.abs(diff),
                     COST_CAP)
   acc, path = librosa.sequence.dtw(C=cost, step_sizes_sigma=STEP_SIZES,
                                    weights_mul=STEP_WEIGHTS, backtrack=True)
