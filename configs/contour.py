@@ -43,6 +43,9 @@ def get_config(system: str, arg: str | None, *, file: str) -> ml_collections.Con
   # Every contour system: the towers see the performance ALIGNED to the reference
   # (input_pipeline/aligned_input.py: exact time map in training, DTW on real pairs).
   c.contour.aligned = False
+  # With contour.aligned: the std (frames) of a smooth (0.3 s) error added to the
+  # exact time map in training, as the DTW of real pairs errs. 0 = exact.
+  c.contour.align_jitter_frames = 0.0
   c.model.conv_channels = (32, 64, 64)
   c.model.attention_layers = 1
   c.model.attention_hidden = 64

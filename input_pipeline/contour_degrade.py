@@ -178,7 +178,7 @@ def _segment_mean(values: jnp.ndarray, note: jnp.ndarray, n: int) -> jnp.ndarray
   return s / jnp.maximum(c, 1.0)
 
 
-def _smooth_noise(key: jax.Array, n: int, width: int) -> jnp.ndarray:
+def smooth_noise(key: jax.Array, n: int, width: int) -> jnp.ndarray:
   """Unit-variance noise (n,), moving-average smoothed over `width` frames."""
   x = jax.random.normal(key, (n + width - 1,), jnp.float32)
   y = jnp.convolve(x, jnp.ones((width,), jnp.float32) / width, mode="valid")
@@ -251,7 +251,7 @@ def degrade_contour(key: jax.Array, contour: Contour, errors: Errors) -> Result:
   ramp = jnp.clip(1.0 - pos / jnp.maximum(m, 1.0), 0.0, 1.0) ** 2
   change = change - jnp.where(in_note & (pos < m), errors.scoop_cents * ramp, 0.0)
   change = change + errors.drift_cents * frames / max(t_len - 1, 1)
-  change = change + errors.jitter_cents * _smooth_noise(k[5], t_len, _JITTER_WIDTH)
+  change = change + errors.jitter_cents * smooth_noise(k[5], t_len, _JITTER_WIDTH)
   change = change + (errors.vibrato_scale - 1.0) * jnp.where(
       in_note, _vibrato(cents, note), 0.0)
   change = change * voiced

@@ -83,6 +83,7 @@ class _ContourHooks:
   min_label_gap: float = 5.0
   stack_reference: bool = False
   aligned: bool = False
+  align_jitter_frames: float = 0.0
 
   def configure(self, config):
     """The loss system's configure, then the config.contour fields."""
@@ -94,7 +95,8 @@ class _ContourHooks:
     return dict(window_frames=int(c.window_frames), active_prob=float(c.active_prob),
                 min_label_gap=float(c.min_label_gap),
                 stack_reference=bool(c.get("stack_reference", False)),
-                aligned=bool(c.get("aligned", False)))
+                aligned=bool(c.get("aligned", False)),
+                align_jitter_frames=float(c.get("align_jitter_frames", 0.0)))
 
   def in_channels(self) -> int:
     """Input channels of the towers for this system's input mode."""
@@ -164,8 +166,18 @@ class _ContourHooks:
 
   def _degrade(self, batch: dict, key: jax.Array, train: bool) -> cd.Result:
     ids = None if train else batch.get("row_id")
-    return cd.degrade_batch(key, _contour(batch), active_prob=self.active_prob,
-                            row_ids=ids, entry_errors=not self.aligned)[1]
+    r = cd.degrade_batch(key, _contour(batch), active_prob=self.active_prob,
+                         row_ids=ids, entry_errors=not self.aligned)[1]
+    if self.aligned and self.align_jitter_frames > 0:
+      # The aligner on real pairs is not exact: a smooth label-neutral error of
+      # the time map the towers read the performance through.
+      rows = jnp.arange(r.cents.shape[0]) if ids is None else ids.astype(jnp.int32)
+      t = r.cents.shape[1]
+      noise = jax.vmap(lambda i: cd.smooth_noise(
+          jax.random.fold_in(jax.random.fold_in(key, 99), i), t, 30))(rows)
+      r = r._replace(time_map_frames=r.time_map_frames
+                     + self.align_jitter_frames * noise)
+    return r
 
   def make_loader(self, records_dir, split, config, *, process_index, process_count):
     """A ContourLoader of the pool at `records_dir` (a .npz path)."""
