@@ -1,0 +1,190 @@
+r"""The fusion's levers toward issue 18's targets, under a pre-declared protocol.
+
+  python -m asa_jax.experiments.fusion_levers --output_dir=runs/fusion_levers \
+      [--seeds=0,1,2] [--recipes=R0,R1,...] [--folds=5] [--bootstrap=1000]
+
+Protocol and rule: BUILD_NOTES "Fusion levers toward the acceptance targets".
+Rows and features are the shipped default scorer's (`default_scorer.pooled_rows`,
+`choose_features`: 17 terms, targets on 0-100, corpus-prefixed melodies), read from
+the cached term tables (`--tables_dir`, built by `term_table` when missing).
+
+For each recipe (RECIPES: a candidate set, a target transform, an inner
+criterion; `fusion.fit_fusion`) and seed: MAST's melodies are dealt into --folds
+folds (`melody_cv.melody_folds`) and each fold is scored by a fusion fitted on the
+other MAST folds plus EVERY SSVD row; then the same with SSVD's melodies, every
+MAST row always in the training part. Pearson's r with the target and pass/fail
+ROC AUC of the out-of-fold calibrated scores, 95% bootstrap CIs per seed, mean and
+range over seeds, the candidate each outer fold chose, and the pre-declared figure
+of merit (mean over seeds of the mean of MAST r, MAST AUC and SSVD r). Writes
+OUTPUT_DIR/levers.json and levers.md (atomic; printed too).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from asa_jax import atomic
+from asa_jax.baselines import pair_terms
+from asa_jax.baselines import term_table
+from asa_jax.evaluation import fusion as fusion_lib
+from asa_jax.evaluation import melody_cv
+from asa_jax.experiments import default_scorer
+
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/fusion_levers", "Output folder.")
+# --tables_dir, --mast_dir, --ssvd_dir and --cache_dir are default_scorer's flags.
+FLAGS = flags.FLAGS
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "CV seeds.")
+_RECIPES = flags.DEFINE_list("recipes", None, "Recipes to run (default: all).")
+
+_R0 = list(fusion_lib.DEFAULT_CANDIDATES)
+_R3 = [("hgb", p) for p in fusion_lib.REGULARISED_HGB]
+_R4 = [("mean", fusion_lib.MEAN_PARAMS)]
+_R5 = [("pass_blend", fusion_lib.PASS_BLEND_PARAMS)]
+_R6 = [("lasso", {"alpha": a}) for a in fusion_lib.LASSO_ALPHAS]
+
+
+def _z(candidates):
+  return [(f, {**p, "target": "z"}) for f, p in candidates]
+
+
+_ALL = _R0 + _R3 + _R4 + _R5 + _R6
+# name -> (description, candidates, criterion). BUILD_NOTES lists them.
+RECIPES = {
+    "R0": ("shipped: linear + boosted, pooled r", _R0, "pearson"),
+    "R1": ("R0 on the per-corpus z target", _z(_R0), "pearson"),
+    "R2": ("R0 chosen by mean over corpora of (r + AUC) / 2", _R0, "strata_r_auc"),
+    "R3": ("regularised trees only (stumps; depth 2, leaf 60, L2 10)", _R3,
+           "pearson"),
+    "R4": ("ensemble only: mean of linear (alpha 10) and boosted (depth 2)", _R4,
+           "pearson"),
+    "R5": ("pass blend only: boosted regression + monotone classifier logit", _R5,
+           "pearson"),
+    "R6": ("sparse linear only: Lasso(positive)", _R6, "pearson"),
+    "R*": ("all of R0, R3-R6, raw and z target, chosen by R2's criterion",
+           _ALL + _z(_ALL), "strata_r_auc"),
+}
+
+
+def corpus_cv(rows, features, candidates, criterion, *, test_corpus, n_folds, seed,
+              n_boot) -> dict:
+  """Leave-melodies-out CV of one corpus, the other corpora always in training.
+
+  Returns:
+    agreement of the calibrated out-of-fold scores (`melody_cv.agreement`) plus
+    'raw' (the same of the raw scores) and 'chosen' (each fold's candidate).
+  """
+  x = default_scorer.matrix(rows, features)
+  y = np.array([r["target"] for r in rows])
+  melodies = np.array([r["melody"] for r in rows])
+  passed = np.array([r["passed"] for r in rows]) > 0.5
+  corpus = np.array([r["corpus"] for r in rows])
+  directions = [pair_terms.direction(n) for n in features]
+  test_rows = corpus == test_corpus
+  folds = np.full(len(y), -1)
+  folds[test_rows] = melody_cv.melody_folds(melodies[test_rows], n_folds, seed)
+  cal, raw, chosen = np.full(len(y), np.nan), np.full(len(y), np.nan), []
+  for k in range(n_folds):
+    test = folds == k
+    fit = fusion_lib.fit_fusion(
+        x[~test], y[~test], melodies[~test], features, directions,
+        target_range=(0.0, 100.0), seed=seed, candidates=candidates,
+        criterion=criterion, passed=passed[~test], strata=corpus[~test])
+    cal[test], raw[test] = fit.predict(x[test]), fit.predict_raw(x[test])
+    chosen.append(f"{fit.family} {fit.params}")
+  keys = ("n", "pearson", "pearson_ci95", "auc", "auc_ci95")
+  res = melody_cv.agreement(cal[test_rows], y[test_rows], passed[test_rows],
+                            n_resamples=n_boot, seed=seed)
+  res_raw = melody_cv.agreement(raw[test_rows], y[test_rows], passed[test_rows],
+                                n_resamples=n_boot, seed=seed)
+  return {**{k: res[k] for k in keys}, "raw": {k: res_raw[k] for k in keys},
+          "chosen": chosen}
+
+
+def summary(per_seed: list[dict]) -> dict:
+  """{metric: [mean, min, max]} over seeds of r and AUC, calibrated and raw."""
+  out = {}
+  for key, get in [("pearson", lambda d: d["pearson"]), ("auc", lambda d: d["auc"]),
+                   ("raw_pearson", lambda d: d["raw"]["pearson"]),
+                   ("raw_auc", lambda d: d["raw"]["auc"])]:
+    v = np.array([get(d) for d in per_seed], np.float64)
+    out[key] = [float(v.mean()), float(v.min()), float(v.max())]
+  return out
+
+
+def merit(result: dict) -> float:
+  """The pre-declared figure of merit: mean of (MAST r, MAST AUC, SSVD r), each
+  the mean over seeds of the calibrated out-of-fold scores."""
+  return float(np.mean([result["mast"]["summary"]["pearson"][0],
+                        result["mast"]["summary"]["auc"][0],
+                        result["ssvd"]["summary"]["pearson"][0]]))
+
+
+def _fmt(d: dict) -> str:
+  return (f"{d['pearson']:.3f} [{d['pearson_ci95'][0]:.2f}, "
+          f"{d['pearson_ci95'][1]:.2f}]")
+
+
+def _fmt_auc(d: dict) -> str:
+  ci = d["auc_ci95"] or [float("nan")] * 2
+  return f"{d['auc']:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def table(results: dict) -> str:
+  """Markdown: per recipe and corpus, mean (range) over seeds and seed 0 with CIs."""
+  lines = ["| recipe | corpus | r mean (range) | AUC mean (range) | seed 0 r [95% CI] "
+           "| seed 0 AUC [95% CI] | raw r mean | merit |",
+           "|---|---|---|---|---|---|---:|---:|"]
+  for name, res in results.items():
+    for c in ("mast", "ssvd"):
+      s, d = res[c]["summary"], res[c]["per_seed"][0]
+      lines.append(
+          f"| {name} | {c} | {s['pearson'][0]:.3f} ({s['pearson'][1]:.3f}-"
+          f"{s['pearson'][2]:.3f}) | {s['auc'][0]:.3f} ({s['auc'][1]:.3f}-"
+          f"{s['auc'][2]:.3f}) | {_fmt(d)} | {_fmt_auc(d)} | "
+          f"{s['raw_pearson'][0]:.3f} | {res['merit']:.3f} |")
+  return "\n".join(lines)
+
+
+def main(argv):
+  del argv
+  tables = {c: term_table.cached_table(
+      c, os.path.join(FLAGS.tables_dir, f"{c}_terms.csv"), mast_dir=FLAGS.mast_dir,
+      ssvd_dir=FLAGS.ssvd_dir, cache_dir=FLAGS.cache_dir) for c in ("mast", "ssvd")}
+  rows = default_scorer.pooled_rows(tables)
+  features = default_scorer.choose_features(rows)
+  seeds = [int(s) for s in _SEEDS.value]
+  results = {}
+  for name in _RECIPES.value or list(RECIPES):
+    desc, candidates, criterion = RECIPES[name]
+    res = {"description": desc, "criterion": criterion}
+    for c in ("mast", "ssvd"):
+      per_seed = [corpus_cv(rows, features, candidates, criterion, test_corpus=c,
+                            n_folds=FLAGS.folds, seed=s, n_boot=FLAGS.bootstrap)
+                  for s in seeds]
+      res[c] = {"per_seed": per_seed, "summary": summary(per_seed),
+                "chosen": dict(collections.Counter(
+                    ch for d in per_seed for ch in d["chosen"]))}
+    res["merit"] = merit(res)
+    results[name] = res
+    print(f"{name} ({desc}): MAST r {res['mast']['summary']['pearson']} AUC "
+          f"{res['mast']['summary']['auc']}; SSVD r "
+          f"{res['ssvd']['summary']['pearson']}; merit {res['merit']:.4f}",
+          flush=True)
+  md = table(results)
+  print(md)
+  os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
+  atomic.write_text(os.path.join(_OUTPUT_DIR.value, "levers.md"), md + "\n")
+  atomic.write_text(os.path.join(_OUTPUT_DIR.value, "levers.json"),
+                    json.dumps({"seeds": seeds, "folds": FLAGS.folds,
+                                "features": features, "results": results},
+                               indent=1, default=float) + "\n")
+
+
+if __name__ == "__main__":
+  app.run(main)
