@@ -54,7 +54,8 @@ def _z(candidates):
 
 
 _ALL = _R0 + _R3 + _R4 + _R5 + _R6
-# name -> (description, candidates, criterion). BUILD_NOTES lists them.
+# name -> (description, candidates, criterion[, terms made unordered]).
+# BUILD_NOTES lists them; R7 is round 2 (declared after round 1's figures).
 RECIPES = {
     "R0": ("shipped: linear + boosted, pooled r", _R0, "pearson"),
     "R1": ("R0 on the per-corpus z target", _z(_R0), "pearson"),
@@ -68,12 +69,16 @@ RECIPES = {
     "R6": ("sparse linear only: Lasso(positive)", _R6, "pearson"),
     "R*": ("all of R0, R3-R6, raw and z target, chosen by R2's criterion",
            _ALL + _z(_ALL), "strata_r_auc"),
+    "R7": ("R* with deviation_p90_cents unordered (round 2)", _ALL + _z(_ALL),
+           "strata_r_auc", ("deviation_p90_cents",)),
 }
 
 
 def corpus_cv(rows, features, candidates, criterion, *, test_corpus, n_folds, seed,
-              n_boot) -> dict:
+              n_boot, unordered=()) -> dict:
   """Leave-melodies-out CV of one corpus, the other corpora always in training.
+
+  `unordered` terms get direction 0 (the fusion may use them either way).
 
   Returns:
     agreement of the calibrated out-of-fold scores (`melody_cv.agreement`) plus
@@ -84,7 +89,7 @@ def corpus_cv(rows, features, candidates, criterion, *, test_corpus, n_folds, se
   melodies = np.array([r["melody"] for r in rows])
   passed = np.array([r["passed"] for r in rows]) > 0.5
   corpus = np.array([r["corpus"] for r in rows])
-  directions = [pair_terms.direction(n) for n in features]
+  directions = [0 if n in unordered else pair_terms.direction(n) for n in features]
   test_rows = corpus == test_corpus
   folds = np.full(len(y), -1)
   folds[test_rows] = melody_cv.melody_folds(melodies[test_rows], n_folds, seed)
@@ -161,11 +166,13 @@ def main(argv):
   seeds = [int(s) for s in _SEEDS.value]
   results = {}
   for name in _RECIPES.value or list(RECIPES):
-    desc, candidates, criterion = RECIPES[name]
-    res = {"description": desc, "criterion": criterion}
+    desc, candidates, criterion, *rest = RECIPES[name]
+    unordered = rest[0] if rest else ()
+    res = {"description": desc, "criterion": criterion, "unordered": list(unordered)}
     for c in ("mast", "ssvd"):
       per_seed = [corpus_cv(rows, features, candidates, criterion, test_corpus=c,
-                            n_folds=FLAGS.folds, seed=s, n_boot=FLAGS.bootstrap)
+                            n_folds=FLAGS.folds, seed=s, n_boot=FLAGS.bootstrap,
+                            unordered=unordered)
                   for s in seeds]
       res[c] = {"per_seed": per_seed, "summary": summary(per_seed),
                 "chosen": dict(collections.Counter(
