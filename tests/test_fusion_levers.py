@@ -1,0 +1,58 @@
+"""The fusion levers' protocol (BUILD_NOTES "Fusion levers"): each corpus is
+scored leave-melodies-out with the other corpus always in the training part."""
+
+import numpy as np
+
+from asa_jax.evaluation import fusion as fusion_lib
+from asa_jax.experiments import fusion_levers
+
+FEATURES = ["dtw_melody", "wrong_notes", "onset_deviation_ms"]
+
+
+def rows(seed=0):
+  rng = np.random.default_rng(seed)
+  out = []
+  for corpus, n, n_mel in (("mast", 160, 10), ("ssvd", 60, 6)):
+    for i in range(n):
+      wrong, onset, dtw = rng.random(), 200 * rng.random(), -100 * rng.random()
+      target = 100 * (1 - 0.7 * wrong) - 0.1 * onset + 5 * rng.standard_normal()
+      out.append({"corpus": corpus, "melody": f"{corpus}:m{i % n_mel}",
+                  "target": target, "passed": float(target > 60),
+                  "dtw_melody": dtw, "wrong_notes": wrong,
+                  "onset_deviation_ms": onset})
+  return out
+
+
+def test_corpus_cv_keeps_the_other_corpus_in_training_and_no_test_melody(monkeypatch):
+  data = rows()
+  seen = []
+  real_fit = fusion_lib.fit_fusion
+
+  def spy(x, y, groups, *a, **k):
+    seen.append(set(groups.tolist()))
+    return real_fit(x, y, groups, *a, **k)
+
+  monkeypatch.setattr(fusion_lib, "fit_fusion", spy)
+  mast = {r["melody"] for r in data if r["corpus"] == "mast"}
+  ssvd = {r["melody"] for r in data if r["corpus"] == "ssvd"}
+  res = fusion_levers.corpus_cv(data, FEATURES, list(fusion_lib.DEFAULT_CANDIDATES),
+                                "pearson", test_corpus="ssvd", n_folds=3, seed=0,
+                                n_boot=100)
+  assert len(seen) == 3 and res["n"] == 60 and len(res["chosen"]) == 3
+  held_out = [ssvd - s for s in seen]
+  for train in seen:
+    assert mast <= train  # every MAST melody trains every SSVD fold.
+  # Every SSVD melody is held out exactly once.
+  assert sorted(m for h in held_out for m in h) == sorted(ssvd)
+  assert res["pearson"] > 0.8 and res["raw"]["pearson"] > 0.8
+
+
+def test_merit_is_the_mean_of_the_three_acceptance_figures():
+  res = {"mast": {"summary": {"pearson": [0.8, 0, 0], "auc": [0.9, 0, 0]}},
+         "ssvd": {"summary": {"pearson": [0.7, 0, 0]}}}
+  assert np.isclose(fusion_levers.merit(res), 0.8)
+  per_seed = [{"pearson": 0.5, "auc": 0.7, "raw": {"pearson": 0.4, "auc": 0.6}},
+              {"pearson": 0.7, "auc": 0.9, "raw": {"pearson": 0.6, "auc": 0.8}}]
+  s = fusion_levers.summary(per_seed)
+  assert np.allclose(s["pearson"], [0.6, 0.5, 0.7])
+  assert np.allclose(s["raw_auc"], [0.7, 0.6, 0.8])
