@@ -120,6 +120,7 @@ def test_out_of_fold_never_scores_a_melody_it_trained_on(monkeypatch):
     ("lasso", {"alpha": 0.01}),
     ("mean", fusion_lib.MEAN_PARAMS),
     ("pass_blend", fusion_lib.PASS_BLEND_PARAMS),
+    ("bagged", {**fusion_lib.BAGGED_PARAMS, "bags": 3}),
     ("hgb", {**fusion_lib.REGULARISED_HGB[0], "target": "z"}),
 ])
 def test_lever_candidates_are_monotone_and_track_the_target(family, params):

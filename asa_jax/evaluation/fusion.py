@@ -13,6 +13,8 @@ for a missing term (e.g. voice quality on f0-only corpora). Model families:
             (deterministic); nan handled natively.
   'lasso'   as 'linear' with Lasso(positive=True) (sparse: few terms kept).
   'mean'    the mean of a 'linear' and an 'hgb' model's predictions.
+  'bagged'  the mean of params["bags"] 'hgb' models, each fitted on a bootstrap
+            resample of the rows (numpy default_rng(bag index)).
   'pass_blend'  an 'hgb' regression on the target averaged, in standard-deviation
             units of its training predictions, with a monotone
             HistGradientBoostingClassifier's logit of pass/fail (needs `passed`).
@@ -65,6 +67,7 @@ REGULARISED_HGB = ({"max_depth": 1, "learning_rate": 0.05, "max_iter": 300,
 LASSO_ALPHAS = (0.01, 0.03)  # times the target's sd (standardised terms).
 MEAN_PARAMS = {"alpha": 10.0, "hgb": HGB_PARAMS[0]}
 PASS_BLEND_PARAMS = {"hgb": HGB_PARAMS[0]}
+BAGGED_PARAMS = {"bags": 10, "hgb": HGB_PARAMS[0]}
 
 
 def _one_thread(f, *args, **kwargs):
@@ -152,6 +155,26 @@ class _Mean:
 
 
 @dataclasses.dataclass
+class _Bagged:
+  """The mean of `bags` boosted models on bootstrap resamples (seeded by index)."""
+  params: dict
+  directions: np.ndarray
+  bags: int
+
+  def fit(self, x, y, passed=None):
+    del passed
+    self.members_ = []
+    for b in range(self.bags):
+      rows = np.random.default_rng(b).integers(0, len(y), len(y))
+      self.members_.append(_Boosted(self.params, self.directions).fit(x[rows],
+                                                                       y[rows]))
+    return self
+
+  def predict(self, x):
+    return np.mean([m.predict(x) for m in self.members_], axis=0)
+
+
+@dataclasses.dataclass
 class _PassBlend:
   """Boosted regression on the target averaged with a monotone classifier's logit.
 
@@ -223,6 +246,8 @@ def make_model(family: str, params: dict, directions):
                    _Boosted(params["hgb"], directions)])
   elif family == "pass_blend":
     model = _PassBlend(params["hgb"], directions)
+  elif family == "bagged":
+    model = _Bagged(params["hgb"], directions, params["bags"])
   else:
     raise ValueError(f"unknown fusion family {family!r}")
   return _StrataZ(model) if target == "z" else model

@@ -72,6 +72,8 @@ RECIPES = {
            _ALL + _z(_ALL), "strata_r_auc"),
     "R7": ("R* with deviation_p90_cents unordered (round 2)", _ALL + _z(_ALL),
            "strata_r_auc", ("deviation_p90_cents",)),
+    "R8": ("bagged boosted trees only (10 bootstrap resamples)",
+           [("bagged", fusion_lib.BAGGED_PARAMS)], "pearson"),
 }
 
 
