@@ -55,7 +55,8 @@ def _z(candidates):
 
 
 _ALL = _R0 + _R3 + _R4 + _R5 + _R6
-# name -> (description, candidates, criterion[, terms made unordered]).
+# name -> (description, candidates, criterion[, terms made unordered[, {term:
+# bound}: the term's raw value above the bound is set missing]]).
 # BUILD_NOTES lists them; R7 is round 2 (declared after round 1's figures).
 RECIPES = {
     "R0": ("shipped: linear + boosted, pooled r", _R0, "pearson"),
@@ -74,20 +75,26 @@ RECIPES = {
            "strata_r_auc", ("deviation_p90_cents",)),
     "R8": ("bagged boosted trees only (10 bootstrap resamples)",
            [("bagged", fusion_lib.BAGGED_PARAMS)], "pearson"),
+    "R9": ("R* with deviation_p90_cents > 600 cents as missing (round 3)",
+           _ALL + _z(_ALL), "strata_r_auc", (), {"deviation_p90_cents": 600.0}),
 }
 
 
 def corpus_cv(rows, features, candidates, criterion, *, test_corpus, n_folds, seed,
-              n_boot, unordered=()) -> dict:
+              n_boot, unordered=(), missing_above=None) -> dict:
   """Leave-melodies-out CV of one corpus, the other corpora always in training.
 
-  `unordered` terms get direction 0 (the fusion may use them either way).
+  `unordered` terms get direction 0 (the fusion may use them either way);
+  `missing_above` {term: bound}: the term is nan where its value exceeds bound.
 
   Returns:
     agreement of the calibrated out-of-fold scores (`melody_cv.agreement`) plus
     'raw' (the same of the raw scores) and 'chosen' (each fold's candidate).
   """
   x = default_scorer.matrix(rows, features)
+  for name, bound in (missing_above or {}).items():
+    value = np.array([r.get(name, np.nan) for r in rows], np.float64)
+    x[value > bound, features.index(name)] = np.nan
   y = np.array([r["target"] for r in rows])
   melodies = np.array([r["melody"] for r in rows])
   passed = np.array([r["passed"] for r in rows]) > 0.5
@@ -170,11 +177,13 @@ def main(argv):
   for name in _RECIPES.value or list(RECIPES):
     desc, candidates, criterion, *rest = RECIPES[name]
     unordered = rest[0] if rest else ()
-    res = {"description": desc, "criterion": criterion, "unordered": list(unordered)}
+    missing_above = rest[1] if len(rest) > 1 else None
+    res = {"description": desc, "criterion": criterion, "unordered": list(unordered),
+           "missing_above": missing_above}
     for c in ("mast", "ssvd"):
       per_seed = [corpus_cv(rows, features, candidates, criterion, test_corpus=c,
                             n_folds=FLAGS.folds, seed=s, n_boot=FLAGS.bootstrap,
-                            unordered=unordered)
+                            unordered=unordered, missing_above=missing_above)
                   for s in seeds]
       res[c] = {"per_seed": per_seed, "summary": summary(per_seed),
                 "chosen": dict(collections.Counter(
