@@ -56,3 +56,23 @@ def test_merit_is_the_mean_of_the_three_acceptance_figures():
   s = fusion_levers.summary(per_seed)
   assert np.allclose(s["pearson"], [0.6, 0.5, 0.7])
   assert np.allclose(s["raw_auc"], [0.7, 0.6, 0.8])
+
+
+def test_missing_above_masks_the_term_beyond_its_bound(monkeypatch):
+  data = rows()
+  for r in data[::7]:
+    r["onset_deviation_ms"] = 900.0  # beyond the bound below
+  seen = []
+  real_fit = fusion_lib.fit_fusion
+
+  def spy(x, y, groups, *a, **k):
+    seen.append(x[:, FEATURES.index("onset_deviation_ms")])
+    return real_fit(x, y, groups, *a, **k)
+
+  monkeypatch.setattr(fusion_lib, "fit_fusion", spy)
+  fusion_levers.corpus_cv(data, FEATURES, list(fusion_lib.DEFAULT_CANDIDATES),
+                          "pearson", test_corpus="mast", n_folds=3, seed=0,
+                          n_boot=100, missing_above={"onset_deviation_ms": 500.0})
+  column = np.concatenate(seen)
+  assert np.isnan(column).any()
+  assert np.nanmin(column) >= -500.0  # the rating is minus the deviation.
