@@ -2,6 +2,7 @@
 scored leave-melodies-out with the other corpus always in the training part."""
 
 import numpy as np
+import pytest
 
 from asa_jax.evaluation import fusion as fusion_lib
 from asa_jax.experiments import fusion_levers
@@ -76,3 +77,17 @@ def test_missing_above_masks_the_term_beyond_its_bound(monkeypatch):
   column = np.concatenate(seen)
   assert np.isnan(column).any()
   assert np.nanmin(column) >= -500.0  # the rating is minus the deviation.
+
+
+def test_diagnostics_cost_every_ordered_term_and_refuse_unmatched_scores(tmp_path):
+  from asa_jax.experiments import fusion_diagnostics  # pylint: disable=g-import-not-at-top
+  data = [dict(r, performance_id=f"p{i}") for i, r in enumerate(rows())]
+  costs = fusion_diagnostics.monotone_costs(data, FEATURES, log=lambda s: None)
+  assert set(costs) == {"all monotone", "all unordered", "classifier on pass/fail"} | {
+      f"{n} unordered" for n in FEATURES}
+  assert costs["all monotone"][0] > 0.8 and costs["all monotone"][1] > 0.8
+  path = tmp_path / "scores.csv"
+  path.write_text("performance_id,score\nnot_a_row,1.0\n")
+  with pytest.raises(ValueError, match="scores.csv"):
+    fusion_diagnostics.learned_residuals(data, FEATURES, [str(path)],
+                                         log=lambda s: None)
