@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from asa_jax.evaluation import fusion as fusion_lib
-from asa_jax.experiments import fusion_levers
+from asa_jax.evaluation import fusion_recipes
 
 FEATURES = ["dtw_melody", "wrong_notes", "onset_deviation_ms"]
 
@@ -36,7 +36,7 @@ def test_corpus_cv_keeps_the_other_corpus_in_training_and_no_test_melody(monkeyp
   monkeypatch.setattr(fusion_lib, "fit_fusion", spy)
   mast = {r["melody"] for r in data if r["corpus"] == "mast"}
   ssvd = {r["melody"] for r in data if r["corpus"] == "ssvd"}
-  res = fusion_levers.corpus_cv(data, FEATURES, list(fusion_lib.DEFAULT_CANDIDATES),
+  res = fusion_recipes.corpus_cv(data, FEATURES, list(fusion_lib.DEFAULT_CANDIDATES),
                                 "pearson", test_corpus="ssvd", n_folds=3, seed=0,
                                 n_boot=100)
   assert len(seen) == 3 and res["n"] == 60 and len(res["chosen"]) == 3
@@ -51,10 +51,10 @@ def test_corpus_cv_keeps_the_other_corpus_in_training_and_no_test_melody(monkeyp
 def test_merit_is_the_mean_of_the_three_acceptance_figures():
   res = {"mast": {"summary": {"pearson": [0.8, 0, 0], "auc": [0.9, 0, 0]}},
          "ssvd": {"summary": {"pearson": [0.7, 0, 0]}}}
-  assert np.isclose(fusion_levers.merit(res), 0.8)
+  assert np.isclose(fusion_recipes.merit(res), 0.8)
   per_seed = [{"pearson": 0.5, "auc": 0.7, "raw": {"pearson": 0.4, "auc": 0.6}},
               {"pearson": 0.7, "auc": 0.9, "raw": {"pearson": 0.6, "auc": 0.8}}]
-  s = fusion_levers.summary(per_seed)
+  s = fusion_recipes.summary(per_seed)
   assert np.allclose(s["pearson"], [0.6, 0.5, 0.7])
   assert np.allclose(s["raw_auc"], [0.7, 0.6, 0.8])
 
@@ -71,7 +71,7 @@ def test_missing_above_masks_the_term_beyond_its_bound(monkeypatch):
     return real_fit(x, y, groups, *a, **k)
 
   monkeypatch.setattr(fusion_lib, "fit_fusion", spy)
-  fusion_levers.corpus_cv(data, FEATURES, list(fusion_lib.DEFAULT_CANDIDATES),
+  fusion_recipes.corpus_cv(data, FEATURES, list(fusion_lib.DEFAULT_CANDIDATES),
                           "pearson", test_corpus="mast", n_folds=3, seed=0,
                           n_boot=100, missing_above={"onset_deviation_ms": 500.0})
   column = np.concatenate(seen)
@@ -80,7 +80,7 @@ def test_missing_above_masks_the_term_beyond_its_bound(monkeypatch):
 
 
 def test_diagnostics_cost_every_ordered_term_and_refuse_unmatched_scores(tmp_path):
-  from asa_jax.experiments import fusion_diagnostics  # pylint: disable=g-import-not-at-top
+  from asa_jax.evaluation import fusion_diagnostics  # pylint: disable=g-import-not-at-top
   data = [dict(r, performance_id=f"p{i}") for i, r in enumerate(rows())]
   costs = fusion_diagnostics.monotone_costs(data, FEATURES, log=lambda s: None)
   assert set(costs) == {"all monotone", "all unordered", "classifier on pass/fail"} | {

@@ -1,9 +1,8 @@
-r"""Diagnostics behind BUILD_NOTES "Fusion levers" (issue 18): what limits the fusion.
+"""Diagnostics behind BUILD_NOTES "Fusion levers" (issue 18): what limits the fusion.
 
-  python -m asa_jax.experiments.fusion_diagnostics [--learned_scores=A.csv,B.csv]
-
-Reads the cached term tables (`--tables_dir`, default_scorer's flag) and the
-shipped recipe's 17 features, and prints:
+Run by `python -m asa_jax.experiments.fusion_levers --diagnostics
+[--learned_scores=A.csv,B.csv]` on the pooled term-table rows and the shipped
+recipe's 17 features (`pooled_terms`); each function logs:
   1. MAST alone, 5 melody folds, seeds 0-2, boosted depth 2 (the shipped
      parameters): out-of-fold Pearson's r and pass/fail AUC, mean over seeds, all
      terms monotone, all unordered, and each ordered term unordered in turn (what
@@ -24,21 +23,15 @@ These are post hoc looks (MAST's folds included), not selections.
 from __future__ import annotations
 
 import csv
-import os
 
-from absl import app
-from absl import flags
 import numpy as np
 import scipy.stats
 
 from asa_jax.baselines import pair_terms
-from asa_jax.baselines import term_table
 from asa_jax.evaluation import fusion as fusion_lib
 from asa_jax.evaluation import melody_cv
-from asa_jax.experiments import default_scorer
+from asa_jax.evaluation import pooled_terms
 
-FLAGS = flags.FLAGS
-_LEARNED = flags.DEFINE_list("learned_scores", [], "Learned-score CSVs (MAST).")
 SEEDS = (0, 1, 2)
 
 
@@ -58,7 +51,7 @@ def monotone_costs(rows, features, log=print) -> dict:
   from sklearn.ensemble import HistGradientBoostingClassifier  # pylint: disable=g-import-not-at-top
   from sklearn.ensemble import HistGradientBoostingRegressor  # pylint: disable=g-import-not-at-top
   mast = [r for r in rows if r["corpus"] == "mast"]
-  x = default_scorer.matrix(mast, features)
+  x = pooled_terms.matrix(mast, features)
   y = np.array([r["target"] for r in mast])
   passed = np.array([r["passed"] for r in mast]) > 0.5
   melodies = np.array([r["melody"] for r in mast])
@@ -113,12 +106,12 @@ def ssvd_bounds(rows, features, log=print) -> None:
   for label, names in [("17 features", features), ("all terms", pair_terms.TERMS),
                        ("wrong_notes + intonation", ["wrong_notes", "intonation_cents"]),
                        ("wrong_notes", ["wrong_notes"])]:
-    x = default_scorer.matrix(ssvd, list(names))
+    x = pooled_terms.matrix(ssvd, list(names))
     x = np.where(np.isfinite(x), x, np.nanmedian(x, axis=0))
     fit = LinearRegression().fit(x, y).predict(x)
     log(f"SSVD in-sample OLS, {label}: r {_pearson(fit, y):.3f}")
   for name in ("wrong_notes", "intonation_cents", "dtw_melody", "deviation_p90_cents"):
-    v = default_scorer.matrix(ssvd, [name])[:, 0]
+    v = pooled_terms.matrix(ssvd, [name])[:, 0]
     log(f"SSVD {name}: Pearson {_pearson(v, y):.3f} Spearman "
         f"{scipy.stats.spearmanr(v, y)[0]:.3f}")
 
@@ -127,7 +120,7 @@ def learned_residuals(rows, features, paths, log=print) -> None:
   """Prints each learned score's r with the target and the fusion's residual."""
   from sklearn.ensemble import HistGradientBoostingRegressor  # pylint: disable=g-import-not-at-top
   mast = [r for r in rows if r["corpus"] == "mast"]
-  x = default_scorer.matrix(mast, features)
+  x = pooled_terms.matrix(mast, features)
   y = np.array([r["target"] for r in mast])
   melodies = np.array([r["melody"] for r in mast])
   make = lambda: HistGradientBoostingRegressor(
@@ -145,23 +138,3 @@ def learned_residuals(rows, features, paths, log=print) -> None:
       raise ValueError(f"{path}: fewer than 3 performance ids match the MAST table")
     log(f"{path}: n {ok.sum()} r with target {_pearson(s[ok], y[ok]):.3f}, "
         f"with the fusion's residual {_pearson(s[ok], residual[ok]):.3f}")
-
-
-def main(argv):
-  del argv
-  import threadpoolctl  # pylint: disable=g-import-not-at-top
-  tables = {c: term_table.cached_table(
-      c, os.path.join(FLAGS.tables_dir, f"{c}_terms.csv"), mast_dir=FLAGS.mast_dir,
-      ssvd_dir=FLAGS.ssvd_dir, cache_dir=FLAGS.cache_dir) for c in ("mast", "ssvd")}
-  rows = default_scorer.pooled_rows(tables)
-  features = default_scorer.choose_features(rows)
-  with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
-    monotone_costs(rows, features)
-    deciles(tables)
-    ssvd_bounds(rows, features)
-    if _LEARNED.value:
-      learned_residuals(rows, features, _LEARNED.value)
-
-
-if __name__ == "__main__":
-  app.run(main)
