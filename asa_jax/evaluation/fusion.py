@@ -266,8 +266,10 @@ class Fusion:
   Attributes:
     features: the feature names, in column order.
     directions: int (d,) +1 (higher = better, monotone) or 0 (unordered).
-    family: 'linear' or 'hgb'; params: its hyperparameters.
-    selection: {candidate label: inner-CV Pearson's r} that chose it.
+    family: 'linear', 'lasso', 'hgb', 'mean', 'bagged' or 'pass_blend'; params:
+      its hyperparameters (with 'target': 'z' for a per-stratum z target).
+    selection: {candidate label: inner-CV criterion (Pearson's r by default)}
+      that chose it.
     target_range: (low, high) of the target scale mapped to 0 and 100.
     model: the fitted model; calibrator: sklearn IsotonicRegression raw -> 0-100.
     reference: float (d,) training medians (the 'typical' performance of the
