@@ -114,3 +114,66 @@ def test_out_of_fold_never_scores_a_melody_it_trained_on(monkeypatch):
   assert res["pearson"] > 0.8 and res["auc"] > 0.9
   assert res["pearson_ci95"][0] < res["pearson"] < res["pearson_ci95"][1]
   assert res["auc_ci95"][0] <= res["auc"] <= res["auc_ci95"][1]
+
+
+@pytest.mark.parametrize("family,params", [
+    ("lasso", {"alpha": 0.01}),
+    ("mean", fusion_lib.MEAN_PARAMS),
+    ("pass_blend", fusion_lib.PASS_BLEND_PARAMS),
+    ("bagged", {**fusion_lib.BAGGED_PARAMS, "bags": 3}),
+    ("hgb", {**fusion_lib.REGULARISED_HGB[0], "target": "z"}),
+])
+def test_lever_candidates_are_monotone_and_track_the_target(family, params):
+  x, y, melodies, passed = data()
+  strata = np.array(["a", "b"])[np.arange(len(y)) % 2]
+  fit = fusion_lib.fit_fusion(x, y, melodies, ["a", "b", "c"], [1, 1, 0],
+                              target_range=(1.0, 4.0), candidates=[(family, params)],
+                              passed=passed, strata=strata)
+  assert fit.family == family
+  rows = np.repeat(np.random.default_rng(2).standard_normal((30, 3)), 25, axis=0)
+  rows[:, 0] = np.tile(np.linspace(-3, 3, 25), 30)
+  raw = fit.predict_raw(rows).reshape(30, 25)
+  assert np.all(np.diff(raw, axis=1) >= -1e-9)
+  assert np.corrcoef(fit.predict_raw(x), y)[0, 1] > 0.9
+  assert fit.contributions(x[:4]).shape == (4, 3)
+
+
+def test_z_target_gives_each_stratum_the_shape_not_the_scale():
+  # Stratum b's target is stratum a's shape on another scale (x 10, + 50): a
+  # z-target fit predicts both from one shape, the raw fit is pulled by the offset.
+  x, y, melodies, passed = data()
+  b = np.arange(len(y)) % 2 == 1
+  y2 = np.where(b, 50 + 10 * y, y)
+  strata = np.where(b, "b", "a")
+  z = fusion_lib.fit_fusion(x, y2, melodies, ["a", "b", "c"], [1, 1, 0],
+                            target_range=(0.0, 100.0), strata=strata,
+                            candidates=[("linear", {"alpha": 1.0, "target": "z"})])
+  raw = fusion_lib.fit_fusion(x, y2, melodies, ["a", "b", "c"], [1, 1, 0],
+                              target_range=(0.0, 100.0), strata=strata,
+                              candidates=[("linear", {"alpha": 1.0})])
+  for k in (b, ~b):
+    assert np.corrcoef(z.predict_raw(x[k]), y2[k])[0, 1] > 0.9
+    assert (np.corrcoef(z.predict_raw(x[k]), y2[k])[0, 1]
+            > np.corrcoef(raw.predict_raw(x[k]), y2[k])[0, 1])
+
+
+def test_strata_criterion_weighs_every_stratum_and_needs_labels():
+  rng = np.random.default_rng(0)
+  y = rng.standard_normal(100)
+  passed = y > 0
+  strata = np.array(["big"] * 90 + ["small"] * 10)
+  good_on_big = np.where(strata == "big", y, -y)
+  pooled = fusion_lib.selection_score(good_on_big, y, criterion="pearson")
+  per_stratum = fusion_lib.selection_score(good_on_big, y, criterion="strata_r_auc",
+                                           passed=passed, strata=strata)
+  # big: (r 1 + AUC 1) / 2 = 1; small: (r -1 + AUC 0) / 2 = -0.5; mean 0.25.
+  assert pooled > 0.8 and per_stratum == pytest.approx(0.25)
+  with pytest.raises(ValueError, match="pass/fail"):
+    fusion_lib.selection_score(y, y, criterion="strata_r_auc")
+  with pytest.raises(ValueError, match="criterion"):
+    fusion_lib.selection_score(y, y, criterion="spearman")
+  with pytest.raises(ValueError, match="pass_blend"):
+    x, yy, melodies, _ = data()
+    fusion_lib.fit_fusion(x, yy, melodies, ["a", "b", "c"], [1, 1, 0],
+                          target_range=(1.0, 4.0),
+                          candidates=[("pass_blend", fusion_lib.PASS_BLEND_PARAMS)])

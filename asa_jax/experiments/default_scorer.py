@@ -44,7 +44,6 @@ range and this command.
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 
@@ -59,6 +58,7 @@ from asa_jax.baselines import pair_terms
 from asa_jax.baselines import term_table
 from asa_jax.evaluation import fusion as fusion_lib
 from asa_jax.evaluation import melody_cv
+from asa_jax.evaluation import pooled_terms
 
 _MAST_DIR = flags.DEFINE_string("mast_dir", "../shared/data/mast", "MAST folder.")
 _SSVD_DIR = flags.DEFINE_string("ssvd_dir", "../shared/data/ssvd", "SSVD v1 folder.")
@@ -72,8 +72,13 @@ _FOLDS = flags.DEFINE_integer("folds", 5, "Leave-melodies-out CV folds.")
 _SEED = flags.DEFINE_integer("seed", 0, "Fold and inner-fold seed.")
 _BOOT = flags.DEFINE_integer("bootstrap", 1000, "Bootstrap resamples of the CIs.")
 
-MIN_PRESENT = 0.5  # a feature needs a value in half of every corpus's rows.
-TARGET_RANGE = {"mast": (1.0, 4.0), "ssvd": (0.0, 100.0)}
+# The pooled rows and the feature rule live in evaluation.pooled_terms (flag-free,
+# shared with experiments.fusion_levers); the names stay reachable from here.
+MIN_PRESENT = pooled_terms.MIN_PRESENT
+TARGET_RANGE = pooled_terms.TARGET_RANGE
+pooled_rows = pooled_terms.pooled_rows
+choose_features = pooled_terms.choose_features
+matrix = pooled_terms.matrix
 DATA = {
     "mast": {"name": "MAST melody set (Bozkurt et al. 2017)",
              "labels": "mean of 5 jury grades (1-4) -> 0-100; jury pass/fail",
@@ -82,47 +87,6 @@ DATA = {
              "labels": "note-label-derived score 0-100",
              "licence": "no licence file: research use"},
 }
-
-
-def pooled_rows(tables: dict[str, list[dict]]) -> list[dict]:
-  """Rows of every corpus with target on 0-100 and corpus-prefixed melodies."""
-  out = []
-  for corpus, rows in tables.items():
-    lo, hi = TARGET_RANGE[corpus]
-    for r in rows:
-      if not math.isfinite(r["target"]):
-        continue
-      out.append({**r, "corpus": corpus, "melody": f"{corpus}:{r['melody']}",
-                  "target": 100.0 * (r["target"] - lo) / (hi - lo)})
-  return out
-
-
-def choose_features(rows: list[dict], log=print) -> list[str]:
-  """The terms with a value in >= MIN_PRESENT of each corpus's rows whose
-  interquartile ranges overlap across the corpora (module doc)."""
-  chosen = []
-  corpora = sorted({r["corpus"] for r in rows})
-  for name in pair_terms.TERMS:
-    ok, quartiles = True, []
-    for c in corpora:
-      v = np.array([r.get(name, math.nan) for r in rows if r["corpus"] == c],
-                   np.float64)
-      ok &= bool(np.mean(np.isfinite(v)) >= MIN_PRESENT)
-      if ok:
-        quartiles.append(np.percentile(v[np.isfinite(v)], [25, 75]))
-    if ok and max(q[0] for q in quartiles) >= min(q[1] for q in quartiles):
-      log(f"left out {name}: interquartile ranges "
-          f"{[np.round(q, 2).tolist() for q in quartiles]} ({corpora}) do not overlap")
-      ok = False
-    if ok:
-      chosen.append(name)
-  return chosen
-
-
-def matrix(rows: list[dict], features: list[str]) -> np.ndarray:
-  """float64 (n, d) ratings (higher = better) of the rows' terms."""
-  return np.array([[pair_terms.rating(n, r.get(n, math.nan)) for n in features]
-                   for r in rows], np.float64)
 
 
 def cross_validate(rows, features, *, n_folds, seed, n_boot) -> dict:

@@ -1,0 +1,64 @@
+"""Term-table rows of several corpora pooled on one 0-100 target, and the terms kept.
+
+Issue 19, part 2 (the default scorer) and BUILD_NOTES "Fusion levers" (issue 18):
+shared by `experiments.default_scorer` and `experiments.fusion_levers`. Flag-free,
+so tests and both experiments can import it together.
+
+Features: every term of `baselines.pair_terms.TERMS` that no corpus could be told
+by: (1) a value in at least MIN_PRESENT of EACH corpus's rows, and (2) the
+corpora's interquartile ranges of the term overlap (a term whose middle halves are
+disjoint measures the pitch tracker more than the singing; see
+`experiments.default_scorer`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from asa_jax.baselines import pair_terms
+
+MIN_PRESENT = 0.5  # a feature needs a value in half of every corpus's rows.
+TARGET_RANGE = {"mast": (1.0, 4.0), "ssvd": (0.0, 100.0)}
+
+
+def pooled_rows(tables: dict[str, list[dict]]) -> list[dict]:
+  """Rows of every corpus with target on 0-100 and corpus-prefixed melodies."""
+  out = []
+  for corpus, rows in tables.items():
+    lo, hi = TARGET_RANGE[corpus]
+    for r in rows:
+      if not math.isfinite(r["target"]):
+        continue
+      out.append({**r, "corpus": corpus, "melody": f"{corpus}:{r['melody']}",
+                  "target": 100.0 * (r["target"] - lo) / (hi - lo)})
+  return out
+
+
+def choose_features(rows: list[dict], log=print) -> list[str]:
+  """The terms with a value in >= MIN_PRESENT of each corpus's rows whose
+  interquartile ranges overlap across the corpora (module doc)."""
+  chosen = []
+  corpora = sorted({r["corpus"] for r in rows})
+  for name in pair_terms.TERMS:
+    ok, quartiles = True, []
+    for c in corpora:
+      v = np.array([r.get(name, math.nan) for r in rows if r["corpus"] == c],
+                   np.float64)
+      ok &= bool(np.mean(np.isfinite(v)) >= MIN_PRESENT)
+      if ok:
+        quartiles.append(np.percentile(v[np.isfinite(v)], [25, 75]))
+    if ok and max(q[0] for q in quartiles) >= min(q[1] for q in quartiles):
+      log(f"left out {name}: interquartile ranges "
+          f"{[np.round(q, 2).tolist() for q in quartiles]} ({corpora}) do not overlap")
+      ok = False
+    if ok:
+      chosen.append(name)
+  return chosen
+
+
+def matrix(rows: list[dict], features: list[str]) -> np.ndarray:
+  """float64 (n, d) ratings (higher = better) of the rows' terms."""
+  return np.array([[pair_terms.rating(n, r.get(n, math.nan)) for n in features]
+                   for r in rows], np.float64)
