@@ -91,3 +91,24 @@ def test_diagnostics_cost_every_ordered_term_and_refuse_unmatched_scores(tmp_pat
   with pytest.raises(ValueError, match="scores.csv"):
     fusion_diagnostics.learned_residuals(data, FEATURES, [str(path)],
                                          log=lambda s: None)
+
+
+def test_learned_scores_join_by_id_and_drop_the_selection_melodies(tmp_path):
+  from asa_jax.evaluation import pooled_terms  # pylint: disable=g-import-not-at-top
+  (tmp_path / "mast_scores.csv").write_text(
+      "performance_id,melody,selection,score,mean_grade,passed\n"
+      "a_per1_pass,a,0,0.5,3,1\nb_per2_fail,b,1,0.9,1,0\n")
+  (tmp_path / "ssvd_scores.csv").write_text(
+      "performance_id,melody,score,label_score\n77,x,-0.25,40\n")
+  data = [{"performance_id": "a_per1_pass", "corpus": "mast"},
+          {"performance_id": "b_per2_fail", "corpus": "mast"},
+          {"performance_id": "c_per3_pass", "corpus": "mast"},
+          {"performance_id": "ssvd-77", "corpus": "ssvd"}]
+  out = pooled_terms.with_learned_scores(data, str(tmp_path))
+  got = {r["performance_id"]: r[pooled_terms.LEARNED_COLUMN] for r in out}
+  assert set(got) == {"a_per1_pass", "c_per3_pass", "ssvd-77"}
+  assert got["a_per1_pass"] == 0.5 and got["ssvd-77"] == -0.25
+  assert np.isnan(got["c_per3_pass"])
+  (tmp_path / "ssvd_scores.csv").unlink()
+  with pytest.raises(FileNotFoundError, match="ssvd_scores.csv"):
+    pooled_terms.with_learned_scores(data, str(tmp_path))

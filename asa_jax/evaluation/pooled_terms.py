@@ -13,7 +13,9 @@ disjoint measures the pitch tracker more than the singing; see
 
 from __future__ import annotations
 
+import csv
 import math
+import os
 
 import numpy as np
 
@@ -62,3 +64,34 @@ def matrix(rows: list[dict], features: list[str]) -> np.ndarray:
   """float64 (n, d) ratings (higher = better) of the rows' terms."""
   return np.array([[pair_terms.rating(n, r.get(n, math.nan)) for n in features]
                    for r in rows], np.float64)
+
+
+LEARNED_COLUMN = "contour_score"
+
+
+def with_learned_scores(rows: list[dict], scores_dir: str,
+                        column: str = LEARNED_COLUMN) -> list[dict]:
+  """Rows joined with a contour system's scores (`evaluation.contour_scores`' CSVs).
+
+  Reads scores_dir/mast_scores.csv and ssvd_scores.csv (performance_id, score;
+  MAST's `selection` = 1 marks the model-selection melodies). Rows of the
+  selection melodies are DROPPED (the learned system was chosen on them), so the
+  fusion's CV only sees melodies the learned system never selected on; SSVD ids
+  match the term table's 'ssvd-<id>'. A row without a score keeps nan.
+
+  Raises:
+    FileNotFoundError: a CSV is missing (names it).
+  """
+  scores, selection = {}, set()
+  for corpus, prefix in (("mast", ""), ("ssvd", "ssvd-")):
+    path = os.path.join(scores_dir, f"{corpus}_scores.csv")
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"{path}: no learned scores (run contour_scores)")
+    with open(path, newline="", encoding="utf-8") as f:
+      for r in csv.DictReader(f):
+        key = prefix + r["performance_id"]
+        scores[key] = float(r["score"])
+        if r.get("selection", "0") == "1":
+          selection.add(key)
+  return [{**r, column: scores.get(r["performance_id"], math.nan)} for r in rows
+          if r["performance_id"] not in selection]

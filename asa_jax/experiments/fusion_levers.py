@@ -43,6 +43,10 @@ _DIAGNOSTICS = flags.DEFINE_bool("diagnostics", False,
                                  "Print the diagnostics instead of the recipes.")
 _LEARNED = flags.DEFINE_list("learned_scores", [],
                              "With --diagnostics: learned-score CSVs (MAST).")
+_CONTOUR = flags.DEFINE_string(
+    "contour_scores", "", "A contour_scores output folder: its score joins the "
+    "features as `contour_score` (selection melodies' rows dropped) and every recipe "
+    "runs without (NAME) and with it (NAME+contour) on the same rows.")
 
 
 def main(argv):
@@ -62,10 +66,16 @@ def main(argv):
         fusion_diagnostics.learned_residuals(rows, features, _LEARNED.value)
     return
   seeds = [int(s) for s in _SEEDS.value]
+  variants = [("", features)]
+  if _CONTOUR.value:
+    rows = pooled_terms.with_learned_scores(rows, _CONTOUR.value)
+    variants.append(("+contour", features + [pooled_terms.LEARNED_COLUMN]))
   results = {}
-  for name in _RECIPES.value or list(fusion_recipes.RECIPES):
-    res = fusion_recipes.run_recipe(rows, features, name, seeds=seeds,
+  for name, (suffix, feats) in ((n, v) for n in _RECIPES.value or
+                                list(fusion_recipes.RECIPES) for v in variants):
+    res = fusion_recipes.run_recipe(rows, feats, name, seeds=seeds,
                                    n_folds=_FOLDS.value, n_boot=_BOOT.value)
+    name = name + suffix
     results[name] = res
     print(f"{name} ({res['description']}): MAST r {res['mast']['summary']['pearson']}"
           f" AUC {res['mast']['summary']['auc']}; SSVD r "
