@@ -19,7 +19,9 @@ first pair has compiled CREPE:
                        (nothing in memory: the contours are read from DIR, as in a
                        second `asa-score` run);
   same reference     = a third performance with the same Assessor (in memory);
-  no cache           = a performance against a new reference with the cache off.
+  no cache           = a performance against a new reference with the cache off;
+and the reference's contours alone: computed vs read from the cache. Wall and
+process CPU seconds (all threads; on a shared machine CPU time is the steadier).
 
 Without --workdir a workdir with an untrained `:small` Rori (initial weights, unit
 statistics, an identity-like calibration) is made in a temporary folder: the time and
@@ -112,9 +114,12 @@ def child_refcache(cache_dir: str, files: list) -> None:
   assessor.assess(files[0], files[1])  # compiles CREPE; not timed.
   timed = {}
 
+  cpu = {}
+
   def clock(name, scorer, perf, ref):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     timed[name] = (scorer.assess(perf, ref).score, time.perf_counter() - t)
+    cpu[name] = time.process_time() - c  # all threads: less shared-machine noise.
   clock("new_reference", assessor, files[2], files[3])
   clock("cached_reference", Assessor.default(reference_cache=cache_dir), files[4],
         files[3])
@@ -136,6 +141,7 @@ def child_refcache(cache_dir: str, files: list) -> None:
   entry = os.path.join(cache_dir, sorted(os.listdir(cache_dir))[-1])
   print(json.dumps({**{f"{k}_s": v[1] for k, v in timed.items()},
                     **{f"{k}_score": v[0] for k, v in timed.items()},
+                    **{f"{k}_cpu_s": v for k, v in cpu.items()},
                     "entries": len(os.listdir(cache_dir)),
                     "entry_kib": os.path.getsize(entry) / 1024}))
 
@@ -188,12 +194,14 @@ def reference_cache(tmp: str, minutes: float) -> None:
                     ("cached_reference", "cached reference (new Assessor, disk)"),
                     ("same_reference", "same reference (same Assessor, memory)"),
                     ("no_cache", "new reference, no cache")):
-    print(f"  {text:<40} {t[key + '_s']:6.2f} s  (score {t[key + '_score']:.1f})")
+    print(f"  {text:<40} {t[key + '_s']:6.2f} s wall, {t[key + '_cpu_s']:6.2f} s CPU "
+          f"(score {t[key + '_score']:.1f})")
   print(f"  the reference's contours alone: computed {t['reference_contours_s']:.2f} s,"
         f" read from the cache {1000 * t['cache_read_s']:.1f} ms (+ SHA-256 of the "
         f"samples {1000 * t['hash_s']:.1f} ms)")
-  print(f"  cache: {t['entries']} entries, {t['entry_kib']:.0f} KiB each; speed-up "
-        f"new / cached reference {t['new_reference_s'] / t['cached_reference_s']:.2f}x")
+  print(f"  cache: {t['entries']} entries, {t['entry_kib']:.0f} KiB each; new / cached "
+        f"reference {t['new_reference_s'] / t['cached_reference_s']:.2f}x wall, "
+        f"{t['new_reference_cpu_s'] / t['cached_reference_cpu_s']:.2f}x CPU")
 
 
 def main() -> None:
