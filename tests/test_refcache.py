@@ -203,3 +203,47 @@ def test_an_unwritable_cache_costs_speed_not_the_score(tmp_path, caplog):
   with caplog.at_level(logging.WARNING, logger="asa_jax.assess"):
     assert assessor.reference_contours(np.zeros(16000, np.float32)) is contours
   assert any("not written" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.timeout(900)
+def test_learned_system_reads_reference_contours_and_clip_features(
+    tmp_path, monkeypatch):
+  """A learned system's reference clip features (and 32 ms contours) come from the
+  cache for a new Assessor: only the performance's clips are extracted."""
+  from asa_jax import config_specs  # pylint: disable=g-import-not-at-top
+  from asa_jax.evaluation import calibration  # pylint: disable=g-import-not-at-top
+  from input_pipeline import shard  # pylint: disable=g-import-not-at-top
+  from tests import test_reproduce  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / "rori"
+  workdir.mkdir()
+  config = test_reproduce._tiny_rori(workdir)  # pylint: disable=protected-access
+  config_specs.save_workdir_config(config, str(workdir))
+  calibration.save(calibration.fit([0.0, 0.5, 1.0], [20.0, 50.0, 80.0]),
+                   workdir / calibration.FILENAME)
+  reference = assess_audio.melody(seed=1)
+  performance = assess_audio.melody(detune_phrase=2, detune_cents=100)
+  clips, contour_calls = [], []
+  real_extract = shard.extract_features
+
+  def counting_extract(batch, **kwargs):
+    clips.append(len(batch))
+    return real_extract(batch, **kwargs)
+  monkeypatch.setattr(shard, "extract_features", counting_extract)
+  real_contours = assessor_lib._Learned.contours  # pylint: disable=protected-access
+
+  def counting_contours(self, audio):
+    if len(audio) == len(reference) and np.array_equal(audio, reference):
+      contour_calls.append(True)
+    return real_contours(self, audio)
+  monkeypatch.setattr(assessor_lib._Learned, "contours", counting_contours)  # pylint: disable=protected-access
+  cache = tmp_path / "cache"
+  first = Assessor.from_workdir(workdir, reference_cache=cache).assess(
+      (performance, SR), (reference, SR))
+  cold_clips = sum(clips)
+  assert len(contour_calls) == 1 and len(os.listdir(cache)) == 2  # contours, clips.
+  clips.clear()
+  second = Assessor.from_workdir(workdir, reference_cache=cache).assess(
+      (performance, SR), (reference, SR))
+  assert len(contour_calls) == 1  # the reference's contours were read.
+  assert 0 < sum(clips) < cold_clips  # its clips too: only the performance's.
+  assert second.raw == first.raw and second.to_dict() == first.to_dict()

@@ -21,7 +21,6 @@ Nothing here names a system: learned systems score through their model's
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import math
 import os
@@ -227,10 +226,6 @@ def load_input(value: AudioInput, *, role: str) -> tuple[np.ndarray, str]:
                   f"{type(value).__name__}")
 
 
-def _digest(audio: np.ndarray) -> str:
-  return hashlib.sha1(np.ascontiguousarray(audio).view(np.uint8)).hexdigest()
-
-
 class _Learned:
   """A trained system: its clip scores of one (performance, reference) pair."""
 
@@ -244,6 +239,15 @@ class _Learned:
     self.model, self.variables = model, variables
     self.embed = scoring.make_embed_fn(model, variables)  # compiled once, reused.
     self._ref_cache: tuple[str, dict] = ("", {})  # (reference digest, start -> feats)
+    self.reference_cache = None  # a refcache.ReferenceCache, set by the Assessor.
+
+  def clip_feature_settings(self) -> dict:
+    """What the reference's clip features depend on besides the samples and the
+    clip start (refcache key): the system, config.features, the clip shape."""
+    return {"system": self.name, "clip_features": self.config.features.to_dict(),
+            "feature_shape": list(constants.FEATURE_SHAPE),
+            "clip_seconds": constants.CLIP_SECONDS,
+            "sample_rate": constants.SAMPLE_RATE}
 
   def reference_settings(self) -> dict:
     """What `contours` depends on besides the samples (refcache key)."""
@@ -280,7 +284,8 @@ class _Learned:
 
     Features are extracted in batches of data.extract_batch_size clips, so memory
     does not grow with the recording's length; the reference's clip features are
-    kept for the next call with the same reference.
+    kept for the next call with the same reference, and in `reference_cache` when
+    set (read at the first call with a reference, rewritten when it grew).
     """
     from asa_jax.evaluation import scoring  # pylint: disable=g-import-not-at-top
     from asa_jax.features.extract import clip_at  # pylint: disable=g-import-not-at-top
@@ -290,10 +295,15 @@ class _Learned:
                                       transposition=transposition)
     if not segs:
       return np.zeros(0), np.zeros(0)
-    digest = _digest(ref)
+    digest = refcache.samples_sha256(ref)
+    cache = getattr(self, "reference_cache", None)
+    settings = (None if cache is None else
+                refcache.settings_fingerprint(self.clip_feature_settings()))
     if self._ref_cache[0] != digest:
-      self._ref_cache = (digest, {})
+      stored = None if cache is None else cache.load_clip_features(digest, settings)
+      self._ref_cache = (digest, stored or {})
     ref_feats = self._ref_cache[1]
+    known = len(ref_feats)
     batch = int(self.config.data.extract_batch_size)
 
     def stream():
@@ -313,6 +323,11 @@ class _Learned:
         self.model, self.variables,
         scoring.prepare_segments(stream(), self.stats, self.config),
         batch_size=int(self.config.eval.batch_size), embed=self.embed)
+    if cache is not None and len(ref_feats) > known:
+      try:
+        cache.store_clip_features(digest, settings, ref_feats)
+      except OSError as e:  # costs speed, not the score.
+        log.warning("reference cache %s not written: %s", cache.directory, e)
     return np.array([s.start for s in segs]), np.asarray(clips.similarity, np.float64)
 
 
@@ -372,8 +387,10 @@ class Assessor:
     """The on-disk reference cache (issue 20, part 2), or None (memory only).
 
     Set it to a folder (str or PathLike), a `refcache.ReferenceCache` or None. A hit
-    skips the reference's contour computation (CREPE, energy, onsets); the key is
-    the SHA-256 of the decoded samples and `reference_fingerprint`. Scorers without
+    skips the reference's contour computation (CREPE, energy, onsets) and, for a
+    learned system, its clip features; the key is the SHA-256 of the decoded
+    samples and `reference_fingerprint` (the clip features: the system's
+    config.features). Scorers without
     `reference_settings` (e.g. test doubles) never use it.
     """
     return self._reference_cache
@@ -383,6 +400,8 @@ class Assessor:
     if value is not None and not isinstance(value, refcache.ReferenceCache):
       value = refcache.ReferenceCache(value)
     self._reference_cache = value
+    if isinstance(self._scorer, _Learned):  # its reference clip features too.
+      self._scorer.reference_cache = value
 
   @property
   def reference_settings(self) -> dict | None:

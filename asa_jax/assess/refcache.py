@@ -10,7 +10,8 @@ old entry or none, never part of one.
 Two users, two content hashes:
   * `ReferenceCache` (the Assessor, `asa-score --reference-cache`): the SHA-256 of
     the decoded float32 16 kHz samples (`samples_sha256`); the entry holds the
-    contours only (the caller has the samples already). A corrupt entry is a miss
+    contours, or a learned system's reference clip features, not the samples
+    (the caller has them already). A corrupt entry is a miss
     (logged, recomputed and rewritten), never a crash.
   * the scoring service (asa_jax.assess.serve): the SHA-256 of the uploaded file's
     bytes, known before any decoding; its entries also hold the decoded audio
@@ -158,7 +159,8 @@ def load(path: str):
 
 
 class ReferenceCache:
-  """References' contours in a folder, keyed by decoded samples and settings.
+  """References' contours (and a learned system's reference clip features) in a
+  folder, keyed by decoded samples and settings.
 
   The key is the SHA-256 of the decoded float32 16 kHz samples (`samples_sha256`)
   and `settings_fingerprint(settings)`; the entry stores the content hash and the
@@ -178,16 +180,17 @@ class ReferenceCache:
     """The entry's file: DIRECTORY/ID.npz, ID = reference_id(content, settings)."""
     return path_of(self.directory, reference_id(content_sha256, settings))
 
-  def load_contours(self, content_sha256: str, settings: str):
-    """The stored Contours, or None on a miss: no entry, or a corrupt or foreign
-    one (logged as a warning; the caller recomputes and `store`s over it)."""
+  def _read(self, content_sha256: str, settings: str, parse):
+    """parse(open npz, path) of the entry, or None on a miss: no entry, or a
+    corrupt or foreign one (logged as a warning; the caller recomputes and stores
+    over it)."""
     path = self.path(content_sha256, settings)
     try:
       with np.load(path, allow_pickle=False) as z:
         if (str(z["content_sha256"]) != content_sha256
             or str(z["settings"]) != settings):
           raise ValueError("stored for another reference or other settings")
-        return _contours_of(z, path)
+        return parse(z, path)
     except FileNotFoundError:
       return None
     except _CORRUPT as e:
@@ -195,19 +198,51 @@ class ReferenceCache:
                   path, type(e).__name__, e)
       return None
 
+  def _write(self, content_sha256: str, settings: str, arrays: dict) -> str:
+    path = self.path(content_sha256, settings)
+    arrays = {"content_sha256": np.str_(content_sha256),
+              "settings": np.str_(settings), **arrays}
+    with atomic.atomic_path(path) as tmp:
+      with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+  def load_contours(self, content_sha256: str, settings: str):
+    """The stored Contours, or None on a miss (no entry; a corrupt or foreign one
+    is logged as a warning)."""
+    return self._read(content_sha256, settings, _contours_of)
+
   def store(self, content_sha256: str, settings: str, contours) -> str:
     """Writes the Contours of a reference atomically; returns the file's path.
 
     Raises:
       OSError: the folder cannot be created or written.
     """
-    path = self.path(content_sha256, settings)
-    arrays = {"content_sha256": np.str_(content_sha256),
-              "settings": np.str_(settings), **_contour_arrays(contours)}
-    with atomic.atomic_path(path) as tmp:
-      with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    return path
+    return self._write(content_sha256, settings, _contour_arrays(contours))
+
+  def load_clip_features(self, content_sha256: str, settings: str
+                         ) -> dict[float, np.ndarray] | None:
+    """{reference clip start (s): float16 (5, 96, 94) clip features} of a learned
+    system's reference, or None on a miss (as `load_contours`)."""
+    def parse(z, path):
+      starts, feats = z["clip_starts"], z["clip_features"]
+      if starts.ndim != 1 or feats.shape[:1] != starts.shape or feats.ndim != 4:
+        raise ValueError(f"{path}: clip starts and features do not match")
+      return {float(t): f for t, f in zip(starts, feats)}
+    return self._read(content_sha256, settings, parse)
+
+  def store_clip_features(self, content_sha256: str, settings: str,
+                          features: dict) -> str:
+    """Writes {clip start (s): float16 (5, 96, 94)} atomically (the whole dict:
+    an entry grows as performances ask for new clip starts); returns the path.
+
+    Raises:
+      OSError: the folder cannot be created or written.
+    """
+    starts = sorted(features)
+    return self._write(content_sha256, settings, {
+        "clip_starts": np.asarray(starts, np.float64),
+        "clip_features": np.stack([np.asarray(features[t]) for t in starts])})
 
 
 def default_directory() -> str:
