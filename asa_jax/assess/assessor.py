@@ -390,8 +390,8 @@ class Assessor:
     skips the reference's contour computation (CREPE, energy, onsets) and, for a
     learned system, its clip features; the key is the SHA-256 of the decoded
     samples and `reference_fingerprint` (the clip features: the system's
-    config.features). Scorers without
-    `reference_settings` (e.g. test doubles) never use it.
+    config.features). Scorers without `reference_settings` (e.g. test doubles)
+    never use it.
     """
     return self._reference_cache
 

@@ -20,6 +20,7 @@ Two users, two content hashes:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -53,6 +54,17 @@ def fingerprint(system: str, hop_s: float, capacity: str, sample_rate: int) -> s
   return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=1)
+def _library_versions() -> dict:
+  versions = {}
+  for name in _LIBRARIES:
+    try:
+      versions[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      versions[name] = None
+  return versions
+
+
 def settings_fingerprint(settings: dict) -> str:
   """16 hex digits naming a scorer's feature settings (`Assessor.
   reference_settings`: JSON-serialisable), with FORMAT and the versions of the
@@ -61,13 +73,8 @@ def settings_fingerprint(settings: dict) -> str:
   Raises:
     TypeError: settings are not JSON-serialisable.
   """
-  versions = {}
-  for name in _LIBRARIES:
-    try:
-      versions[name] = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-      versions[name] = None
-  text = json.dumps({"format": FORMAT, "settings": settings, "versions": versions},
+  text = json.dumps({"format": FORMAT, "settings": settings,
+                     "versions": _library_versions()},
                     sort_keys=True)
   return hashlib.sha256(text.encode()).hexdigest()[:16]
 
