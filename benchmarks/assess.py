@@ -10,6 +10,19 @@ melodies, 16 kHz), scored by the `:small` Rori (CREPE tiny) in a fresh process:
           features and contours are kept, as in a product scoring many singers).
 Memory: peak RSS (VmHWM) of a fresh process scoring a pair of each length in
 `--memory_minutes`, and the ratio of the longest to the shortest.
+Reference cache (issue 20, part 2), `--reference_cache`: only these figures, for the
+default scorer (`Assessor.default(reference_cache=DIR)`) in a fresh process, after a
+first pair has compiled CREPE:
+  new reference      = a performance against a reference not in the cache (its
+                       contours are computed and written to DIR);
+  cached reference   = another performance against that reference by a new Assessor
+                       (nothing in memory: the contours are read from DIR, as in a
+                       second `asa-score` run);
+  same reference     = a third performance with the same Assessor (in memory);
+  no cache           = a performance against a new reference with the cache off;
+and the reference's contours alone: computed vs read from the cache. Wall and
+process CPU seconds (all threads; on a shared machine CPU time is the steadier).
+
 Without --workdir a workdir with an untrained `:small` Rori (initial weights, unit
 statistics, an identity-like calibration) is made in a temporary folder: the time and
 memory do not depend on the weights. Prints a table; figures go into BUILD_NOTES.md.
@@ -92,6 +105,47 @@ def child_speed(workdir: str, files: list) -> None:
   print(json.dumps({"cold_s": cold, "warm_s": warm, "warm_same_reference_s": same_ref}))
 
 
+def child_refcache(cache_dir: str, files: list) -> None:
+  """Runs in a fresh process: prints JSON timings of the default scorer with a
+  reference cache in `cache_dir`. files: perf1, ref1 (warm-up), perf2, ref2 (new
+  reference), perf3, perf4 (against ref2), perf5, ref5 (no cache)."""
+  from asa_jax.assess import Assessor  # pylint: disable=g-import-not-at-top
+  assessor = Assessor.default(reference_cache=cache_dir)
+  assessor.assess(files[0], files[1])  # compiles CREPE; not timed.
+  timed = {}
+
+  cpu = {}
+
+  def clock(name, scorer, perf, ref):
+    t, c = time.perf_counter(), time.process_time()
+    timed[name] = (scorer.assess(perf, ref).score, time.perf_counter() - t)
+    cpu[name] = time.process_time() - c  # all threads: less shared-machine noise.
+  clock("new_reference", assessor, files[2], files[3])
+  clock("cached_reference", Assessor.default(reference_cache=cache_dir), files[4],
+        files[3])
+  clock("same_reference", assessor, files[5], files[3])
+  clock("no_cache", Assessor.default(), files[6], files[7])
+  # What a hit saves and costs, alone: the reference's contours vs reading them.
+  from asa_jax.assess import load_input, refcache  # pylint: disable=g-import-not-at-top
+  ref, _ = load_input(files[3], role="reference")
+  t = time.perf_counter()
+  digest = refcache.samples_sha256(ref)
+  timed["hash"] = (0.0, time.perf_counter() - t)
+  t = time.perf_counter()
+  assessor._scorer.contours(ref)  # pylint: disable=protected-access
+  timed["reference_contours"] = (0.0, time.perf_counter() - t)
+  t = time.perf_counter()
+  assert assessor.reference_cache.load_contours(
+      digest, assessor.reference_fingerprint) is not None
+  timed["cache_read"] = (0.0, time.perf_counter() - t)
+  entry = os.path.join(cache_dir, sorted(os.listdir(cache_dir))[-1])
+  print(json.dumps({**{f"{k}_s": v[1] for k, v in timed.items()},
+                    **{f"{k}_score": v[0] for k, v in timed.items()},
+                    **{f"{k}_cpu_s": v for k, v in cpu.items()},
+                    "entries": len(os.listdir(cache_dir)),
+                    "entry_kib": os.path.getsize(entry) / 1024}))
+
+
 def peak_rss_mib() -> float:
   """This process's peak resident set size, MiB: VmHWM of /proc/self/status. Not
   getrusage's ru_maxrss, which Linux keeps across execve, so a child started by a
@@ -125,22 +179,53 @@ def _child(kind: str, workdir: str, files: list) -> dict:
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def reference_cache(tmp: str, minutes: float) -> None:
+  """Prints the reference-cache figures (module doc) of `minutes`-long pairs."""
+  p1, r1 = write_pair(tmp, minutes, 1, 0.0)
+  p2, r2 = write_pair(tmp, minutes, 3, 30.0)
+  p3, _ = write_pair(tmp, minutes, 5, -40.0)
+  p4, _ = write_pair(tmp, minutes, 7, 20.0)
+  p5, r5 = write_pair(tmp, minutes, 9, 10.0)
+  t = _child("refcache", os.path.join(tmp, "references"),
+             [p1, r1, p2, r2, p3, p4, p5, r5])
+  print(f"{minutes:g}-minute performance vs {minutes:g}-minute reference, default "
+        f"scorer, warm (CREPE compiled):")
+  for key, text in (("new_reference", "new reference (computed, written)"),
+                    ("cached_reference", "cached reference (new Assessor, disk)"),
+                    ("same_reference", "same reference (same Assessor, memory)"),
+                    ("no_cache", "new reference, no cache")):
+    print(f"  {text:<40} {t[key + '_s']:6.2f} s wall, {t[key + '_cpu_s']:6.2f} s CPU "
+          f"(score {t[key + '_score']:.1f})")
+  print(f"  the reference's contours alone: computed {t['reference_contours_s']:.2f} s,"
+        f" read from the cache {1000 * t['cache_read_s']:.1f} ms (+ SHA-256 of the "
+        f"samples {1000 * t['hash_s']:.1f} ms)")
+  print(f"  cache: {t['entries']} entries, {t['entry_kib']:.0f} KiB each; new / cached "
+        f"reference {t['new_reference_s'] / t['cached_reference_s']:.2f}x wall, "
+        f"{t['new_reference_cpu_s'] / t['cached_reference_cpu_s']:.2f}x CPU")
+
+
 def main() -> None:
   import argparse  # pylint: disable=g-import-not-at-top
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--workdir", default="")
   p.add_argument("--minutes", type=float, default=3.0)
   p.add_argument("--memory_minutes", default="1,10")
+  p.add_argument("--reference_cache", action="store_true",
+                 help="only the reference-cache figures (module doc)")
   p.add_argument("--child", default="")
   p.add_argument("--files", default="")
   args = p.parse_args()
   if args.child:
     sys.path.insert(0, REPO)
-    {"speed": child_speed, "memory": child_memory}[args.child](
+    {"speed": child_speed, "memory": child_memory, "refcache": child_refcache}[
+        args.child](
         args.workdir, args.files.split(","))
     return
   sys.path.insert(0, REPO)
   with tempfile.TemporaryDirectory() as tmp:
+    if args.reference_cache:
+      reference_cache(tmp, args.minutes)
+      return
     workdir = args.workdir or make_workdir(os.path.join(tmp, "rori_small"))
     m = args.minutes
     p1, r1 = write_pair(tmp, m, 1, 30.0)

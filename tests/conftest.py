@@ -35,3 +35,10 @@ def require_data(path: str, what: str = "real data") -> str:
   if data_required():
     pytest.fail(f"ASA_REQUIRE_DATA is set but {message}", pytrace=False)
   pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _user_cache_in_tmp(monkeypatch, tmp_path_factory):
+  """asa-score writes its reference cache under $XDG_CACHE_HOME by default: tests
+  write into a temporary folder, never the user's ~/.cache."""
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg_cache")))

@@ -10,6 +10,8 @@
   errors.py      AssessmentError, NotSameMelodyError.
   fused.py       the default scorer shipped in default_scorer/ (fitted fusion of
                  the measured terms) and its TermContributions ("why this score").
+  refcache.py    references' contours (and learned clip features) on disk, keyed
+                 by content hash and feature settings (also the service's cache).
   cli.py         the `asa-score` command.
 
 The calibration itself (the monotone raw -> 0..100 map, calibration.json) is

@@ -21,7 +21,7 @@ Nothing here names a system: learned systems score through their model's
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import logging
 import math
 import os
 from typing import Any, Union
@@ -33,6 +33,7 @@ from asa_jax.assess import confidence as confidence_lib
 from asa_jax.assess import errors
 from asa_jax.assess import fused as fused_lib
 from asa_jax.assess import notes as notes_lib
+from asa_jax.assess import refcache
 from asa_jax.evaluation import calibration as calibration_lib
 from asa_jax.features import audio as audio_lib
 from asa_jax.features import constants
@@ -40,6 +41,9 @@ from asa_jax.features import constants
 # A performance or reference: a path, or (samples (n,) or (n, channels), Hz).
 AudioInput = Union[str, os.PathLike, tuple]
 AudioError = audio_lib.AudioError
+# An on-disk reference cache: a folder, a refcache.ReferenceCache, or None.
+ReferenceCacheArg = Union[str, os.PathLike, refcache.ReferenceCache, None]
+log = logging.getLogger("asa_jax.assess")
 
 SEGMENT_SECONDS = constants.CLIP_SECONDS  # feedback windows: 3 s, the clip length.
 MIN_LAST_SEGMENT_SECONDS = 1.0  # a shorter tail is merged into no segment.
@@ -222,10 +226,6 @@ def load_input(value: AudioInput, *, role: str) -> tuple[np.ndarray, str]:
                   f"{type(value).__name__}")
 
 
-def _digest(audio: np.ndarray) -> str:
-  return hashlib.sha1(np.ascontiguousarray(audio).view(np.uint8)).hexdigest()
-
-
 class _Learned:
   """A trained system: its clip scores of one (performance, reference) pair."""
 
@@ -239,6 +239,20 @@ class _Learned:
     self.model, self.variables = model, variables
     self.embed = scoring.make_embed_fn(model, variables)  # compiled once, reused.
     self._ref_cache: tuple[str, dict] = ("", {})  # (reference digest, start -> feats)
+    self.reference_cache = None  # a refcache.ReferenceCache, set by the Assessor.
+
+  def clip_feature_settings(self) -> dict:
+    """What the reference's clip features depend on besides the samples and the
+    clip start (refcache key): the system, config.features, the clip shape."""
+    return {"system": self.name, "clip_features": self.config.features.to_dict(),
+            "feature_shape": list(constants.FEATURE_SHAPE),
+            "clip_seconds": constants.CLIP_SECONDS,
+            "sample_rate": constants.SAMPLE_RATE}
+
+  def reference_settings(self) -> dict:
+    """What `contours` depends on besides the samples (refcache key)."""
+    return {"system": self.name, **refcache.contour_settings(
+        "stream_contours", FEEDBACK_CAPACITY, FEEDBACK_HOP)}
 
   def contours(self, audio: np.ndarray):
     """Feedback contours: 32 ms frames, in chunks (bounded memory)."""
@@ -270,7 +284,8 @@ class _Learned:
 
     Features are extracted in batches of data.extract_batch_size clips, so memory
     does not grow with the recording's length; the reference's clip features are
-    kept for the next call with the same reference.
+    kept for the next call with the same reference, and in `reference_cache` when
+    set (read at the first call with a reference, rewritten when it grew).
     """
     from asa_jax.evaluation import scoring  # pylint: disable=g-import-not-at-top
     from asa_jax.features.extract import clip_at  # pylint: disable=g-import-not-at-top
@@ -280,10 +295,15 @@ class _Learned:
                                       transposition=transposition)
     if not segs:
       return np.zeros(0), np.zeros(0)
-    digest = _digest(ref)
+    digest = refcache.samples_sha256(ref)
+    cache = getattr(self, "reference_cache", None)
+    settings = (None if cache is None else
+                refcache.settings_fingerprint(self.clip_feature_settings()))
     if self._ref_cache[0] != digest:
-      self._ref_cache = (digest, {})
+      stored = None if cache is None else cache.load_clip_features(digest, settings)
+      self._ref_cache = (digest, stored or {})
     ref_feats = self._ref_cache[1]
+    known = len(ref_feats)
     batch = int(self.config.data.extract_batch_size)
 
     def stream():
@@ -303,6 +323,11 @@ class _Learned:
         self.model, self.variables,
         scoring.prepare_segments(stream(), self.stats, self.config),
         batch_size=int(self.config.eval.batch_size), embed=self.embed)
+    if cache is not None and len(ref_feats) > known:
+      try:
+        cache.store_clip_features(digest, settings, ref_feats)
+      except OSError as e:  # costs speed, not the score.
+        log.warning("reference cache %s not written: %s", cache.directory, e)
     return np.array([s.start for s in segs]), np.asarray(clips.similarity, np.float64)
 
 
@@ -314,6 +339,12 @@ class _Baseline:
     self.name = name
     self.rate = score_lib.rating_function(name)  # Raises on unknown names.
     self.reference_kind = "original" if score_lib.needs_reference(name) else None
+
+  def reference_settings(self) -> dict:
+    """What `contours` depends on besides the samples (refcache key)."""
+    from asa_jax.baselines import contours as contours_lib  # pylint: disable=g-import-not-at-top
+    return {"system": self.name, **refcache.contour_settings(
+        "extract_contours", FEEDBACK_CAPACITY, contours_lib.HOP_LENGTH)}
 
   def contours(self, audio: np.ndarray):
     """The contours the baseline was evaluated on (10 ms, with onsets)."""
@@ -334,18 +365,62 @@ class Assessor:
 
   Build it with `default()` (the fusion of measured terms shipped with the
   package: no workdir, no training), `from_workdir` (a trained learned system) or
-  `from_baseline` (a rule-based baseline by name). `assess` is reentrant; the compiled model, the CREPE
-  networks and the last reference's analysis are kept between calls.
+  `from_baseline` (a rule-based baseline by name). `assess` is reentrant; the
+  compiled model, the CREPE networks and the last reference's samples and
+  analysis are kept between calls. With a `reference_cache` folder (every
+  constructor takes one) each reference's contours are computed once and kept on
+  disk, keyed by its decoded samples and the scorer's feature settings (issue 20,
+  part 2).
   """
 
-  def __init__(self, scorer: Any, calibration: calibration_lib.Calibration):
+  def __init__(self, scorer: Any, calibration: calibration_lib.Calibration, *,
+               reference_cache: ReferenceCacheArg = None):
     self._scorer = scorer
     self.calibration = calibration
     self.name = scorer.name
-    self._ref_contours: tuple[str, Any] = ("", None)
+    self.reference_cache = reference_cache
+    self._ref_contours: tuple[str, Any] = ("", None)  # (samples sha256, Contours)
+    self._ref_decoded: tuple[Any, Any] = (None, None)  # (file key, (audio, name))
+
+  @property
+  def reference_cache(self) -> refcache.ReferenceCache | None:
+    """The on-disk reference cache (issue 20, part 2), or None (memory only).
+
+    Set it to a folder (str or PathLike), a `refcache.ReferenceCache` or None. A hit
+    skips the reference's contour computation (CREPE, energy, onsets) and, for a
+    learned system, its clip features; the key is the SHA-256 of the decoded
+    samples and `reference_fingerprint` (the clip features: the system's
+    config.features). Scorers without `reference_settings` (e.g. test doubles)
+    never use it.
+    """
+    return self._reference_cache
+
+  @reference_cache.setter
+  def reference_cache(self, value: ReferenceCacheArg) -> None:
+    if value is not None and not isinstance(value, refcache.ReferenceCache):
+      value = refcache.ReferenceCache(value)
+    self._reference_cache = value
+    if isinstance(self._scorer, _Learned):  # its reference clip features too.
+      self._scorer.reference_cache = value
+
+  @property
+  def reference_settings(self) -> dict | None:
+    """The scorer's feature settings its reference contours depend on (system,
+    contour function, CREPE capacity, hop in samples, sample rate in Hz, voicing
+    and energy constants), or None when the scorer does not say."""
+    settings = getattr(self._scorer, "reference_settings", None)
+    return None if settings is None else settings()
+
+  @property
+  def reference_fingerprint(self) -> str | None:
+    """16 hex digits of `reference_settings` and the contour libraries' versions
+    (`refcache.settings_fingerprint`), or None likewise."""
+    settings = self.reference_settings
+    return None if settings is None else refcache.settings_fingerprint(settings)
 
   @classmethod
-  def default(cls, directory: str | os.PathLike | None = None) -> "Assessor":
+  def default(cls, directory: str | os.PathLike | None = None, *,
+              reference_cache: ReferenceCacheArg = None) -> "Assessor":
     """The default scorer shipped with the package (`asa_jax.assess.fused`): the
     monotone fusion of the measured terms, fitted on real human labels, with its
     isotonic calibration to 0-100. Needs no workdir and no training.
@@ -353,6 +428,8 @@ class Assessor:
     Args:
       directory: a default-scorer folder (fusion.pkl + manifest.json); None is
         the one inside the package (fused.DEFAULT_DIR).
+      reference_cache: a folder for references' contours on disk (the
+        `reference_cache` attribute), or None.
 
     Raises:
       fused.DefaultScorerError: the files are missing or unreadable, or were
@@ -361,16 +438,19 @@ class Assessor:
     fusion, manifest = fused_lib.load_fusion(
         fused_lib.DEFAULT_DIR if directory is None else os.fspath(directory))
     return cls(fused_lib.FusedScorer(fusion, manifest),
-               fused_lib.calibration_of(fusion, manifest))
+               fused_lib.calibration_of(fusion, manifest),
+               reference_cache=reference_cache)
 
   @classmethod
-  def from_workdir(cls, workdir: str | os.PathLike, *, config=None) -> "Assessor":
+  def from_workdir(cls, workdir: str | os.PathLike, *, config=None,
+                   reference_cache: ReferenceCacheArg = None) -> "Assessor":
     """Loads a trained learned system (best checkpoint) and its calibration.
 
     Args:
       workdir: the training workdir (checkpoints/, stats.json, calibration.json).
       config: its ConfigDict or config spec ("configs/rori.py:demo"); None reads
         WORKDIR/config.json (written by train.py).
+      reference_cache: as in `default`.
 
     Raises:
       FileNotFoundError: no workdir, checkpoint, stats.json, config.json (when
@@ -395,37 +475,54 @@ class Assessor:
     stats = records_lib.load_stats(os.path.join(workdir, "stats.json"))
     model, variables = checkpoint.restore_for_inference(config, workdir)
     return cls(_Learned(config, model, variables, stats),
-               calibration_lib.load(cal_path))
+               calibration_lib.load(cal_path), reference_cache=reference_cache)
 
   @classmethod
-  def from_baseline(cls, name: str, *, calibration: str | os.PathLike
-                    ) -> "Assessor":
+  def from_baseline(cls, name: str, *, calibration: str | os.PathLike,
+                    reference_cache: ReferenceCacheArg = None) -> "Assessor":
     """A rule-based baseline (asa_jax.baselines names) with a calibration file.
 
     A baseline has no training run, so its calibration is fitted from an
     evaluation's scores: `python -m asa_jax.assess.calibrate --scores=
-    EVAL/scores.csv --system=NAME --output=cal.json`.
+    EVAL/scores.csv --system=NAME --output=cal.json`. reference_cache: as in
+    `default`.
 
     Raises:
       ValueError: unknown baseline name (lists the known ones).
       FileNotFoundError: no calibration file.
     """
-    return cls(_Baseline(name), calibration_lib.load(calibration))
+    return cls(_Baseline(name), calibration_lib.load(calibration),
+               reference_cache=reference_cache)
 
   # --- analysis ------------------------------------------------------------------
 
   def _contours(self, audio: np.ndarray, *, reference: bool):
-    """The scorer's contours; the last reference's are kept."""
+    """The scorer's contours; a reference's come from memory (the last one), else
+    the on-disk cache, else are computed (and stored there)."""
     if not reference:
       return self._scorer.contours(audio)
-    digest = _digest(audio)
-    if self._ref_contours[0] != digest:
-      self._ref_contours = (digest, self._scorer.contours(audio))
-    return self._ref_contours[1]
+    digest = refcache.samples_sha256(audio)
+    if self._ref_contours[0] == digest:
+      return self._ref_contours[1]
+    cache, settings = self.reference_cache, None
+    if cache is not None:
+      settings = self.reference_fingerprint
+    contours = (None if settings is None else
+                cache.load_contours(digest, settings))
+    if contours is None:
+      contours = self._scorer.contours(audio)
+      if settings is not None:
+        try:
+          cache.store(digest, settings, contours)
+        except OSError as e:  # A read-only or full disk costs speed, not the score.
+          log.warning("reference cache %s not written: %s", cache.directory, e)
+    self._ref_contours = (digest, contours)
+    return contours
 
   def reference_contours(self, ref: np.ndarray):
     """The contours `assess_audio` computes of a reference, for callers that keep
-    them (the service's on-disk reference cache, issue 21).
+    them (the service's on-disk reference cache, issue 21); from memory or
+    `reference_cache` when they hold them.
 
     Args:
       ref: float32 (n,) 16 kHz mono audio (`load_input`).
@@ -434,7 +531,7 @@ class Assessor:
       asa_jax.baselines.contours.Contours: CREPE f0 (Hz), confidence, energy (dB)
       on the scorer's frame grid (10 ms for baselines, 32 ms for learned systems).
     """
-    return self._scorer.contours(np.asarray(ref, np.float32))
+    return self._contours(np.asarray(ref, np.float32), reference=True)
 
   def assess(self, performance: AudioInput, reference: AudioInput | None = None, *,
              accompaniment: AudioInput | None = None) -> Assessment:
@@ -461,12 +558,28 @@ class Assessor:
       TypeError: an input is neither a path nor (samples, sample_rate).
     """
     perf, perf_name = load_input(performance, role="performance")
-    ref, ref_name = (None, None) if reference is None else load_input(
-        reference, role="reference")
+    ref, ref_name = (None, None) if reference is None else self._load_reference(
+        reference)
     acc = None if accompaniment is None else load_input(
         accompaniment, role="accompaniment")[0]
     return self.assess_audio(perf, ref, acc, performance_name=perf_name,
                              reference_name=ref_name)
+
+  def _load_reference(self, reference: AudioInput) -> tuple[np.ndarray, str]:
+    """`load_input` of a reference; the last reference file's samples are kept, so
+    a batch of singers against one song decodes it once. A file is the same while
+    its path, size and modification time are."""
+    if not isinstance(reference, (str, os.PathLike)):
+      return load_input(reference, role="reference")
+    path = os.fspath(reference)
+    try:
+      stat = os.stat(path)
+      key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    except OSError:
+      key = None  # load_input names the file and the reason.
+    if key is None or self._ref_decoded[0] != key:
+      self._ref_decoded = (key, load_input(path, role="reference"))
+    return self._ref_decoded[1]
 
   def _check_inputs(self, reference, accompaniment) -> None:
     kind = self._scorer.reference_kind

@@ -13,6 +13,12 @@ A whole manifest (input_pipeline/manifest.py format; batch scoring, not Pearson)
 
   asa-score --workdir=runs/demo --manifest=m.csv [--split=test] --output=scores.csv
 
+Each reference's contours are computed once and kept on disk, keyed by its decoded
+samples and the scorer's feature settings (issue 20, part 2): `--reference-cache=DIR`
+(default $XDG_CACHE_HOME/asa-jax/references, else ~/.cache/asa-jax/references),
+`--no-reference-cache` to neither read nor write it. A manifest of many singers
+against one reference analyses that reference once.
+
 A rule-based baseline instead of a trained system: `--baseline=dtw_melody
 --calibration=cal.json` (fit one with `python -m asa_jax.assess.calibrate`).
 `--config=configs/rori.py:demo` names the config of a workdir trained before
@@ -68,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
   one.add_argument("--json", help="write the assessment as JSON here")
   one.add_argument("--plot", help="write the pitch plot (PNG) here")
   one.add_argument("--html", help="write the self-contained HTML report here")
+  cache = p.add_argument_group("reference cache")
+  cache.add_argument("--reference-cache", metavar="DIR", help="keep references' "
+                     "contours here, keyed by content and feature settings, so a "
+                     "reference is analysed once (default: $XDG_CACHE_HOME/asa-jax/"
+                     "references, else ~/.cache/asa-jax/references)")
+  cache.add_argument("--no-reference-cache", action="store_true", help="neither "
+                     "read nor write the reference cache")
   batch = p.add_argument_group("a manifest")
   batch.add_argument("--manifest", help="manifest CSV to score row by row")
   batch.add_argument("--split", default="all", help="split to score (default all)")
@@ -75,15 +88,27 @@ def _parser() -> argparse.ArgumentParser:
   return p
 
 
+def reference_cache_dir(args) -> str | None:
+  """The --reference-cache folder: the flag, else the per-user default
+  (`refcache.default_directory`); None with --no-reference-cache."""
+  from asa_jax.assess import refcache  # pylint: disable=g-import-not-at-top
+  if args.no_reference_cache:
+    return None
+  return args.reference_cache or refcache.default_directory()
+
+
 def _load(args):
   from asa_jax.assess import Assessor  # pylint: disable=g-import-not-at-top
+  cache = reference_cache_dir(args)
   if not args.baseline and not args.workdir:
-    return Assessor.default()
+    return Assessor.default(reference_cache=cache)
   if args.baseline:
     if not args.calibration:
       raise ValueError("--baseline needs --calibration")
-    return Assessor.from_baseline(args.baseline, calibration=args.calibration)
-  return Assessor.from_workdir(args.workdir, config=args.config)
+    return Assessor.from_baseline(args.baseline, calibration=args.calibration,
+                                  reference_cache=cache)
+  return Assessor.from_workdir(args.workdir, config=args.config,
+                               reference_cache=cache)
 
 
 def segment_table(assessment) -> str:
@@ -226,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.error("give --performance (one recording) or --manifest (batch)")
   if args.manifest and not args.output:
     parser.error("--manifest needs --output")
+  if args.reference_cache and args.no_reference_cache:
+    parser.error("give at most one of --reference-cache and --no-reference-cache")
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   from asa_jax import logs  # pylint: disable=g-import-not-at-top
   from asa_jax.assess import AssessmentError, AudioError, DefaultScorerError  # pylint: disable=g-import-not-at-top

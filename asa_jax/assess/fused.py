@@ -29,6 +29,7 @@ import os
 
 import numpy as np
 
+from asa_jax.assess import refcache
 from asa_jax.evaluation import calibration as calibration_lib
 
 DEFAULT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -136,6 +137,11 @@ class FusedScorer:
     self.features = list(manifest["features"])
     self.capacity = manifest["contours"]["capacity"]
     self.hop_length = int(manifest["contours"]["hop_length"])
+
+  def reference_settings(self) -> dict:
+    """What `contours` depends on besides the samples (the refcache key)."""
+    return {"system": self.name, **refcache.contour_settings(
+        "extract_contours", self.capacity, self.hop_length)}
 
   def contours(self, audio: np.ndarray):
     """The contours the fitting tables were read from (CREPE, 10 ms, energy)."""

@@ -43,7 +43,7 @@ from starlette.exceptions import HTTPException
 
 from asa_jax.assess.serve import http_errors as errors_lib
 from asa_jax.assess.serve import pool as pool_lib
-from asa_jax.assess.serve import refcache
+from asa_jax.assess import refcache
 from asa_jax.assess.serve import scorer as scorer_lib
 
 log = logging.getLogger("asa_jax.serve")

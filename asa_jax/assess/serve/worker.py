@@ -21,7 +21,7 @@ import numpy as np
 
 from asa_jax import atomic
 from asa_jax.assess.serve import http_errors as errors_lib
-from asa_jax.assess.serve import refcache
+from asa_jax.assess import refcache
 from asa_jax.assess.serve import scorer as scorer_lib
 
 log = logging.getLogger("asa_jax.serve.worker")
