@@ -14,6 +14,7 @@ import threading
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 import asa_jax.assess as assess_lib
@@ -379,3 +380,26 @@ def test_restart_keeps_the_reference_cache(server, audio):
     assert cached.json()["cached"] is True and cached.json()["reference_id"] == ref_id
   finally:
     again.stop()
+
+
+def test_worker_keys_cached_references_by_the_scorers_own_settings(monkeypatch):
+  from asa_jax.assess.serve import worker as worker_lib  # pylint: disable=g-import-not-at-top
+
+  class Contours:
+    hop_s = 0.032
+
+  class Scorer:
+    name = "fake"
+    reference_fingerprint = None
+
+    def reference_contours(self, ref):
+      return Contours()
+
+    def assess_audio(self, *a, **k):
+      return None
+
+  monkeypatch.setattr(worker_lib, "_warm_up_audio", lambda seed: np.zeros(16000))
+  plain = worker_lib.Worker(Scorer(), 60.0).fingerprint
+  Scorer.reference_fingerprint = "0123456789abcdef"
+  assert worker_lib.Worker(Scorer(), 60.0).fingerprint == "0123456789abcdef"
+  assert plain != "0123456789abcdef" and len(plain) == 16

@@ -54,9 +54,11 @@ class Worker:
       assessor.assess_audio(_warm_up_audio(2), ref, reference_contours=contours)
     except ValueError as e:  # e.g. a system that needs an accompaniment.
       log.warning("warm-up scoring skipped: %s", e)
-    self.fingerprint = refcache.fingerprint(
-        assessor.name, contours.hop_s, assessor_lib.FEEDBACK_CAPACITY,
-        constants.SAMPLE_RATE)
+    # The scorer's own settings (its CREPE capacity, hop, constants) when it says
+    # them, so a scorer computing contours another way never reads these.
+    self.fingerprint = getattr(assessor, "reference_fingerprint", None) or (
+        refcache.fingerprint(assessor.name, contours.hop_s,
+                             assessor_lib.FEEDBACK_CAPACITY, constants.SAMPLE_RATE))
 
   def _decode(self, path: str, field: str) -> np.ndarray:
     """float32 (n,) 16 kHz audio of an upload; errors name the field, not the path."""
