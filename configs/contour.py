@@ -46,6 +46,8 @@ def get_config(system: str, arg: str | None, *, file: str) -> ml_collections.Con
   # With contour.aligned: the std (frames) of a smooth (0.3 s) error added to the
   # exact time map in training, as the DTW of real pairs errs. 0 = exact.
   c.contour.align_jitter_frames = 0.0
+  # With contour.aligned: the timing channels (residual offset, local tempo) on.
+  c.contour.aligned_timing = True
   c.model.conv_channels = (32, 64, 64)
   c.model.attention_layers = 1
   c.model.attention_hidden = 64

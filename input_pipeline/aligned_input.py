@@ -50,7 +50,7 @@ def _weighted_line(y: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
 
 
 def aligned_channels(ref_cents: jnp.ndarray, perf_cents: jnp.ndarray,
-                     perf_offset: jnp.ndarray) -> jnp.ndarray:
+                     perf_offset: jnp.ndarray, *, timing: bool = True) -> jnp.ndarray:
   """The tower's input of aligned windows: three (B, T) arrays -> float32 (B, 7, T).
 
   Channels (0 where a frame has no value):
@@ -66,6 +66,7 @@ def aligned_channels(ref_cents: jnp.ndarray, perf_cents: jnp.ndarray,
     6  the reference's pitch minus its median voiced pitch, octaves (where the notes
        are, in the melody's own shape).
   Invariant to a transposition, a global tempo change and a delay of the performance.
+  `timing=False` zeroes channels 4 and 5 (pitch only).
   """
   ref_cents, perf_cents = ref_cents.astype(jnp.float32), perf_cents.astype(jnp.float32)
   rv, pv = ref_cents > 0, perf_cents > 0
@@ -83,9 +84,10 @@ def aligned_channels(ref_cents: jnp.ndarray, perf_cents: jnp.ndarray,
   tempo = (pad[:, 2 * h:] - pad[:, :-2 * h]) / (2 * h * FRAME_SECONDS)
   rmed = jnp.nanmedian(jnp.where(rv, ref_cents, jnp.nan), axis=1, keepdims=True)
   rel = jnp.where(rv, ref_cents - jnp.where(jnp.isfinite(rmed), rmed, 0.0), 0.0)
+  keep = rvf * float(timing)
   return jnp.stack([jnp.clip(dev / 100.0, -3.0, 3.0), jnp.tanh(dev / 50.0) * both,
-                    pvf, rvf, jnp.clip(resid / 0.2, -3.0, 3.0) * rvf,
-                    jnp.clip(4.0 * tempo, -3.0, 3.0) * rvf, rel / 1200.0],
+                    pvf, rvf, jnp.clip(resid / 0.2, -3.0, 3.0) * keep,
+                    jnp.clip(4.0 * tempo, -3.0, 3.0) * keep, rel / 1200.0],
                    axis=1).astype(jnp.float32)
 
 

@@ -84,6 +84,7 @@ class _ContourHooks:
   stack_reference: bool = False
   aligned: bool = False
   align_jitter_frames: float = 0.0
+  aligned_timing: bool = True
 
   def configure(self, config):
     """The loss system's configure, then the config.contour fields."""
@@ -96,7 +97,8 @@ class _ContourHooks:
                 min_label_gap=float(c.min_label_gap),
                 stack_reference=bool(c.get("stack_reference", False)),
                 aligned=bool(c.get("aligned", False)),
-                align_jitter_frames=float(c.get("align_jitter_frames", 0.0)))
+                align_jitter_frames=float(c.get("align_jitter_frames", 0.0)),
+                aligned_timing=bool(c.get("aligned_timing", True)))
 
   def in_channels(self) -> int:
     """Input channels of the towers for this system's input mode."""
@@ -108,7 +110,7 @@ class _ContourHooks:
     """Tower input (B, C, T) of a degradation r of the batch's clean windows."""
     if self.aligned:
       return aligned_input.aligned_channels(*aligned_input.from_degradation(
-          batch["cents"], r.cents, r.time_map_frames))
+          batch["cents"], r.cents, r.time_map_frames), timing=self.aligned_timing)
     x = contour_channels(r.cents, r.voiced)
     ref = contour_channels(batch["cents"], batch["voiced"])
     return jnp.concatenate([x, ref], axis=1) if self.stack_reference else x
@@ -116,7 +118,8 @@ class _ContourHooks:
   def _anchor_x(self, ref_cents: jnp.ndarray) -> jnp.ndarray:
     """Tower input (B, C, T) of the clean reference itself (the anchor)."""
     if self.aligned:
-      return aligned_input.aligned_channels(*aligned_input.self_aligned(ref_cents))
+      return aligned_input.aligned_channels(*aligned_input.self_aligned(ref_cents),
+                                            timing=self.aligned_timing)
     ref = contour_channels(ref_cents, ref_cents > 0)
     return jnp.concatenate([ref, ref], axis=1) if self.stack_reference else ref
 
@@ -146,7 +149,7 @@ class _ContourHooks:
     float32 (B,)."""
     if self.aligned:
       ref = arrays[0]
-      x = aligned_input.aligned_channels(*arrays)
+      x = aligned_input.aligned_channels(*arrays, timing=self.aligned_timing)
     else:
       perf, ref = arrays
       x = contour_channels(perf, perf > 0)
