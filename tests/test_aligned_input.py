@@ -124,3 +124,14 @@ def test_real_pair_windows_align_a_transposed_slower_performance():
 def test_real_pair_windows_refuse_a_silent_performance():
   with pytest.raises(ValueError, match="performance"):
     aligned_input.real_pair_windows(np.zeros(400), _melody(2), 320)
+
+
+def test_timing_off_zeroes_only_the_timing_channels(contours):
+  r = _apply(jax.random.PRNGKey(6), contours, _errors(4, onset_jitter_seconds=0.1,
+                                                      detune_cents=30.0))
+  arrays = aligned_input.from_degradation(contours.cents, r.cents, r.time_map_frames)
+  on = np.asarray(aligned_input.aligned_channels(*arrays))
+  off = np.asarray(aligned_input.aligned_channels(*arrays, timing=False))
+  np.testing.assert_array_equal(off[:, [4, 5]], 0.0)
+  assert np.abs(on[:, 4]).max() > 0.05
+  np.testing.assert_array_equal(off[:, [0, 1, 2, 3, 6]], on[:, [0, 1, 2, 3, 6]])
