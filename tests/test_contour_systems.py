@@ -71,7 +71,7 @@ def test_triplet_augment_orders_by_label_and_eval_is_fixed(pool_path):
   b = {k: jnp.asarray(v) for k, v in contour_worker.synthetic_batch(8, FRAMES).items()}
   b["row_id"] = jnp.arange(8.0)
   out = system.augment(b, jax.random.PRNGKey(3), train=True)
-  assert out["anchor"].shape == out["positive"].shape == (8, contour.CHANNELS, FRAMES)
+  assert out["anchor"].shape == out["positive"].shape == (8, system.in_channels(), FRAMES)
   assert np.all(np.asarray(out["label_positive"]) >= np.asarray(out["label_negative"]))
   gap = np.asarray(out["label_positive"] - out["label_negative"])
   np.testing.assert_array_equal(out["mask"], (gap >= system.min_label_gap) * 1.0)
@@ -91,8 +91,9 @@ def test_contour_system_trains_through_the_loop(tmp_path, pool_path, name):
   assert np.isfinite(out["train_loss"]) and np.isfinite(out["val_loss"])
 
 
-def test_stack_reference_gives_the_performance_tower_the_reference(pool_path):
+def test_stack_reference_gives_the_performance_tower_the_reference(tmp_path, pool_path):
   c = _config("contour_rori", pool_path)
+  c.contour.aligned = False
   c.contour.stack_reference = True
   system = systems.get(c)
   b = {k: jnp.asarray(v) for k, v in contour_worker.synthetic_batch(4, FRAMES).items()}
@@ -102,13 +103,14 @@ def test_stack_reference_gives_the_performance_tower_the_reference(pool_path):
   np.testing.assert_array_equal(out["positive"][:, contour.CHANNELS:], ref)
   np.testing.assert_array_equal(out["anchor"][:, :contour.CHANNELS], ref)
   assert system.init_inputs(None)[0].shape == (1, 2 * contour.CHANNELS, FRAMES)
+  c.train.max_epochs = 1
+  assert train_and_evaluate(c, str(tmp_path / "stacked"))["step"] == 2
 
 
 @pytest.mark.parametrize("name", ["contour_rori", "contour_delta", "contour_hinge_rank"])
-def test_aligned_input_feeds_every_contour_system(tmp_path, pool_path, name):
+def test_aligned_input_feeds_every_contour_system(pool_path, name):
   c = _config(name, pool_path)
   c.contour.aligned = True
-  c.train.max_epochs = 1
   system = systems.get(c)
   b = {k: jnp.asarray(v) for k, v in contour_worker.synthetic_batch(4, FRAMES).items()}
   out = system.augment(b, jax.random.PRNGKey(1), train=True)
@@ -118,7 +120,6 @@ def test_aligned_input_feeds_every_contour_system(tmp_path, pool_path, name):
   np.testing.assert_array_equal(anchor[:, 0], 0.0)  # the reference against itself.
   assert float(jnp.abs(perf[:, 0]).max()) > 0.0
   assert system.init_inputs(None)[0].shape == (1, aligned_input.CHANNELS, FRAMES)
-  assert train_and_evaluate(c, str(tmp_path / name))["step"] == 2
 
 
 def test_aligned_system_scores_real_pairs_through_dtw(pool_path):

@@ -207,8 +207,10 @@ class _ContourHooks:
                               process_count=jax.process_count())
 
     model = self.build_model(config)
-    return base.DataSource(factory, selection_correlation_fn(
-        self, model, selection_rows(self, config, pool)))
+    # Real graded rows only when the selection reads them (a DTW per aligned pair).
+    rows = (selection_rows(self, config, pool)
+            if config.train.get("selection_metric", "loss") != "loss" else None)
+    return base.DataSource(factory, selection_correlation_fn(self, model, rows))
 
 
 def selection_rows(system, config, pool: contour_pool.Pool):
