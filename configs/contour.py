@@ -51,6 +51,8 @@ def get_config(system: str, arg: str | None, *, file: str) -> ml_collections.Con
   # real singers' timing against a reference is 10-20x what the degradations make
   # (rubato), so those channels are out of distribution on real pairs (BUILD_NOTES).
   c.contour.aligned_timing = False
+  # Label-neutral rubato of the degradations: uniform 0..this std, seconds.
+  c.contour.max_rubato_seconds = 0.0
   c.model.conv_channels = (32, 64, 64)
   c.model.attention_layers = 1
   c.model.attention_hidden = 64

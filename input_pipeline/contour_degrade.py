@@ -11,10 +11,11 @@ the SAME label formula and constants:
                  displaced onsets), rushing or dragging (a tempo ramp), early or late
                  entry;
   not errors     the pitch tracker's octave errors and dropouts, a transposition, a
-                 global tempo change, a loudness change (when an energy track is given).
+                 global tempo change, a loudness change (when an energy track is given),
+                 rubato (a smooth time deviation).
 
     P = mean over notes of min(mean |pitch change| in the note, 300 cents);
-    T = mean over notes of |new onset - onset x tempo ratio| (seconds);
+    T = mean over notes of |new onset - rubato(onset) x tempo ratio| (seconds);
     score = 100 clip(1 - P / 200 - T / 0.5, 0, 1)   (V = 0: no voice errors here).
 
 `degrade.label` rounds to 0.1; this label is not rounded (exact in float32).
@@ -48,6 +49,7 @@ _JITTER_WIDTH = 10  # 100 ms wander correlation (degrade.py: round(0.1 / fs)).
 _VIBRATO_HALF_WIDTH = 7  # 150 ms moving average = 15 frames.
 _ONSET_GAP_FRACTION = 0.3  # Keeps the time map monotone for |tempo_drift| <= 0.3.
 _NOISE_RUNS = 4  # Candidate octave-error / dropout runs per contour.
+_RUBATO_WIDTH = 150  # 1.5 s: rubato moves phrases, not single notes.
 
 
 class Contour(NamedTuple):
@@ -74,7 +76,9 @@ class Errors(NamedTuple):
   jitter_cents (>= 0), scoop_cents (>= 0), vibrato_scale (>= 0; 1 = unchanged),
   onset_jitter_seconds (>= 0), tempo_drift [-0.3, 0.3], entry_offset_seconds (signed).
   Label-neutral: key_shift_cents, tempo_ratio (output / input duration), octave_prob
-  and dropout_prob (probability of each of 4 candidate runs), gain_db.
+  and dropout_prob (probability of each of 4 candidate runs), gain_db,
+  rubato_seconds (std of a smooth, 1.5 s correlated time deviation: expressive
+  timing that the label does not count, as the per-note feedback tolerates rubato).
   """
   detune_cents: jnp.ndarray
   wrong_note_prob: jnp.ndarray
@@ -90,6 +94,7 @@ class Errors(NamedTuple):
   octave_prob: jnp.ndarray
   dropout_prob: jnp.ndarray
   gain_db: jnp.ndarray
+  rubato_seconds: jnp.ndarray
 
 
 def no_errors(**overrides) -> Errors:
@@ -97,7 +102,8 @@ def no_errors(**overrides) -> Errors:
   base = dict(detune_cents=0.0, wrong_note_prob=0.0, drift_cents=0.0, jitter_cents=0.0,
               scoop_cents=0.0, vibrato_scale=1.0, onset_jitter_seconds=0.0,
               tempo_drift=0.0, entry_offset_seconds=0.0, key_shift_cents=0.0,
-              tempo_ratio=1.0, octave_prob=0.0, dropout_prob=0.0, gain_db=0.0)
+              tempo_ratio=1.0, octave_prob=0.0, dropout_prob=0.0, gain_db=0.0,
+              rubato_seconds=0.0)
   unknown = set(overrides) - set(base)
   if unknown:
     raise ValueError(f"unknown Errors fields {sorted(unknown)}")
@@ -139,11 +145,13 @@ def label(pitch_error_cents: jnp.ndarray, timing_error_seconds: jnp.ndarray
 
 
 def sample_errors(key: jax.Array, *, active_prob: float = 0.4,
-                  entry_errors: bool = True) -> Errors:
+                  entry_errors: bool = True, max_rubato_seconds: float = 0.0
+                  ) -> Errors:
   """Random Errors for one contour: each error family is present with probability
   `active_prob`, with a magnitude uniform in its range; label-neutral noise always.
   `entry_errors=False` never draws an early or late entry (for aligned inputs, where
   the performance's time origin is not comparable with the reference's).
+  Rubato (label-neutral) is uniform in 0..max_rubato_seconds, always present.
 
   Ranges (BUILD_NOTES.md, issue 18): detune 0-80 cents, wrong notes 0-0.3, drift
   +-0-150 cents, wander 0-40 cents, scoops 0-250 cents, vibrato x0-2.5, onset jitter
@@ -168,7 +176,9 @@ def sample_errors(key: jax.Array, *, active_prob: float = 0.4,
       tempo_ratio=u(10, 0.9, 1.1),
       octave_prob=u(11, 0.0, 0.5),
       dropout_prob=jax.random.uniform(ks[30], (), jnp.float32, 0.0, 0.5),
-      gain_db=jax.random.uniform(ks[31], (), jnp.float32, -10.0, 10.0))
+      gain_db=jax.random.uniform(ks[31], (), jnp.float32, -10.0, 10.0),
+      rubato_seconds=jax.random.uniform(ks[27], (), jnp.float32, 0.0,
+                                        1.0) * max_rubato_seconds)
 
 
 def _segment_mean(values: jnp.ndarray, note: jnp.ndarray, n: int) -> jnp.ndarray:
@@ -263,9 +273,14 @@ def degrade_contour(key: jax.Array, contour: Contour, errors: Errors) -> Result:
   # --- Time map: source seconds -> output seconds. -------------------------------
   t = frames * fs
   dur = max((t_len - 1) * fs, fs)
+  # Rubato: a smooth monotone warp of source time that the label does not count.
+  # It starts at 0 and never runs before it (the onset clips assume times >= 0).
+  wobble = smooth_noise(jax.random.fold_in(key, 11), t_len, _RUBATO_WIDTH)
+  tr = jnp.maximum(jax.lax.cummax(t + errors.rubato_seconds * (wobble - wobble[0])),
+                   0.0)
   a = errors.tempo_drift
   a_safe = jnp.where(jnp.abs(a) < 1e-6, 1.0, a)
-  g1 = jnp.where(jnp.abs(a) < 1e-6, t, dur / a_safe * jnp.log1p(a_safe * t / dur))
+  g1 = jnp.where(jnp.abs(a) < 1e-6, tr, dur / a_safe * jnp.log1p(a_safe * tr / dur))
   on = onset * fs
   g1_on = jnp.interp(on, t, g1)
   prev = jnp.concatenate([jnp.zeros((1,)), g1_on[:-1]])
@@ -291,7 +306,7 @@ def degrade_contour(key: jax.Array, contour: Contour, errors: Errors) -> Result:
                     errors.entry_offset_seconds)
   g = g + entry
   new_on = jnp.interp(on, t, g)
-  onset_err = (new_on - on * errors.tempo_ratio) * valid
+  onset_err = (new_on - jnp.interp(on, t, tr) * errors.tempo_ratio) * valid
   t_err = jnp.sum(jnp.abs(onset_err)) / n_valid
 
   # --- Resample to the output grid (nearest source frame). -------------------------
@@ -319,7 +334,8 @@ def degrade_contour(key: jax.Array, contour: Contour, errors: Errors) -> Result:
 
 def degrade_batch(key: jax.Array, contours: Contour, errors: Errors | None = None,
                   *, active_prob: float = 0.4, row_ids: jnp.ndarray | None = None,
-                  entry_errors: bool = True) -> tuple[Errors, Result]:
+                  entry_errors: bool = True, max_rubato_seconds: float = 0.0
+                  ) -> tuple[Errors, Result]:
   """vmap of `degrade_contour` over a batch (B rows), one key per row.
 
   Args:
@@ -327,7 +343,7 @@ def degrade_batch(key: jax.Array, contours: Contour, errors: Errors | None = Non
       result does not depend on B, on the sharding, or on the process count.
     contours: Contour with a leading (B,) axis on every field.
     errors: batched Errors, or None to draw them (`sample_errors`, per row).
-    active_prob, entry_errors: see `sample_errors`.
+    active_prob, entry_errors, max_rubato_seconds: see `sample_errors`.
     row_ids: (B,) integer-valued ids of the rows (default: 0..B-1), e.g. pool
       indices so that a validation window gets the same errors in every batch.
 
@@ -339,6 +355,7 @@ def degrade_batch(key: jax.Array, contours: Contour, errors: Errors | None = Non
   keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(ids)
   if errors is None:
     ekeys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-    errors = jax.vmap(lambda k: sample_errors(k, active_prob=active_prob,
-                                              entry_errors=entry_errors))(ekeys)
+    errors = jax.vmap(lambda k: sample_errors(
+        k, active_prob=active_prob, entry_errors=entry_errors,
+        max_rubato_seconds=max_rubato_seconds))(ekeys)
   return errors, jax.vmap(degrade_contour)(keys, contours, errors)

@@ -136,3 +136,19 @@ def test_same_key_same_batch_on_1_4_devices_and_2_processes(tmp_path):
     for k in ("cents", "voiced", "score", "pitch_error_cents", "timing_error_seconds"):
       np.testing.assert_allclose(out[name][k], out["one"][k], rtol=1e-6, atol=1e-4,
                                  err_msg=f"{name}: {k}")
+
+
+def test_rubato_moves_the_notes_but_not_the_label(contours):
+  r = _apply(jax.random.PRNGKey(8), contours, _errors(4, rubato_seconds=0.2))
+  np.testing.assert_allclose(r.score, 100.0, atol=1e-3)
+  # The time map really moves: up to tens of frames off the identity.
+  assert float(np.abs(np.asarray(r.time_map_frames) - np.arange(320)).max()) > 5.0
+  # With onset jitter on top, the jitter still counts (its realised size changes a
+  # little: each shift is clipped to 30% of the rubato-moved gaps).
+  e = dict(onset_jitter_seconds=0.08)
+  with_rubato = _apply(jax.random.PRNGKey(9), contours, _errors(4, rubato_seconds=0.2, **e))
+  plain = _apply(jax.random.PRNGKey(9), contours, _errors(4, **e))
+  ratio = np.asarray(with_rubato.timing_error_seconds) / np.asarray(
+      plain.timing_error_seconds)
+  assert float(np.min(with_rubato.timing_error_seconds)) > 0.01
+  assert np.all((ratio > 0.5) & (ratio < 2.0)), ratio

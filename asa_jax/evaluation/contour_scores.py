@@ -104,7 +104,8 @@ def degradation_ranking(system, model, variables, pool: contour_pool.Pool,
   # The contours are arguments, not closed-over constants (XLA would fold them).
   deg = jax.jit(lambda key, c, ids: cd.degrade_batch(
       key, c, active_prob=system.active_prob, row_ids=ids,
-      entry_errors=not system.aligned)[1])
+      entry_errors=not system.aligned,
+      max_rubato_seconds=system.max_rubato_seconds)[1])
   scorer = pair_scorer(system, model, variables)
   scores, labels = [], []
   for v in range(versions):

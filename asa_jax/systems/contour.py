@@ -85,6 +85,7 @@ class _ContourHooks:
   aligned: bool = False
   align_jitter_frames: float = 0.0
   aligned_timing: bool = True
+  max_rubato_seconds: float = 0.0
 
   def configure(self, config):
     """The loss system's configure, then the config.contour fields."""
@@ -98,7 +99,8 @@ class _ContourHooks:
                 stack_reference=bool(c.get("stack_reference", False)),
                 aligned=bool(c.get("aligned", False)),
                 align_jitter_frames=float(c.get("align_jitter_frames", 0.0)),
-                aligned_timing=bool(c.get("aligned_timing", True)))
+                aligned_timing=bool(c.get("aligned_timing", True)),
+                max_rubato_seconds=float(c.get("max_rubato_seconds", 0.0)))
 
   def in_channels(self) -> int:
     """Input channels of the towers for this system's input mode."""
@@ -170,7 +172,8 @@ class _ContourHooks:
   def _degrade(self, batch: dict, key: jax.Array, train: bool) -> cd.Result:
     ids = None if train else batch.get("row_id")
     r = cd.degrade_batch(key, _contour(batch), active_prob=self.active_prob,
-                         row_ids=ids, entry_errors=not self.aligned)[1]
+                         row_ids=ids, entry_errors=not self.aligned,
+                         max_rubato_seconds=self.max_rubato_seconds)[1]
     if self.aligned and self.align_jitter_frames > 0:
       # The aligner on real pairs is not exact: a smooth label-neutral error of
       # the time map the towers read the performance through.
