@@ -9,6 +9,8 @@ writes into out_dir:
                     the same-id reference, else the median score over up to 5 of the
                     melody's references); `selection` = 1 for the model-selection
                     melodies (config.contour.selection_melodies);
+  ssvd_crepe_scores.csv  (with --ssvd_cache_dir) the same from CREPE tiny on the
+                    audio (what the product sees);
   ssvd_scores.csv   performance_id, melody, score: every SSVD v1 performance against
                     its melody's reference recording (input_pipeline.corpora.ssvd
                     .build_manifest), both contours RENDERED FROM THE NOTE LABELS of
@@ -172,7 +174,24 @@ def ssvd_scores(scorer, config, window: int) -> list[list]:
   return rows
 
 
-def evaluate(config, workdir: str, out_dir: str, pool_path: str = "") -> dict:
+def ssvd_crepe_scores(scorer, config, window: int, cache_dir: str) -> list[list]:
+  """[[performance_id, melody, score, note-label score]] of SSVD v1 with both
+  contours from CREPE tiny on the AUDIO (`baselines.cache.cached_contours`, 10 ms;
+  the measured terms' source), as the product sees a recording."""
+  from asa_jax.baselines import cache as cache_lib  # pylint: disable=g-import-not-at-top
+  from input_pipeline.corpora import ssvd  # pylint: disable=g-import-not-at-top
+  result = ssvd.build_manifest(os.path.join(config.contour.data_dir, "ssvd"))
+  melody_of = {m["song_id"]: m["melody"] for m in result["melodies"]}
+  cents = lambda path: contour_pool.hz_to_cents(
+      cache_lib.cached_contours(path, cache_dir)[0].f0_hz)
+  return [[r["performance_id"], melody_of[r["song_id"]],
+           score_pair(scorer, cents(r["performance_audio"]),
+                      [cents(r["reference_audio"])], window), float(r["score"])]
+          for r in result["rows"]]
+
+
+def evaluate(config, workdir: str, out_dir: str, pool_path: str = "",
+             ssvd_cache_dir: str = "") -> dict:
   """Writes the CSVs and contour_eval.json (module docstring); returns the summary."""
   from asa_jax.train import checkpoint  # pylint: disable=g-import-not-at-top
   system = systems.get(config)
@@ -187,6 +206,11 @@ def evaluate(config, workdir: str, out_dir: str, pool_path: str = "") -> dict:
   ssvd_rows = ssvd_scores(scorer, config, window)
   _write_csv(os.path.join(out_dir, "ssvd_scores.csv"),
              ["performance_id", "melody", "score", "label_score"], ssvd_rows)
+  crepe_rows = []
+  if ssvd_cache_dir:
+    crepe_rows = ssvd_crepe_scores(scorer, config, window, ssvd_cache_dir)
+    _write_csv(os.path.join(out_dir, "ssvd_crepe_scores.csv"),
+               ["performance_id", "melody", "score", "label_score"], crepe_rows)
   held = [r for r in mast if not r[2] and np.isfinite(r[3])]
   summary = {
       "mast_heldout": pearson_ci([r[3] for r in held], [r[4] for r in held]),
@@ -195,6 +219,9 @@ def evaluate(config, workdir: str, out_dir: str, pool_path: str = "") -> dict:
                                    [r[4] for r in mast if r[2]]),
       "ssvd_v1": pearson_ci([r[2] for r in ssvd_rows], [r[3] for r in ssvd_rows]),
   }
+  if crepe_rows:
+    summary["ssvd_v1_crepe"] = pearson_ci([r[2] for r in crepe_rows],
+                                          [r[3] for r in crepe_rows])
   pool = contour_pool.load_pool(pool_path or config.contour.pool
                                 or os.path.join(workdir, "contour_pool.npz"))
   summary["degradation_ranking"] = degradation_ranking(system, model, variables, pool)
@@ -219,7 +246,7 @@ def main(argv) -> None:
   del argv
   config = config_specs.load_config(FLAGS.config, FLAGS.override)
   summary = evaluate(config, FLAGS.workdir, FLAGS.out_dir or os.path.join(
-      FLAGS.workdir, "contour_eval"), FLAGS.pool)
+      FLAGS.workdir, "contour_eval"), FLAGS.pool, FLAGS.ssvd_cache_dir)
   logging.info("%s", summary)
   print(summary)
 
@@ -231,5 +258,7 @@ if __name__ == "__main__":
   flags.DEFINE_string("out_dir", "", "Output folder (default WORKDIR/contour_eval)")
   flags.DEFINE_string("pool", "", "Pool .npz (default config.contour.pool or "
                       "WORKDIR/contour_pool.npz)")
+  flags.DEFINE_string("ssvd_cache_dir", "", "Also score SSVD v1 on CREPE contours of "
+                      "the audio, cached here (baselines.cache): ssvd_crepe_scores.csv")
   flags.mark_flags_as_required(["config", "workdir"])
   app.run(main)

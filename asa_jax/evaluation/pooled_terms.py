@@ -73,7 +73,8 @@ def with_learned_scores(rows: list[dict], scores_dir: str,
                         column: str = LEARNED_COLUMN) -> list[dict]:
   """Rows joined with a contour system's scores (`evaluation.contour_scores`' CSVs).
 
-  Reads scores_dir/mast_scores.csv and ssvd_scores.csv (performance_id, score;
+  Reads scores_dir/mast_scores.csv and ssvd_scores.csv, or ssvd_crepe_scores.csv
+  where it exists (the measured terms' own f0 source) (performance_id, score;
   MAST's `selection` = 1 marks the model-selection melodies). Rows of the
   selection melodies are DROPPED (the learned system was chosen on them), so the
   fusion's CV only sees melodies the learned system never selected on; SSVD ids
@@ -85,6 +86,9 @@ def with_learned_scores(rows: list[dict], scores_dir: str,
   scores, selection = {}, set()
   for corpus, prefix in (("mast", ""), ("ssvd", "ssvd-")):
     path = os.path.join(scores_dir, f"{corpus}_scores.csv")
+    crepe = os.path.join(scores_dir, f"{corpus}_crepe_scores.csv")
+    if os.path.isfile(crepe):  # the terms' own f0 source (CREPE on the audio).
+      path = crepe
     if not os.path.isfile(path):
       raise FileNotFoundError(f"{path}: no learned scores (run contour_scores)")
     with open(path, newline="", encoding="utf-8") as f:
