@@ -30,7 +30,7 @@ TARGETS=(
   "degrade_edits|input_pipeline/corpora/degrade.py|_smooth_noise,_moving_average,_pitch_edits,_time_map,_warp_envelope,degrade|tests/test_degrade_measured.py tests/test_degrade.py"
   "dtw_melody|asa_jax/baselines/dtw_melody.py|dtw_cost,_reachable|tests/test_molina.py -k dtw_cost"
   "pearson|asa_jax/evaluation/pearson.py|pearson,with_interval|tests/test_evaluation.py -k 'pearson or correlate'"
-  "bootstrap|asa_jax/evaluation/bootstrap.py|pearson_r,pearson_interval|tests/test_evaluation.py -k 'bootstrap or correlate'"
+  "bootstrap|asa_jax/evaluation/bootstrap.py|pearson_r,pearson_interval|tests/test_evaluation.py -k 'bootstrap or correlate or pearson'"
   "calibration|asa_jax/evaluation/calibration.py|Calibration.__call__,_pearson,metrics,_fit_logistic,fit|tests/test_assess.py -k 'calibration or constant or least_squares'"
 )
 

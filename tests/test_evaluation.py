@@ -729,3 +729,46 @@ def test_bootstrap_pearson_r_near_constant_side_is_nan():
       scipy.stats.pearsonr(small, varied).statistic, abs=1e-6)
   both = bootstrap.pearson_r(np.stack([near, varied]), np.stack([varied, varied]))
   assert np.isnan(both[0]) and both[1] == pytest.approx(1.0)
+
+
+def test_bootstrap_early_returns_name_the_reason_and_draw_nothing():
+  from asa_jax.evaluation import bootstrap  # pylint: disable=g-import-not-at-top
+  x, y = np.arange(6.0), np.array([1.0, 3.0, 2.0, 5.0, 4.0, 6.0])
+  iv = bootstrap.Interval
+  assert bootstrap.pearson_interval(x[:2], y[:2]) == iv(None, None, 0, 0, "n=2 < 3")
+  bad_y = y.copy()
+  bad_y[2] = np.nan  # only the human side: both sides must be finite.
+  assert bootstrap.pearson_interval(x, bad_y) == iv(None, None, 0, 0,
+                                                     "non-finite scores")
+  assert bootstrap.pearson_interval(np.ones(6), y) == iv(
+      None, None, 0, 0, "r undefined (constant scores)")
+  assert bootstrap.pearson_interval(x, y, n_resamples=0) == iv(
+      None, None, 0, 0, "no bootstrap (0 resamples)")
+  with pytest.raises(ValueError, match=r"^predicted has 6 values but human has 5$"):
+    bootstrap.pearson_interval(x, y[:5])
+  with pytest.raises(ValueError, match=r"^n_resamples must be >= 0, got -1$"):
+    bootstrap.pearson_interval(x, y, n_resamples=-1)
+
+
+def test_bootstrap_defaults_and_any_shape_of_pairs():
+  from asa_jax.evaluation import bootstrap  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=12)
+  y = x + rng.normal(size=12)
+  default = bootstrap.pearson_interval(x, y)
+  assert default == bootstrap.pearson_interval(x, y, n_resamples=1000, seed=0)
+  assert default.n_resamples == 1000 and default.low is not None
+  # (2, 6) inputs are the same 12 pairs.
+  assert bootstrap.pearson_interval(x.reshape(2, 6), y.reshape(2, 6),
+                                    n_resamples=200) == bootstrap.pearson_interval(
+                                        x, y, n_resamples=200)
+
+
+def test_pearson_r_is_clipped_to_minus_one():
+  from asa_jax.evaluation import bootstrap  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(1)  # a case where the division rounds below -1.
+  x = rng.normal(size=7) * 10 ** rng.uniform(-3, 3)
+  y = -x * rng.uniform(0.1, 10)
+  xc, yc = x - x.mean(), y - y.mean()
+  assert np.sum(xc * yc) / np.sqrt(np.sum(xc * xc) * np.sum(yc * yc)) < -1.0
+  assert bootstrap.pearson_r(x, y) == -1.0
