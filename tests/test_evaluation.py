@@ -772,3 +772,15 @@ def test_pearson_r_is_clipped_to_minus_one():
   xc, yc = x - x.mean(), y - y.mean()
   assert np.sum(xc * yc) / np.sqrt(np.sum(xc * xc) * np.sum(yc * yc)) < -1.0
   assert bootstrap.pearson_r(x, y) == -1.0
+
+
+def test_bootstrap_gives_no_interval_when_most_resamples_are_constant():
+  from asa_jax.evaluation import bootstrap  # pylint: disable=g-import-not-at-top
+  # Each side has one odd value: a resample missing either is constant, which
+  # happens with probability 2 (5/6)^6 - (4/6)^6 = 0.58.
+  x = np.array([1.0, 0, 0, 0, 0, 0])
+  y = np.array([0.0, 0, 0, 0, 0, 1])
+  iv = bootstrap.pearson_interval(x, y, n_resamples=1000, seed=0)
+  assert iv.low is None and iv.high is None and iv.n_resamples == 1000
+  assert 520 <= iv.n_degenerate <= 640
+  assert iv.reason == f"{iv.n_degenerate} of 1000 resamples have constant scores"
