@@ -541,3 +541,28 @@ def test_minmax_calibration_of_one_repeated_raw_score_is_50():
   cal = calibration.fit([0.3, 0.3, 0.3], [None, None, None])
   assert cal.method == "minmax" and cal.params == {"min": 0.3, "max": 0.3}
   np.testing.assert_array_equal(cal([-1.0, 0.3, 2.0]), [50.0, 50.0, 50.0])
+
+
+def test_calibration_errors_and_metrics_keys_word_for_word():
+  with pytest.raises(ValueError, match=r"^unknown calibration method 'cubic'; use one of "
+                     r"\('linear', 'logistic', 'isotonic', 'minmax'\)$"):
+    calibration.fit([1.0, 2.0], [10.0, 20.0], method="cubic")
+  with pytest.raises(ValueError, match=r"^raw and human scores differ in length: "
+                     r"\(3,\) vs \(2,\)$"):
+    calibration.fit([1.0, 2.0, 3.0], [10.0, 20.0])
+  with pytest.raises(ValueError, match=r"^no finite raw score to calibrate on$"):
+    calibration.fit([np.nan, np.nan], [10.0, 20.0])
+  cal = calibration.fit([1.0, 2.0, 3.0], [10.0, 30.0, 20.0], source="val")
+  assert cal.source == "val" and calibration.fit([1.0, 2.0]).source == ""
+  m = calibration.metrics(cal, [1.0, 2.0, np.nan], [10.0, np.nan, 5.0])
+  assert m["n"] == 1 and set(m) == {"n", "pearson_raw", "pearson_calibrated", "mae"}
+  empty = calibration.metrics(cal, [np.nan, 1.0], [5.0, np.nan])
+  assert empty["n"] == 0 and set(empty) == set(m)
+  assert all(np.isnan(empty[k]) for k in ("pearson_raw", "pearson_calibrated", "mae"))
+  # One labelled pair is too few for a fit: the min-max fallback over every raw score.
+  one = calibration.fit([1.0, 3.0, 5.0], [40.0, np.nan, np.nan], method="linear")
+  assert one.method == "minmax" and one.n == 3
+  two = calibration.fit([1.0, 3.0, 5.0], [40.0, 60.0, np.nan], method="linear")
+  assert two.method == "linear"
+  np.testing.assert_allclose(calibration.fit([2.0, 4.0], method="minmax")([2.0, 3.0, 4.0]),
+                             [0.0, 50.0, 100.0])
