@@ -28,6 +28,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.ndimage
 
 from asa_jax.features import aligned_contour as aligned_lib
 
@@ -146,11 +147,8 @@ def real_pair_windows(performance: np.ndarray, reference: np.ndarray,
   m = ac.n_frames
   warp = ac.perf_frame
   if smooth_frames > 1:
-    kernel = np.ones(smooth_frames) / smooth_frames
-    pad = smooth_frames // 2
-    warp = np.convolve(np.pad(warp, (pad, smooth_frames - 1 - pad), mode="edge"),
-                       kernel, mode="valid")
-    warp = np.maximum.accumulate(warp)
+    warp = np.maximum.accumulate(scipy.ndimage.uniform_filter1d(
+        warp, smooth_frames, mode="nearest"))
   near = np.round(warp).astype(np.int64)
   ok = (near >= 0) & (near < len(ac.perf_cents))
   p = np.full(m, np.nan)

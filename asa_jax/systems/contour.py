@@ -110,12 +110,19 @@ class _ContourHooks:
 
   def _performance_x(self, batch: dict, r: cd.Result) -> jnp.ndarray:
     """Tower input (B, C, T) of a degradation r of the batch's clean windows."""
+    return self._input_x(*self.degraded_inputs(batch["cents"], r))
+
+  def _input_x(self, *arrays) -> jnp.ndarray:
+    """Performance tower input (B, C, T) of `pair_inputs` / `degraded_inputs`
+    arrays: aligned channels, or the performance's (with the reference's stacked
+    when contour.stack_reference)."""
     if self.aligned:
-      return aligned_input.aligned_channels(*aligned_input.from_degradation(
-          batch["cents"], r.cents, r.time_map_frames), timing=self.aligned_timing)
-    x = contour_channels(r.cents, r.voiced)
-    ref = contour_channels(batch["cents"], batch["voiced"])
-    return jnp.concatenate([x, ref], axis=1) if self.stack_reference else x
+      return aligned_input.aligned_channels(*arrays, timing=self.aligned_timing)
+    perf, ref = arrays
+    x = contour_channels(perf, perf > 0)
+    if self.stack_reference:
+      x = jnp.concatenate([x, contour_channels(ref, ref > 0)], axis=1)
+    return x
 
   def _anchor_x(self, ref_cents: jnp.ndarray) -> jnp.ndarray:
     """Tower input (B, C, T) of the clean reference itself (the anchor)."""
@@ -149,15 +156,9 @@ class _ContourHooks:
     """Scores of window arrays from `pair_inputs` / `degraded_inputs`: cosine
     similarity (triplet / rank systems) or the predicted score 0..100 (Delta).
     float32 (B,)."""
-    if self.aligned:
-      ref = arrays[0]
-      x = aligned_input.aligned_channels(*arrays, timing=self.aligned_timing)
-    else:
-      perf, ref = arrays
-      x = contour_channels(perf, perf > 0)
-      if self.stack_reference:
-        x = jnp.concatenate([x, contour_channels(ref, ref > 0)], axis=1)
-    return self._score_channels(model, variables, x, self._anchor_x(ref))
+    ref = arrays[0] if self.aligned else arrays[1]
+    return self._score_channels(model, variables, self._input_x(*arrays),
+                                self._anchor_x(ref))
 
   def tower(self, config) -> ContourTower:
     """The contour tower from config.model."""
