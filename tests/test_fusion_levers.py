@@ -109,6 +109,14 @@ def test_learned_scores_join_by_id_and_drop_the_selection_melodies(tmp_path):
   assert set(got) == {"a_per1_pass", "c_per3_pass", "ssvd-77"}
   assert got["a_per1_pass"] == 0.5 and got["ssvd-77"] == -0.25
   assert np.isnan(got["c_per3_pass"])
+  # The CREPE scores (preferred when present) carry the manifest's 'ssvd-<id>'
+  # ids already: they join the same rows, not a doubled prefix.
+  (tmp_path / "ssvd_crepe_scores.csv").write_text(
+      "performance_id,melody,score,label_score\nssvd-77,x,0.125,40\n")
+  out = pooled_terms.with_learned_scores(data, str(tmp_path))
+  got = {r["performance_id"]: r[pooled_terms.LEARNED_COLUMN] for r in out}
+  assert got["ssvd-77"] == 0.125
+  (tmp_path / "ssvd_crepe_scores.csv").unlink()
   (tmp_path / "ssvd_scores.csv").unlink()
   with pytest.raises(FileNotFoundError, match="ssvd_scores.csv"):
     pooled_terms.with_learned_scores(data, str(tmp_path))

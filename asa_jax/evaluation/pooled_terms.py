@@ -78,7 +78,8 @@ def with_learned_scores(rows: list[dict], scores_dir: str,
   MAST's `selection` = 1 marks the model-selection melodies). Rows of the
   selection melodies are DROPPED (the learned system was chosen on them), so the
   fusion's CV only sees melodies the learned system never selected on; SSVD ids
-  match the term table's 'ssvd-<id>'. A row without a score keeps nan.
+  ('<id>' or 'ssvd-<id>') match the term table's 'ssvd-<id>'. A row without a
+  score keeps nan.
 
   Raises:
     FileNotFoundError: a CSV is missing (names it).
@@ -93,7 +94,10 @@ def with_learned_scores(rows: list[dict], scores_dir: str,
       raise FileNotFoundError(f"{path}: no learned scores (run contour_scores)")
     with open(path, newline="", encoding="utf-8") as f:
       for r in csv.DictReader(f):
-        key = prefix + r["performance_id"]
+        # ssvd_scores.csv has SSVD's bare ids, ssvd_crepe_scores.csv the
+        # manifest's 'ssvd-<id>' already.
+        pid = r["performance_id"]
+        key = pid if pid.startswith(prefix) else prefix + pid
         scores[key] = float(r["score"])
         if r.get("selection", "0") == "1":
           selection.add(key)
