@@ -156,8 +156,9 @@ RETIRED_FIELDS = frozenset({
 def load_workdir_config(workdir: str):
   """The config a run was trained with, from WORKDIR/config.json.
 
-  Starts from configs/base.py (every field the code reads) and sets each stored
-  field, so JSON lists become the tuples the code expects.
+  Starts from configs/base.py (every field the code reads; configs/contour.py's
+  for a contour system's run, which adds `contour`) and sets each stored field, so
+  JSON lists become the tuples the code expects.
 
   Returns:
     The ConfigDict (unlocked).
@@ -179,7 +180,9 @@ def load_workdir_config(workdir: str):
       stored = json.load(f)
   except ValueError as e:
     raise ValueError(f"{path}: not valid JSON: {e}") from e
-  config = load_config(os.path.join(REPO_ROOT, "configs", "base.py"))
+  # The contour systems' config adds a `contour` section (configs/contour.py).
+  base_file = "contour_rori.py" if "contour" in stored else "base.py"
+  config = load_config(os.path.join(REPO_ROOT, "configs", base_file))
 
   def fill(node, values, prefix):
     for key, value in values.items():
