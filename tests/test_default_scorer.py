@@ -33,17 +33,22 @@ def test_shipped_files_load_and_match_the_assessors_terms():
   manifest = fused.read_manifest()
   fusion, _ = fused.load_fusion()
   assert list(fusion.features) == manifest["features"]
-  assert set(manifest["features"]) <= set(pair_terms.TERMS)
+  # The measured terms, and the contour comparator's score (test_contour_comparator).
+  assert set(manifest["features"]) <= set(pair_terms.TERMS) | {fused.LEARNED_FEATURE}
   assert manifest["directions"] == [pair_terms.direction(n)
                                     for n in manifest["features"]]
   # The Assessor reads the contours the fitting tables were read from.
   assert manifest["contours"]["hop_length"] == contours_lib.HOP_LENGTH
   assert manifest["recipe"].startswith("python -m asa_jax.experiments.default_scorer")
-  size = sum(os.path.getsize(os.path.join(fused.DEFAULT_DIR, f))
-             for f in os.listdir(fused.DEFAULT_DIR))
-  assert size < 5 * 2**20
+  files = [os.path.join(d, f) for d, _, names in os.walk(fused.DEFAULT_DIR)
+           for f in names if "__pycache__" not in d]
+  assert sum(os.path.getsize(f) for f in files) < 5 * 2**20
   with open(os.path.join(REPO, "pyproject.toml"), encoding="utf-8") as f:
-    assert "default_scorer/*" in f.read()  # package data: a wheel carries them.
+    pyproject = f.read()
+  # Package data: a wheel carries every shipped file (each folder's glob is listed).
+  for folder in {os.path.dirname(os.path.relpath(f, os.path.dirname(fused.DEFAULT_DIR)))
+                 for f in files}:
+    assert f'"{folder}/*"' in pyproject
 
 
 def _f0(pitches, seconds_per_note=0.5, hop=0.01, cents=0.0):
@@ -68,7 +73,8 @@ def test_pair_terms_are_the_tables_terms():
   assert set(got) == set(pair_terms.TERMS)
   for name in pair_terms.TERMS:
     assert np.isclose(got[name], want[name], equal_nan=True), name
-  assert np.isfinite([got[n] for n in fused.read_manifest()["features"]]).all()
+  assert np.isfinite([got[n] for n in fused.read_manifest()["features"]
+                      if n != fused.LEARNED_FEATURE]).all()
 
 
 def test_other_scikit_learn_is_refused(tmp_path):

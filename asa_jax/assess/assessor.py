@@ -363,8 +363,8 @@ class _Baseline:
 class Assessor:
   """Scores performances against references with one system and its calibration.
 
-  Build it with `default()` (the fusion of measured terms shipped with the
-  package: no workdir, no training), `from_workdir` (a trained learned system) or
+  Build it with `default()` (the fusion of a contour comparator and measured
+  terms shipped with the package: no workdir, no training), `from_workdir` (a trained learned system) or
   `from_baseline` (a rule-based baseline by name). `assess` is reentrant; the
   compiled model, the CREPE networks and the last reference's samples and
   analysis are kept between calls. With a `reference_cache` folder (every
@@ -422,8 +422,9 @@ class Assessor:
   def default(cls, directory: str | os.PathLike | None = None, *,
               reference_cache: ReferenceCacheArg = None) -> "Assessor":
     """The default scorer shipped with the package (`asa_jax.assess.fused`): the
-    monotone fusion of the measured terms, fitted on real human labels, with its
-    isotonic calibration to 0-100. Needs no workdir and no training.
+    monotone fusion of the learned contour comparator's score and the measured
+    terms, fitted on real human labels, with its isotonic calibration to 0-100.
+    Needs no workdir and no training.
 
     Args:
       directory: a default-scorer folder (fusion.pkl + manifest.json); None is
@@ -435,9 +436,10 @@ class Assessor:
       fused.DefaultScorerError: the files are missing or unreadable, or were
         pickled with another scikit-learn version than the installed one.
     """
-    fusion, manifest = fused_lib.load_fusion(
-        fused_lib.DEFAULT_DIR if directory is None else os.fspath(directory))
-    return cls(fused_lib.FusedScorer(fusion, manifest),
+    directory = fused_lib.DEFAULT_DIR if directory is None else os.fspath(directory)
+    fusion, manifest = fused_lib.load_fusion(directory)
+    comparator = fused_lib.load_comparator(directory, manifest)
+    return cls(fused_lib.FusedScorer(fusion, manifest, comparator),
                fused_lib.calibration_of(fusion, manifest),
                reference_cache=reference_cache)
 

@@ -1,4 +1,5 @@
-"""The default scorer shipped with the package: the fitted fusion of measured terms.
+"""The default scorer shipped with the package: the fitted fusion of a learned
+contour comparator and measured terms.
 
 Issue 19, section 2 (issue 18, sections 5-6). `Assessor.default()` scores with it;
 no workdir and no training. The fitted files live in DEFAULT_DIR
@@ -9,11 +10,15 @@ no workdir and no training. The fitted files live in DEFAULT_DIR
   manifest.json  the training data, the feature list, the library versions, the
                  CREPE contours the features were read from, the CV figures and the
                  recipe (`python -m asa_jax.experiments.default_scorer ...`) that
-                 rebuilds both.
+                 rebuilds both;
+  contour/       where MANIFEST["contour"] names it: the learned contour comparator
+                 (`assess.contour_comparator`: trained contour towers), whose pair
+                 score joins the terms as the feature `contour_score`.
 
 A scoring reads both recordings' CREPE contours (MANIFEST["contours"]: the model
-capacity and the 10 ms hop of the fitting tables), computes `baselines.pair_terms`,
-orients each term as its rating and feeds the manifest's features to the fusion.
+capacity and the 10 ms hop of the fitting tables), computes `baselines.pair_terms`
+and the comparator's score, orients each term as its rating and feeds the
+manifest's features to the fusion.
 The raw score is on the 0-100 target scale; the calibration is the fusion's own
 isotonic map to 0-100. Each term's contribution ("why this score",
 `Fusion.contributions`: the raw score minus the raw score with that term set to
@@ -31,11 +36,15 @@ import numpy as np
 
 from asa_jax.assess import refcache
 from asa_jax.evaluation import calibration as calibration_lib
+from asa_jax.evaluation import pooled_terms
 
 DEFAULT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                            "default_scorer")
 FUSION_FILE = "fusion.pkl"
 MANIFEST_FILE = "manifest.json"
+# The comparator's score among the fusion's features.
+LEARNED_FEATURE = pooled_terms.LEARNED_COLUMN
+LEARNED_UNIT = "cosine similarity"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +121,29 @@ def load_fusion(directory: str = DEFAULT_DIR):
   return fusion, manifest
 
 
+def load_comparator(directory: str, manifest: dict):
+  """The manifest's contour comparator (`contour_comparator.ContourComparator`), or
+  None when the manifest names none.
+
+  Raises:
+    DefaultScorerError: the folder or its towers are missing or unreadable.
+  """
+  spec = manifest.get("contour")
+  if not spec:
+    return None
+  from asa_jax.assess import contour_comparator  # pylint: disable=g-import-not-at-top
+  folder = os.path.join(directory, spec["folder"])
+  try:
+    comparator = contour_comparator.ContourComparator.load(folder)
+  except (OSError, ValueError, KeyError) as e:
+    raise DefaultScorerError(f"{folder}: cannot load the default scorer's contour "
+                             f"comparator ({e})") from e
+  if comparator.n_towers != int(spec.get("towers", comparator.n_towers)):
+    raise DefaultScorerError(f"{folder}: {comparator.n_towers} towers, the manifest "
+                             f"says {spec['towers']}")
+  return comparator
+
+
 def calibration_of(fusion, manifest: dict) -> calibration_lib.Calibration:
   """The fusion's isotonic map as an `evaluation.calibration.Calibration` ('isotonic'
   knots; np.interp of them equals IsotonicRegression.predict with clipping)."""
@@ -128,10 +160,23 @@ def calibration_of(fusion, manifest: dict) -> calibration_lib.Calibration:
 
 
 class FusedScorer:
-  """An Assessor scorer (see assessor._Baseline): the fusion of the pair's terms."""
+  """An Assessor scorer (see assessor._Baseline): the fusion of the pair's terms and,
+  with a comparator, its learned contour score (feature LEARNED_FEATURE)."""
 
-  def __init__(self, fusion, manifest: dict):
-    self.fusion, self.manifest = fusion, manifest
+  def __init__(self, fusion, manifest: dict, comparator=None):
+    if (LEARNED_FEATURE in manifest["features"]) != (comparator is not None):
+      raise DefaultScorerError(
+          f"the fusion's features {'include' if comparator is None else 'lack'} "
+          f"{LEARNED_FEATURE}, but a comparator was "
+          f"{'not ' if comparator is None else ''}given")
+    self.fusion, self.manifest, self.comparator = fusion, manifest, comparator
+    self.units = dict(manifest.get("units", {}))
+    # The fusion saw the comparator's score standardised per corpus; a recording
+    # is read as the product's f0 source (CREPE on audio) was.
+    spec = manifest.get("contour") or {}
+    stats = spec.get("standardise", {}).get(spec.get("product_source", ""), {})
+    self.learned_mean = float(stats.get("mean", 0.0))
+    self.learned_sd = float(stats.get("sd", 1.0))
     self.name = manifest.get("name", "default")
     self.reference_kind = "original"
     self.features = list(manifest["features"])
@@ -152,10 +197,17 @@ class FusedScorer:
     return contours_lib.extract_contours(audio, capacity=self.capacity)
 
   def features_of(self, perf_c, ref_c) -> tuple[np.ndarray, dict]:
-    """(float64 (1, d) ratings in the manifest's order, {term: measured value})."""
+    """(float64 (1, d) ratings in the manifest's order, {term: measured value}); the
+    comparator's score enters standardised by the manifest's statistics of the
+    product's f0 source, and is reported as measured (cosine similarity)."""
     from asa_jax.baselines import pair_terms  # pylint: disable=g-import-not-at-top
     values = pair_terms.pair_terms(perf_c, ref_c)
+    if self.comparator is not None:
+      values[LEARNED_FEATURE] = self.comparator.score(perf_c.f0_hz, ref_c.f0_hz)
     x = np.array([[pair_terms.rating(n, values[n]) for n in self.features]])
+    if self.comparator is not None:  # on the fitting's scale (manifest "contour").
+      x[0, self.features.index(LEARNED_FEATURE)] = (
+          (values[LEARNED_FEATURE] - self.learned_mean) / self.learned_sd)
     return x, values
 
   def score(self, perf, ref, acc, perf_c, ref_c, melody, perf_name):
@@ -168,8 +220,8 @@ class FusedScorer:
       raise audio_lib.AudioError(perf_name, "no voice found (no measurable term)")
     raw = float(self.fusion.predict_raw(x)[0])
     contrib = self.fusion.contributions(x)[0]
-    terms = sorted((TermContribution(n, values[n], pair_terms.UNITS.get(n, ""),
-                                     float(c))
+    terms = sorted((TermContribution(
+        n, values[n], self.units.get(n, pair_terms.UNITS.get(n, "")), float(c))
                     for n, c in zip(self.features, contrib)),
                    key=lambda t: -abs(t.contribution))
     return raw, np.zeros(0), np.zeros(0), tuple(terms)

@@ -44,10 +44,13 @@ def melody_folds(melodies: Sequence[str], n_folds: int, seed: int
 
 
 def out_of_fold(x, y, melodies, folds, features, directions, *, target_range,
-                seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                seed: int = 0, strata=None, **fit_kwargs
+                ) -> tuple[np.ndarray, np.ndarray, list[str]]:
   """Out-of-fold fused scores: (calibrated 0-100 (n,), raw (n,), family per fold).
 
   Each fold's rows are scored by a Fusion fitted on the other folds' rows only.
+  strata: (n,) per-row strata (e.g. corpus) for `fusion.fit_fusion`, or None;
+  fit_kwargs (candidates, criterion, passed, ...) go to it as they are.
   """
   x = np.asarray(x, np.float64)
   y = np.asarray(y, np.float64)
@@ -57,8 +60,13 @@ def out_of_fold(x, y, melodies, folds, features, directions, *, target_range,
   chosen = []
   for k in np.unique(folds):
     test = folds == k
-    fitted = fusion_lib.fit_fusion(x[~test], y[~test], melodies[~test], features,
-                                   directions, target_range=target_range, seed=seed)
+    kwargs = dict(fit_kwargs)
+    if kwargs.get("passed") is not None:
+      kwargs["passed"] = np.asarray(kwargs["passed"])[~test]
+    fitted = fusion_lib.fit_fusion(
+        x[~test], y[~test], melodies[~test], features, directions,
+        target_range=target_range, seed=seed,
+        strata=None if strata is None else np.asarray(strata)[~test], **kwargs)
     calibrated[test] = fitted.predict(x[test])
     raw[test] = fitted.predict_raw(x[test])
     chosen.append(f"{fitted.family} {fitted.params}")

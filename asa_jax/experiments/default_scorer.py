@@ -1,7 +1,12 @@
 r"""Rebuilds the default scorer shipped in asa_jax/assess/default_scorer/ (issue 19, 2).
 
   python -m asa_jax.experiments.default_scorer --mast_dir=../shared/data/mast \
-      --ssvd_dir=../shared/data/ssvd --out=asa_jax/assess/default_scorer
+      --ssvd_dir=../shared/data/ssvd --out=asa_jax/assess/default_scorer \
+      --contour=asa_jax/assess/default_scorer/contour --fusion_recipe=R1
+
+--contour names a contour comparator folder (`asa_jax.experiments.export_contour`
+writes it from trained contour towers; README "The default scorer" has the whole
+recipe); without it the fusion has the measured terms only.
 
 Training data: REAL human labels only, both corpora pooled:
   * MAST (Bozkurt et al. 2017): 996 graded performances of 39 melodies; target =
@@ -28,9 +33,18 @@ corpus tells the trees which corpus a row is from, and the two corpora's score
 scales differ. Each enters as its rating (`pair_terms.rating`, higher = better)
 with its monotone direction.
 
-Model: `asa_jax.evaluation.fusion.fit_fusion` (monotone linear or boosted, chosen by
-an inner leave-melodies-out CV; isotonic calibration to 0-100) on all rows, melodies
-as groups (corpus-prefixed). Before it, a leave-melodies-out CV of the same recipe
+The learned score (with --contour): the comparator's pair score of every row
+(`assess.contour_comparator`; MAST from its f0 curves, SSVD from CREPE-tiny on the
+audio, as the product reads it), the feature `contour_score` (direction +1). The
+rows of the towers' model-selection melodies (their config's
+contour.selection_melodies, MAST) are dropped: the towers were chosen on them. The
+scores are cached under --tables_dir, keyed by the comparator files' SHA-256.
+
+Model: `asa_jax.evaluation.fusion.fit_fusion` with the candidates and criterion of
+--fusion_recipe (`evaluation.fusion_recipes.RECIPES`: R0 monotone linear or
+boosted on the pooled target; R1 the same on each corpus's z-scored target;
+chosen by an inner leave-melodies-out CV; isotonic calibration to 0-100) on all
+rows, melodies as groups (corpus-prefixed). Before it, a leave-melodies-out CV of the same recipe
 (--folds, --seed) gives the figures written into the manifest: Pearson's r and the
 pass/fail AUC of the out-of-fold scores per corpus and pooled, 95% bootstrap CIs;
 and each corpus scored by a fusion fitted on the other corpus only (transfer).
@@ -43,6 +57,9 @@ range and this command.
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import json
 import os
 import platform
@@ -57,6 +74,7 @@ from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import pair_terms
 from asa_jax.baselines import term_table
 from asa_jax.evaluation import fusion as fusion_lib
+from asa_jax.evaluation import fusion_recipes
 from asa_jax.evaluation import melody_cv
 from asa_jax.evaluation import pooled_terms
 
@@ -71,6 +89,11 @@ _CORPORA = flags.DEFINE_list("corpora", ["mast", "ssvd"], "Corpora to pool.")
 _FOLDS = flags.DEFINE_integer("folds", 5, "Leave-melodies-out CV folds.")
 _SEED = flags.DEFINE_integer("seed", 0, "Fold and inner-fold seed.")
 _BOOT = flags.DEFINE_integer("bootstrap", 1000, "Bootstrap resamples of the CIs.")
+CONTOUR_FOLDER = "contour"
+_CONTOUR = flags.DEFINE_string("contour", "", "A contour comparator folder whose "
+                               "pair score joins the features ('' = terms only).")
+_RECIPE = flags.DEFINE_enum("fusion_recipe", "R0", ["R0", "R1"],
+                            "Candidates of evaluation.fusion_recipes.RECIPES.")
 
 # The pooled rows and the feature rule live in evaluation.pooled_terms (flag-free,
 # shared with experiments.fusion_levers); the names stay reachable from here.
@@ -89,7 +112,15 @@ DATA = {
 }
 
 
-def cross_validate(rows, features, *, n_folds, seed, n_boot) -> dict:
+def fit_kwargs(recipe: str, rows) -> dict:
+  """`fusion.fit_fusion` arguments of a fusion recipe (R0 / R1) for these rows."""
+  _, candidates, criterion = fusion_recipes.RECIPES[recipe][:3]
+  return {"candidates": candidates, "criterion": criterion,
+          "passed": np.array([r["passed"] for r in rows]) > 0.5,
+          "strata": np.array([r["corpus"] for r in rows])}
+
+
+def cross_validate(rows, features, *, n_folds, seed, n_boot, recipe="R0") -> dict:
   """Leave-melodies-out CV of the recipe: {corpus | 'pooled': agreement}."""
   x = matrix(rows, features)
   y = np.array([r["target"] for r in rows])
@@ -99,7 +130,7 @@ def cross_validate(rows, features, *, n_folds, seed, n_boot) -> dict:
   folds = melody_cv.melody_folds(melodies, n_folds, seed)
   cal, _, chosen = melody_cv.out_of_fold(
       x, y, melodies, folds, features, [pair_terms.direction(n) for n in features],
-      target_range=(0.0, 100.0), seed=seed)
+      target_range=(0.0, 100.0), seed=seed, **fit_kwargs(recipe, rows))
   out = {"folds": n_folds, "seed": seed, "chosen": chosen}
   for name, keep in [("pooled", np.ones(len(y), bool))] + [
       (c, corpus == c) for c in sorted(set(corpus))]:
@@ -110,7 +141,7 @@ def cross_validate(rows, features, *, n_folds, seed, n_boot) -> dict:
   return out
 
 
-def cross_corpus(rows, features, *, seed, n_boot) -> dict:
+def cross_corpus(rows, features, *, seed, n_boot, recipe="R0") -> dict:
   """{corpus: agreement of a fusion fitted on the OTHER corpora only}: how the
   recipe transfers to a corpus it never saw (other recordings, other labels)."""
   x = matrix(rows, features)
@@ -118,34 +149,136 @@ def cross_corpus(rows, features, *, seed, n_boot) -> dict:
   melodies = np.array([r["melody"] for r in rows])
   passed = np.array([r["passed"] for r in rows]) > 0.5
   corpus = np.array([r["corpus"] for r in rows])
+  kwargs = fit_kwargs(recipe, rows)
   out = {}
   for c in sorted(set(corpus)):
     test = corpus == c
     if test.all():
       continue
-    fitted = fusion_lib.fit_fusion(x[~test], y[~test], melodies[~test], features,
-                                   [pair_terms.direction(n) for n in features],
-                                   target_range=(0.0, 100.0), seed=seed)
+    fitted = fusion_lib.fit_fusion(
+        x[~test], y[~test], melodies[~test], features,
+        [pair_terms.direction(n) for n in features], target_range=(0.0, 100.0),
+        seed=seed, **{k: v[~test] if isinstance(v, np.ndarray) else v
+                      for k, v in kwargs.items()})
     res = melody_cv.agreement(fitted.predict(x[test]), y[test], passed[test],
                               n_resamples=n_boot, seed=seed)
     out[c] = {k: res[k] for k in ("n", "pearson", "pearson_ci95", "auc", "auc_ci95")}
   return out
 
 
+def comparator_fingerprint(directory: str) -> str:
+  """16 hex digits of the SHA-256 of a comparator folder's files (names and bytes)."""
+  h = hashlib.sha256()
+  for name in sorted(os.listdir(directory)):
+    h.update(name.encode())
+    with open(os.path.join(directory, name), "rb") as f:
+      h.update(f.read())
+  return h.hexdigest()[:16]
+
+
+def learned_scores(directory: str, *, mast_dir: str, ssvd_dir: str, cache_dir: str,
+                   tables_dir: str, log=print) -> str:
+  """A folder of the comparator's scores as `evaluation.contour_scores` writes them
+  (mast_scores.csv, ssvd_crepe_scores.csv), computed once per comparator
+  (TABLES_DIR/contour_<fingerprint>/, atomic writes); returns the folder.
+
+  Raises:
+    ValueError: --mast_dir and --ssvd_dir are not <data>/mast and <data>/ssvd
+      (the contour corpora read both below one data folder).
+  """
+  from asa_jax.assess import contour_comparator  # pylint: disable=g-import-not-at-top
+  from asa_jax.evaluation import contour_scores  # pylint: disable=g-import-not-at-top
+  out = os.path.join(tables_dir, f"contour_{comparator_fingerprint(directory)}")
+  files = {"mast": os.path.join(out, "mast_scores.csv"),
+           "ssvd": os.path.join(out, "ssvd_crepe_scores.csv")}
+  if all(os.path.isfile(f) for f in files.values()):
+    return out
+  data = os.path.dirname(os.path.abspath(mast_dir))
+  if (os.path.basename(os.path.abspath(mast_dir)) != "mast"
+      or os.path.abspath(ssvd_dir) != os.path.join(data, "ssvd")):
+    raise ValueError(f"--mast_dir={mast_dir} and --ssvd_dir={ssvd_dir} must be "
+                     "<data>/mast and <data>/ssvd for the contour scores")
+  comparator = contour_comparator.ContourComparator.load(directory)
+  config = comparator.config.copy_and_resolve_references()
+  config.contour.data_dir = data
+  log(f"scoring MAST and SSVD with the contour comparator {directory} "
+      f"({comparator.n_towers} towers) into {out}")
+  tables = {
+      "mast": (["performance_id", "melody", "selection", "score", "mean_grade",
+                "passed"],
+               contour_scores.mast_scores(comparator, config, comparator.window)),
+      "ssvd": (["performance_id", "melody", "score", "label_score"],
+               contour_scores.ssvd_crepe_scores(comparator, config, comparator.window,
+                                                cache_dir)),
+  }
+  os.makedirs(out, exist_ok=True)
+  for corpus, (header, rows) in tables.items():
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic.write_text(files[corpus], buf.getvalue())
+  return out
+
+
+# The corpus whose f0 source is the product's (CREPE-tiny on sung audio): its
+# statistics standardise the comparator's score at scoring time.
+PRODUCT_SOURCE = "ssvd"
+
+
+def standardise_learned(rows: list[dict]) -> tuple[list[dict], dict]:
+  """Rows with the learned score z-scored within each corpus, and the statistics.
+
+  The comparator's score sits on another scale per corpus (MAST's f0 curves of
+  short exam phrases, most failed takes far off, against SSVD's CREPE contours of
+  whole melodies: pass median 0.26 against 0.42 for the shipped ensemble), and a
+  pooled fusion then fits MAST's scale and misreads SSVD's (BUILD_NOTES "The
+  contour comparator in the default scorer"). Label-free: mean and sd of the
+  score over each corpus's rows.
+
+  Returns:
+    (rows with LEARNED_COLUMN standardised, {corpus: {"mean", "sd"}}).
+  """
+  col = pooled_terms.LEARNED_COLUMN
+  stats = {}
+  for c in sorted({r["corpus"] for r in rows}):
+    v = np.array([r[col] for r in rows if r["corpus"] == c], np.float64)
+    stats[c] = {"mean": float(np.nanmean(v)), "sd": float(np.nanstd(v)) or 1.0}
+  return [{**r, col: (r[col] - stats[r["corpus"]]["mean"]) / stats[r["corpus"]]["sd"]}
+          for r in rows], stats
+
+
 def build(tables: dict[str, list[dict]], *, n_folds: int, seed: int, n_boot: int,
-          recipe: str, log=print) -> tuple[fusion_lib.Fusion, dict]:
-  """(the fitted Fusion, its manifest) from term-table rows per corpus."""
+          recipe: str, fusion_recipe: str = "R0", scores_dir: str = "",
+          contour: dict | None = None, log=print) -> tuple[fusion_lib.Fusion, dict]:
+  """(the fitted Fusion, its manifest) from term-table rows per corpus.
+
+  scores_dir: a folder of learned scores (`learned_scores`) whose score joins the
+  features as `pooled_terms.LEARNED_COLUMN` (the selection melodies' rows
+  dropped); contour: the manifest's "contour" entry then (folder, towers, ...).
+  """
   import sklearn  # pylint: disable=g-import-not-at-top
   rows = pooled_rows(tables)
   features = choose_features(rows, log=log)
+  units = {n: pair_terms.UNITS.get(n, "") for n in features}
+  if scores_dir:
+    rows = pooled_terms.with_learned_scores(rows, scores_dir)
+    rows, standardise = standardise_learned(rows)
+    contour = {**(contour or {}), "standardise": standardise,
+               "product_source": PRODUCT_SOURCE}
+    features = features + [pooled_terms.LEARNED_COLUMN]
+    units[pooled_terms.LEARNED_COLUMN] = fused.LEARNED_UNIT
   directions = [pair_terms.direction(n) for n in features]
-  log(f"{len(rows)} rows ({', '.join(f'{c} {len(t)}' for c, t in tables.items())}); "
-      f"{len(features)} features: {features}")
-  cv = cross_validate(rows, features, n_folds=n_folds, seed=seed, n_boot=n_boot)
+  counts = ", ".join(f"{c} {sum(r['corpus'] == c for r in rows)}" for c in tables)
+  log(f"{len(rows)} rows ({counts}); "
+      f"{len(features)} features: {features}; fusion recipe {fusion_recipe}")
+  cv = cross_validate(rows, features, n_folds=n_folds, seed=seed, n_boot=n_boot,
+                      recipe=fusion_recipe)
   for k in ["pooled"] + sorted(tables):
     log(f"CV {k}: r={cv[k]['pearson']:.3f} {cv[k]['pearson_ci95']} "
         f"AUC={cv[k]['auc']:.3f} {cv[k]['auc_ci95']} n={cv[k]['n']}")
-  cv["cross_corpus"] = cross_corpus(rows, features, seed=seed, n_boot=n_boot)
+  cv["cross_corpus"] = cross_corpus(rows, features, seed=seed, n_boot=n_boot,
+                                    recipe=fusion_recipe)
   for k, v in cv["cross_corpus"].items():
     log(f"fitted without {k}, tested on it: r={v['pearson']:.3f} {v['pearson_ci95']} "
         f"AUC={v['auc']:.3f} {v['auc_ci95']} n={v['n']}")
@@ -153,19 +286,24 @@ def build(tables: dict[str, list[dict]], *, n_folds: int, seed: int, n_boot: int
   y = np.array([r["target"] for r in rows])
   melodies = np.array([r["melody"] for r in rows])
   fusion = fusion_lib.fit_fusion(x, y, melodies, features, directions,
-                                 target_range=(0.0, 100.0), seed=seed)
+                                 target_range=(0.0, 100.0), seed=seed,
+                                 **fit_kwargs(fusion_recipe, rows))
   raw = fusion.predict_raw(x)
   iso_x = fusion.calibrator.X_thresholds_
   manifest = {
-      "name": "default (measured-terms fusion)",
-      "training_data": " + ".join(f"{DATA[c]['name']} ({len(tables[c])} rows)"
-                                  for c in tables),
-      "datasets": {c: {**DATA[c], "rows": len(tables[c]),
-                       "melodies": len({r["melody"] for r in tables[c]})}
+      "name": ("default (contour comparator + measured-terms fusion)" if contour
+               else "default (measured-terms fusion)"),
+      "training_data": " + ".join(
+          f"{DATA[c]['name']} ({sum(r['corpus'] == c for r in rows)} rows)"
+          for c in tables),
+      "datasets": {c: {**DATA[c], "rows": sum(r["corpus"] == c for r in rows),
+                       "melodies": len({r["melody"] for r in rows
+                                        if r["corpus"] == c})}
                    for c in tables},
       "rows": len(rows), "target": "0-100 (each corpus's label mapped linearly)",
-      "features": features, "directions": directions,
-      "units": {n: pair_terms.UNITS.get(n, "") for n in features},
+      "features": features, "directions": directions, "units": units,
+      "fusion_recipe": fusion_recipe,
+      **({"contour": contour} if contour else {}),
       "family": fusion.family, "params": fusion.params,
       "selection": fusion.selection,
       "contours": {"source": "asa_jax.baselines.contours.extract_contours (CREPE "
@@ -191,20 +329,45 @@ def main(argv):
     tables[corpus] = term_table.cached_table(
         corpus, os.path.join(_TABLES.value, f"{corpus}_terms.csv"),
         mast_dir=_MAST_DIR.value, ssvd_dir=_SSVD_DIR.value, cache_dir=_CACHE.value)
+  out = _OUT.value
   recipe = ("python -m asa_jax.experiments.default_scorer "
             f"--mast_dir={_MAST_DIR.value} --ssvd_dir={_SSVD_DIR.value} "
             "--out=asa_jax/assess/default_scorer"
             + ("" if _CORPORA.value == ["mast", "ssvd"] else
-               f" --corpora={','.join(_CORPORA.value)}"))
+               f" --corpora={','.join(_CORPORA.value)}")
+            + (f" --contour=asa_jax/assess/default_scorer/{CONTOUR_FOLDER}"
+               if _CONTOUR.value else "")
+            + ("" if _RECIPE.value == "R0" else f" --fusion_recipe={_RECIPE.value}"))
+  scores_dir, contour = "", None
+  if _CONTOUR.value:
+    folder = os.path.abspath(_CONTOUR.value)
+    if os.path.dirname(folder) != os.path.abspath(out):
+      raise app.UsageError(f"--contour={_CONTOUR.value} must be a folder inside "
+                           f"--out={out} (the package ships them together)")
+    from asa_jax.assess import contour_comparator  # pylint: disable=g-import-not-at-top
+    scores_dir = learned_scores(folder, mast_dir=_MAST_DIR.value,
+                                ssvd_dir=_SSVD_DIR.value, cache_dir=_CACHE.value,
+                                tables_dir=_TABLES.value)
+    comparator = contour_comparator.ContourComparator.load(folder)
+    contour = {"folder": os.path.basename(folder), "towers": comparator.n_towers,
+               "system": str(comparator.config.system),
+               "window_frames": comparator.window,
+               "fingerprint": comparator_fingerprint(folder),
+               "selection_melodies_dropped":
+                   list(comparator.config.contour.selection_melodies),
+               "recipe": "README, 'The default scorer': train.py "
+                         "--config=configs/contour_rori.py:small over seeds 0-2, "
+                         "then python -m asa_jax.experiments.export_contour"}
   fusion, manifest = build(tables, n_folds=_FOLDS.value, seed=_SEED.value,
-                           n_boot=_BOOT.value, recipe=recipe)
-  out = _OUT.value
+                           n_boot=_BOOT.value, recipe=recipe,
+                           fusion_recipe=_RECIPE.value, scores_dir=scores_dir,
+                           contour=contour)
   os.makedirs(out, exist_ok=True)
   fusion.save(os.path.join(out, fused.FUSION_FILE))
   atomic.write_text(os.path.join(out, fused.MANIFEST_FILE),
                     json.dumps(manifest, indent=1, default=float) + "\n")
-  size = sum(os.path.getsize(os.path.join(out, f))
-             for f in (fused.FUSION_FILE, fused.MANIFEST_FILE))
+  size = sum(os.path.getsize(os.path.join(dirpath, f))
+             for dirpath, _, names in os.walk(out) for f in names)
   print(f"wrote {out}/{fused.FUSION_FILE} and {fused.MANIFEST_FILE}: {fusion.family} "
         f"{fusion.params}, {size} bytes")
 
