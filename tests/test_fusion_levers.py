@@ -120,3 +120,20 @@ def test_learned_scores_join_by_id_and_drop_the_selection_melodies(tmp_path):
   (tmp_path / "ssvd_scores.csv").unlink()
   with pytest.raises(FileNotFoundError, match="ssvd_scores.csv"):
     pooled_terms.with_learned_scores(data, str(tmp_path))
+
+
+def test_learned_scores_standardised_within_each_corpus():
+  from asa_jax.evaluation import pooled_terms  # pylint: disable=g-import-not-at-top
+  col = pooled_terms.LEARNED_COLUMN
+  rows = ([{"corpus": "mast", col: v} for v in (-0.9, -0.5, 0.2, np.nan)]
+          + [{"corpus": "ssvd", col: v} for v in (0.1, 0.5)])
+  out, stats = pooled_terms.standardise_learned(rows)
+  mast = np.array([-0.9, -0.5, 0.2])
+  assert stats["mast"] == {"mean": pytest.approx(mast.mean()),
+                           "sd": pytest.approx(mast.std())}
+  assert stats["ssvd"] == {"mean": pytest.approx(0.3), "sd": pytest.approx(0.2)}
+  got = [r[col] for r in out]
+  np.testing.assert_allclose(got[:3], (mast - mast.mean()) / mast.std())
+  assert np.isnan(got[3])
+  np.testing.assert_allclose(got[4:], [-1.0, 1.0])
+  assert rows[4][col] == 0.1  # the input rows are not changed.

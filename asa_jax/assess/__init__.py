@@ -9,7 +9,10 @@
   confidence.py  AlignmentConfidence: does the performance follow the melody?
   errors.py      AssessmentError, NotSameMelodyError.
   fused.py       the default scorer shipped in default_scorer/ (fitted fusion of
-                 the measured terms) and its TermContributions ("why this score").
+                 the measured terms and the contour comparator's score) and its
+                 TermContributions ("why this score").
+  contour_comparator.py  the learned contour comparator: trained contour towers
+                 scoring two aligned f0 contours (default_scorer/contour/).
   refcache.py    references' contours (and learned clip features) on disk, keyed
                  by content hash and feature settings (also the service's cache).
   cli.py         the `asa-score` command.

@@ -103,3 +103,26 @@ def with_learned_scores(rows: list[dict], scores_dir: str,
           selection.add(key)
   return [{**r, column: scores.get(r["performance_id"], math.nan)} for r in rows
           if r["performance_id"] not in selection]
+
+
+def standardise_learned(rows: list[dict]) -> tuple[list[dict], dict]:
+  """Rows with the learned score z-scored within each corpus, and the statistics.
+
+  The comparator's score sits on another scale per corpus (MAST's f0 curves of
+  short exam phrases, most failed takes far off, against SSVD's CREPE contours of
+  whole melodies: pass median 0.26 against 0.42 for the shipped ensemble), and a
+  pooled fusion then fits MAST's scale and misreads SSVD's (BUILD_NOTES "The
+  contour comparator in the default scorer"). Label-free: mean and sd of the
+  score over each corpus's rows; at scoring time the product's f0 source's
+  (experiments.default_scorer.PRODUCT_SOURCE) are used.
+
+  Returns:
+    (rows with LEARNED_COLUMN standardised, {corpus: {"mean", "sd"}}).
+  """
+  col = LEARNED_COLUMN
+  stats = {}
+  for c in sorted({r["corpus"] for r in rows}):
+    v = np.array([r[col] for r in rows if r["corpus"] == c], np.float64)
+    stats[c] = {"mean": float(np.nanmean(v)), "sd": float(np.nanstd(v)) or 1.0}
+  return [{**r, col: (r[col] - stats[r["corpus"]]["mean"]) / stats[r["corpus"]]["sd"]}
+          for r in rows], stats

@@ -226,28 +226,6 @@ def learned_scores(directory: str, *, mast_dir: str, ssvd_dir: str, cache_dir: s
 PRODUCT_SOURCE = "ssvd"
 
 
-def standardise_learned(rows: list[dict]) -> tuple[list[dict], dict]:
-  """Rows with the learned score z-scored within each corpus, and the statistics.
-
-  The comparator's score sits on another scale per corpus (MAST's f0 curves of
-  short exam phrases, most failed takes far off, against SSVD's CREPE contours of
-  whole melodies: pass median 0.26 against 0.42 for the shipped ensemble), and a
-  pooled fusion then fits MAST's scale and misreads SSVD's (BUILD_NOTES "The
-  contour comparator in the default scorer"). Label-free: mean and sd of the
-  score over each corpus's rows.
-
-  Returns:
-    (rows with LEARNED_COLUMN standardised, {corpus: {"mean", "sd"}}).
-  """
-  col = pooled_terms.LEARNED_COLUMN
-  stats = {}
-  for c in sorted({r["corpus"] for r in rows}):
-    v = np.array([r[col] for r in rows if r["corpus"] == c], np.float64)
-    stats[c] = {"mean": float(np.nanmean(v)), "sd": float(np.nanstd(v)) or 1.0}
-  return [{**r, col: (r[col] - stats[r["corpus"]]["mean"]) / stats[r["corpus"]]["sd"]}
-          for r in rows], stats
-
-
 def build(tables: dict[str, list[dict]], *, n_folds: int, seed: int, n_boot: int,
           recipe: str, fusion_recipe: str = "R0", scores_dir: str = "",
           contour: dict | None = None, log=print) -> tuple[fusion_lib.Fusion, dict]:
@@ -263,7 +241,7 @@ def build(tables: dict[str, list[dict]], *, n_folds: int, seed: int, n_boot: int
   units = {n: pair_terms.UNITS.get(n, "") for n in features}
   if scores_dir:
     rows = pooled_terms.with_learned_scores(rows, scores_dir)
-    rows, standardise = standardise_learned(rows)
+    rows, standardise = pooled_terms.standardise_learned(rows)
     contour = {**(contour or {}), "standardise": standardise,
                "product_source": PRODUCT_SOURCE}
     features = features + [pooled_terms.LEARNED_COLUMN]

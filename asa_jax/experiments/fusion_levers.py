@@ -48,6 +48,10 @@ _CONTOUR = flags.DEFINE_string(
     "features as `contour_score` (selection melodies' rows dropped) and every recipe "
     "runs without (NAME) and with it (NAME+contour) on the same rows.")
 
+_STANDARDISE = flags.DEFINE_bool(
+    "standardise_learned", False, "With --contour_scores: the score z-scored within "
+    "each corpus (`pooled_terms.standardise_learned`, as the shipped default).")
+
 
 def main(argv):
   del argv
@@ -69,6 +73,8 @@ def main(argv):
   variants = [("", features)]
   if _CONTOUR.value:
     rows = pooled_terms.with_learned_scores(rows, _CONTOUR.value)
+    if _STANDARDISE.value:
+      rows, _ = pooled_terms.standardise_learned(rows)
     variants.append(("+contour", features + [pooled_terms.LEARNED_COLUMN]))
   results = {}
   for name, (suffix, feats) in ((n, v) for n in _RECIPES.value or
