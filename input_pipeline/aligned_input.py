@@ -120,8 +120,8 @@ def from_degradation(ref_cents: jnp.ndarray, perf_cents: jnp.ndarray,
 
 
 def real_pair_windows(performance: np.ndarray, reference: np.ndarray,
-                      window_frames: int, smooth_frames: int = SMOOTH_FRAMES
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      window_frames: int, smooth_frames: int = SMOOTH_FRAMES, *,
+                      aligned=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """A real (performance, reference) pair of 10 ms cents tracks -> K aligned windows.
 
   The performance is aligned to the reference by `aligned_contour.aligned_contour`
@@ -133,6 +133,8 @@ def real_pair_windows(performance: np.ndarray, reference: np.ndarray,
   Args:
     performance, reference: (N,) / (M,) cents (MIDI x 100) at 10 ms, 0 = unvoiced.
     window_frames: T.
+    aligned: the pair's `aligned_contour.AlignedContour` when the caller has it
+      already (the same f0 at 10 ms): its DTW is not run again.
 
   Returns:
     (ref_cents, perf_cents, perf_offset): float32 (K, T) each (module docstring).
@@ -143,7 +145,8 @@ def real_pair_windows(performance: np.ndarray, reference: np.ndarray,
   perf = np.asarray(performance, np.float64)
   ref = np.asarray(reference, np.float64)
   hz = lambda c: np.where(c > 0, 440.0 * 2.0 ** ((c - _A4_MIDI_CENTS) / 1200.0), 0.0)
-  ac = aligned_lib.aligned_contour(hz(perf), hz(ref), hop_s=FRAME_SECONDS)
+  ac = aligned if aligned is not None else aligned_lib.aligned_contour(
+      hz(perf), hz(ref), hop_s=FRAME_SECONDS)
   m = ac.n_frames
   warp = ac.perf_frame
   if smooth_frames > 1:

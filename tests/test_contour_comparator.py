@@ -75,6 +75,23 @@ def test_saved_comparator_is_the_mean_of_its_towers(tmp_path, pair):
       [system.score_inputs(model, v, *arrays) for v in variables], axis=0), atol=1e-5)
 
 
+def test_a_given_alignment_gives_the_same_score(tmp_path, pair):
+  """The default scorer hands the terms' alignment over (no second DTW)."""
+  from asa_jax.features import aligned_contour  # pylint: disable=g-import-not-at-top
+  config = _config()
+  _, _, variables = _towers(config, (0, 1))
+  contour_comparator.save(str(tmp_path), config, variables)
+  comparator = contour_comparator.ContourComparator.load(str(tmp_path))
+  perf_hz, ref_hz = pair
+  a = aligned_contour.aligned_contour(perf_hz, ref_hz, hop_s=0.01)
+  assert comparator.score(perf_hz, ref_hz, aligned=a) == pytest.approx(
+      comparator.score(perf_hz, ref_hz), abs=1e-6)
+  # Another pair's alignment changes the score: it is really used.
+  other = aligned_contour.aligned_contour(ref_hz, ref_hz, hop_s=0.01)
+  assert abs(comparator.score(perf_hz, ref_hz, aligned=other)
+             - comparator.score(perf_hz, ref_hz)) > 1e-4
+
+
 def test_an_unvoiced_contour_scores_nan(tmp_path, pair):
   config = _config()
   _, _, variables = _towers(config, (0,))
@@ -144,14 +161,16 @@ def test_the_scorer_reads_the_learned_score_on_the_products_scale(monkeypatch):
   class Stub:
     n_towers = 3
 
-    def score(self, perf_hz, ref_hz):
+    def score(self, perf_hz, ref_hz, aligned=None):
       assert perf_hz is perf.f0_hz and ref_hz is ref.f0_hz
+      assert aligned is alignment  # the terms' DTW, not a second one.
       return 0.3
 
   perf = types.SimpleNamespace(f0_hz=np.zeros(3))
   ref = types.SimpleNamespace(f0_hz=np.ones(3))
-  monkeypatch.setattr(pair_terms, "pair_terms",
-                      lambda p, r: {n: 1.0 for n in pair_terms.TERMS})
+  alignment = object()
+  monkeypatch.setattr(pair_terms, "pair_terms_and_alignment",
+                      lambda p, r: ({n: 1.0 for n in pair_terms.TERMS}, alignment))
   scorer = fused.FusedScorer(fusion, manifest, Stub())
   x, values = scorer.features_of(perf, ref)
   assert values[fused.LEARNED_FEATURE] == 0.3

@@ -126,20 +126,27 @@ class ContourComparator:
               for a in (np.asarray(a, np.float32) for a in arrays)]
     return np.asarray(self._fn(self._stacked, *padded))[:k]
 
-  def score(self, performance_f0_hz: np.ndarray, reference_f0_hz: np.ndarray
-            ) -> float:
+  def score(self, performance_f0_hz: np.ndarray, reference_f0_hz: np.ndarray, *,
+            aligned=None) -> float:
     """The pair's score: mean over windows and towers; nan when either contour has
     too few voiced frames to align.
 
     Args:
       performance_f0_hz, reference_f0_hz: float (N,) / (M,) f0 in Hz at 10 ms
         frames (`baselines.contours.Contours.f0_hz`), 0 = unvoiced.
+      aligned: their `features.aligned_contour.AlignedContour`, when the caller
+        has it (the DTW, most of the time of a long pair, is then not run again).
     """
+    from input_pipeline import aligned_input  # pylint: disable=g-import-not-at-top
     from input_pipeline import contour_pool  # pylint: disable=g-import-not-at-top
+    if aligned is not None and not self.system.aligned:
+      raise ValueError("an alignment was given to towers without aligned input")
     perf = contour_pool.hz_to_cents(np.nan_to_num(performance_f0_hz))
     ref = contour_pool.hz_to_cents(np.nan_to_num(reference_f0_hz))
     try:
-      arrays = self.system.pair_inputs(perf, ref, self.window)
+      arrays = (self.system.pair_inputs(perf, ref, self.window) if aligned is None
+                else aligned_input.real_pair_windows(perf, ref, self.window,
+                                                     aligned=aligned))
     except ValueError:
       return math.nan
     return float(np.mean(self(*arrays)))

@@ -201,9 +201,11 @@ class FusedScorer:
     comparator's score enters standardised by the manifest's statistics of the
     product's f0 source, and is reported as measured (cosine similarity)."""
     from asa_jax.baselines import pair_terms  # pylint: disable=g-import-not-at-top
-    values = pair_terms.pair_terms(perf_c, ref_c)
-    if self.comparator is not None:
-      values[LEARNED_FEATURE] = self.comparator.score(perf_c.f0_hz, ref_c.f0_hz)
+    values, aligned = pair_terms.pair_terms_and_alignment(perf_c, ref_c)
+    if self.comparator is not None:  # the terms' alignment: one DTW per pair.
+      values[LEARNED_FEATURE] = (
+          math.nan if aligned is None else
+          self.comparator.score(perf_c.f0_hz, ref_c.f0_hz, aligned=aligned))
     x = np.array([[pair_terms.rating(n, values[n]) for n in self.features]])
     if self.comparator is not None:  # on the fitting's scale (manifest "contour").
       x[0, self.features.index(LEARNED_FEATURE)] = (

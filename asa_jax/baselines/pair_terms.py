@@ -46,6 +46,18 @@ def pair_terms(perf: contours_lib.Contours, ref: contours_lib.Contours) -> dict:
   Raises:
     ValueError: different frame periods.
   """
+  return pair_terms_and_alignment(perf, ref)[0]
+
+
+def pair_terms_and_alignment(perf: contours_lib.Contours, ref: contours_lib.Contours
+                             ) -> tuple[dict[str, float], "ac_lib.AlignedContour | None"]:
+  """(`pair_terms`, the pair's AlignedContour or None where it cannot be aligned):
+  callers that also need the alignment (the default scorer's contour comparator)
+  reuse it instead of running the DTW again.
+
+  Raises:
+    ValueError: different frame periods.
+  """
   if abs(perf.hop_s - ref.hop_s) > 1e-9:
     raise ValueError(f"contours have different frame periods: {perf.hop_s} s vs "
                      f"{ref.hop_s} s")
@@ -57,10 +69,10 @@ def pair_terms(perf: contours_lib.Contours, ref: contours_lib.Contours) -> dict:
   try:
     a = ac_lib.aligned_contour(perf.f0_hz, ref.f0_hz, hop_s=perf.hop_s)
   except ValueError:
-    return out
+    return out, None
   out.update(measured_terms.measured_terms(a, perf_energy_db=perf.energy_db))
   out["dtw_melody"] = -a.cost_cents
-  return {k: float(out[k]) for k in TERMS}
+  return {k: float(out[k]) for k in TERMS}, a
 
 
 def rating(name: str, value: float) -> float:
