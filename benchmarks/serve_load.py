@@ -2,7 +2,8 @@
 
   python benchmarks/serve_load.py [--count=200] [--clients=16] [--references=5]
       [--seconds=30] [--workers=2] [--queue=32] [--max_minutes=60]
-      [--workdir=W | --baseline=dtw_melody] [--inprocess=40] [--out=FILE.json]
+      [--default | --workdir=W | --baseline=dtw_melody] [--inprocess=40]
+      [--out=FILE.json]
 
 Starts `asa-serve` on 127.0.0.1 (a free port), uploads `--references` generated sung
 references of `--seconds` s (cached), scores every reference once per worker as a
@@ -17,7 +18,9 @@ with other errors) from `--clients` concurrent clients (httpx, one thread each; 
   and the same pairs scored in one process through the Python API (the Assessor
   loaded once, each reference's contours computed once, performances decoded from
   the same files), for `--inprocess` pairs: its throughput and the ratio.
-Without --workdir the dtw_melody baseline serves (no training needed).
+--default serves the default scorer shipped with the package (`asa-serve` with no
+scorer flag: the contour comparator and measured-terms fusion); otherwise
+--workdir, or the dtw_melody baseline (no training needed).
 """
 
 import argparse
@@ -104,6 +107,8 @@ def main():
   p.add_argument("--workers", type=int, default=2)
   p.add_argument("--queue", type=int, default=32)
   p.add_argument("--max_minutes", type=float, default=60.0)
+  p.add_argument("--default", action="store_true",
+                 help="serve the shipped default scorer (Assessor.default()).")
   p.add_argument("--workdir")
   p.add_argument("--baseline", default="dtw_melody")
   p.add_argument("--inprocess", type=int, default=40)
@@ -127,7 +132,9 @@ def main():
       perfs.append((song, path))
   pairs = [perfs[(i * 7) % len(perfs)] for i in range(args.count)]
 
-  if args.workdir:
+  if args.default:
+    scorer = []
+  elif args.workdir:
     scorer = [f"--workdir={args.workdir}"]
   else:
     from tests import serve_helpers  # pylint: disable=g-import-not-at-top
@@ -143,7 +150,7 @@ def main():
       stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": REPO})
   out = {"count": args.count, "clients": args.clients, "references": args.references,
          "seconds": args.seconds, "workers": args.workers, "queue": args.queue,
-         "scorer": " ".join(scorer), "loadavg_start": os.getloadavg()}
+         "scorer": " ".join(scorer) or "default", "loadavg_start": os.getloadavg()}
   sampler = RssSampler(server.pid)
   sampler.start()
   try:
@@ -231,7 +238,9 @@ def main():
   n = min(args.inprocess, len(pairs))
   if n:  # bounded by its count (--inprocess), not by --max_minutes.
     from asa_jax.assess import Assessor, load_input  # pylint: disable=g-import-not-at-top
-    if args.workdir:
+    if args.default:
+      assessor = Assessor.default()
+    elif args.workdir:
       assessor = Assessor.from_workdir(args.workdir)
     else:
       assessor = Assessor.from_baseline(args.baseline, calibration=cal)
