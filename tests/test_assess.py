@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.optimize
+import scipy.special
 import soundfile as sf
 
 from asa_jax import config_specs
@@ -595,7 +597,6 @@ def test_logistic_calibration_slope_stops_at_1000_per_raw_std():
   transition narrower than a thousandth of their spread). The data are symmetric
   about (0, 50), so x0 = 0, and at that slope and x0 lo and span are the ordinary
   least-squares line in sigmoid(slope * raw) (numpy lstsq)."""
-  import scipy.special  # pylint: disable=g-import-not-at-top
   raw = np.array([-1.0, -0.8, -0.6, -1e-4, 1e-4, 0.6, 0.8, 1.0])
   human = np.array([20.0, 20.0, 20.0, 40.0, 60.0, 80.0, 80.0, 80.0])
   cal = calibration.fit(raw, human, method="logistic")
@@ -614,7 +615,6 @@ def test_logistic_calibration_span_stops_at_twice_the_scale():
   the 0-100 scale). The data are symmetric about their midpoint (0.3, 65), so
   x0 = 0.3 and lo = 65 - 200 / 2; the slope is then a one-parameter least squares,
   found here by scipy's bounded scalar minimiser."""
-  import scipy.optimize  # pylint: disable=g-import-not-at-top
   raw = np.linspace(0.1, 0.5, 9)
   human = 20.0 + 150.0 * raw
   cal = calibration.fit(raw, human, method="logistic")
