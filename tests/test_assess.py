@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.optimize
+import scipy.special
 import soundfile as sf
 
 from asa_jax import config_specs
@@ -566,3 +568,93 @@ def test_calibration_errors_and_metrics_keys_word_for_word():
   assert two.method == "linear"
   np.testing.assert_allclose(calibration.fit([2.0, 4.0], method="minmax")([2.0, 3.0, 4.0]),
                              [0.0, 50.0, 100.0])
+
+
+def _logistic(x, lo, span, slope, x0):
+  return lo + span / (1.0 + np.exp(-slope * (x - x0)))
+
+
+@pytest.mark.parametrize("truth", [
+    (20.0, 60.0, 5.0, 0.2),   # a full S across the raw range
+    (50.0, 0.5, 3.0, 0.1),    # a rise of half a point: span well under 1
+    (5.0, 90.0, 0.5, 1.0),    # a gentle rise: slope well under 1 per raw unit
+])
+def test_logistic_calibration_recovers_an_exact_logistic(truth):
+  """Human scores that are exactly a logistic of the raw ones (inside the fit's
+  bounds) give back that logistic's parameters: the least-squares optimum has zero
+  residual there and is unique."""
+  raw = np.linspace(-3.0, 3.0, 15) if truth[2] < 1 else np.linspace(-1.0, 1.0, 15)
+  human = _logistic(raw, *truth)
+  cal = calibration.fit(raw, human, method="logistic")
+  got = [cal.params[k] for k in ("lo", "span", "slope", "x0")]
+  np.testing.assert_allclose(got, truth, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(cal(raw), np.clip(human, 0, 100), atol=1e-6)
+
+
+def test_logistic_calibration_slope_stops_at_1000_per_raw_std():
+  """A jump of 40 points between raw scores 2e-4 apart wants a slope near 7000;
+  the fit stops at its bound, 1000 per standard deviation of the raw scores (no
+  transition narrower than a thousandth of their spread). The data are symmetric
+  about (0, 50), so x0 = 0, and at that slope and x0 lo and span are the ordinary
+  least-squares line in sigmoid(slope * raw) (numpy lstsq)."""
+  raw = np.array([-1.0, -0.8, -0.6, -1e-4, 1e-4, 0.6, 0.8, 1.0])
+  human = np.array([20.0, 20.0, 20.0, 40.0, 60.0, 80.0, 80.0, 80.0])
+  cal = calibration.fit(raw, human, method="logistic")
+  slope = 1e3 / np.std(raw)
+  assert cal.params["slope"] == pytest.approx(slope, rel=1e-9)
+  assert cal.params["x0"] == pytest.approx(0.0, abs=1e-7)
+  s = scipy.special.expit(slope * raw)
+  (lo, span), *_ = np.linalg.lstsq(np.stack([np.ones_like(s), s], 1), human, rcond=None)
+  assert cal.params["lo"] == pytest.approx(lo, abs=1e-4)
+  assert cal.params["span"] == pytest.approx(span, abs=1e-4)
+
+
+def test_logistic_calibration_span_stops_at_twice_the_scale():
+  """Human scores on a straight line: a logistic approaches a line as its span
+  grows and its slope falls, so the fit takes the largest span it may, 200 (twice
+  the 0-100 scale). The data are symmetric about their midpoint (0.3, 65), so
+  x0 = 0.3 and lo = 65 - 200 / 2; the slope is then a one-parameter least squares,
+  found here by scipy's bounded scalar minimiser."""
+  raw = np.linspace(0.1, 0.5, 9)
+  human = 20.0 + 150.0 * raw
+  cal = calibration.fit(raw, human, method="logistic")
+  assert cal.params["span"] == pytest.approx(200.0, abs=1e-6)
+  assert cal.params["x0"] == pytest.approx(0.3, abs=1e-5)
+  assert cal.params["lo"] == pytest.approx(65.0 - 100.0, abs=1e-4)
+  best = scipy.optimize.minimize_scalar(
+      lambda k: np.sum((_logistic(raw, -35.0, 200.0, k, 0.3) - human) ** 2),
+      bounds=(0.0, 50.0), method="bounded", options={"xatol": 1e-10})
+  assert cal.params["slope"] == pytest.approx(best.x, rel=1e-4)
+
+
+@pytest.mark.parametrize("method", ["linear", "logistic", "isotonic"])
+def test_calibration_of_one_distinct_raw_score_is_flat(method):
+  """Validation raw scores that are all equal (a collapsed system) say nothing
+  about how the human score rises with the raw one: every method maps every raw
+  score to the mean human score (the logistic within 0.05 points over a span of
+  raw scores 3 wide), and invents no slope."""
+  cal = calibration.fit([0.5, 0.5, 0.5], [40.0, 50.0, 60.0], method=method)
+  assert cal.method == method and cal.human
+  np.testing.assert_allclose(cal(np.linspace(-1.0, 2.0, 13)), 50.0, atol=0.05)
+
+
+def test_minmax_calibration_with_human_scores_ignores_them():
+  """method='minmax' with labelled pairs is still the min-max map over every
+  finite raw score (labelled or not), marked not human, with no fit metrics."""
+  cal = calibration.fit([2.0, 4.0, 6.0, np.nan], [10.0, 90.0, None, 50.0],
+                        method="minmax")
+  assert cal.method == "minmax" and not cal.human and cal.n == 3
+  assert cal.params == {"min": 2.0, "max": 6.0} and cal.raw_range == (2.0, 6.0)
+  np.testing.assert_allclose(cal([2.0, 3.0, 6.0]), [0.0, 25.0, 100.0])
+  assert cal.fit_metrics["n"] == 0
+  assert all(np.isnan(cal.fit_metrics[k])
+             for k in ("pearson_raw", "pearson_calibrated", "mae"))
+
+
+def test_calibration_of_an_unknown_method_raises_when_called():
+  """A Calibration built by hand (or edited on disk past from_dict) with an unknown
+  method fails when called, naming the method and the known ones."""
+  cal = calibration.Calibration("cubic", {}, human=True, n=2, raw_range=(0.0, 1.0))
+  with pytest.raises(ValueError, match=r"^unknown calibration method 'cubic'; use one of "
+                     r"\('linear', 'logistic', 'isotonic', 'minmax'\)$"):
+    cal(0.5)
