@@ -12,7 +12,6 @@ import pytest
 
 from asa_jax import systems
 from asa_jax.assess import contour_comparator, fused
-from asa_jax.experiments import default_scorer
 from configs import contour as contour_configs
 from input_pipeline import contour_pool
 from tests import contour_worker
@@ -127,7 +126,7 @@ def test_the_shipped_fusion_was_fitted_with_the_shipped_comparator():
   manifest = fused.read_manifest()
   spec = manifest["contour"]
   folder = os.path.join(fused.DEFAULT_DIR, spec["folder"])
-  assert spec["fingerprint"] == default_scorer.comparator_fingerprint(folder)
+  assert spec["fingerprint"] == contour_comparator.fingerprint(folder)
   assert manifest["features"][-1] == fused.LEARNED_FEATURE
   comparator = fused.load_comparator(fused.DEFAULT_DIR, manifest)
   assert comparator.n_towers == spec["towers"] == 3

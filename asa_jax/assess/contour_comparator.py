@@ -19,6 +19,7 @@ A comparator folder (written by `python -m asa_jax.experiments.export_contour`):
 from __future__ import annotations
 
 import glob
+import hashlib
 import math
 import os
 
@@ -29,6 +30,18 @@ TOWER_GLOB = "tower_*.msgpack"
 # Windows are padded to a power of two (at least this many), so a new recording
 # length recompiles only when it crosses a power of two.
 MIN_BUCKET = 8
+
+
+def fingerprint(directory: str) -> str:
+  """16 hex digits of the SHA-256 of a comparator folder's files (names and bytes,
+  in name order): the default scorer's manifest records it, and the fitting's
+  cached scores are keyed by it."""
+  h = hashlib.sha256()
+  for name in sorted(os.listdir(directory)):
+    h.update(name.encode())
+    with open(os.path.join(directory, name), "rb") as f:
+      h.update(f.read())
+  return h.hexdigest()[:16]
 
 
 def tower_file(k: int) -> str:

@@ -58,7 +58,6 @@ range and this command.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
@@ -166,16 +165,6 @@ def cross_corpus(rows, features, *, seed, n_boot, recipe="R0") -> dict:
   return out
 
 
-def comparator_fingerprint(directory: str) -> str:
-  """16 hex digits of the SHA-256 of a comparator folder's files (names and bytes)."""
-  h = hashlib.sha256()
-  for name in sorted(os.listdir(directory)):
-    h.update(name.encode())
-    with open(os.path.join(directory, name), "rb") as f:
-      h.update(f.read())
-  return h.hexdigest()[:16]
-
-
 def learned_scores(directory: str, *, mast_dir: str, ssvd_dir: str, cache_dir: str,
                    tables_dir: str, log=print) -> str:
   """A folder of the comparator's scores as `evaluation.contour_scores` writes them
@@ -188,7 +177,8 @@ def learned_scores(directory: str, *, mast_dir: str, ssvd_dir: str, cache_dir: s
   """
   from asa_jax.assess import contour_comparator  # pylint: disable=g-import-not-at-top
   from asa_jax.evaluation import contour_scores  # pylint: disable=g-import-not-at-top
-  out = os.path.join(tables_dir, f"contour_{comparator_fingerprint(directory)}")
+  key = contour_comparator.fingerprint(directory)
+  out = os.path.join(tables_dir, f"contour_{key}")
   files = {"mast": os.path.join(out, "mast_scores.csv"),
            "ssvd": os.path.join(out, "ssvd_crepe_scores.csv")}
   if all(os.path.isfile(f) for f in files.values()):
@@ -330,7 +320,7 @@ def main(argv):
     contour = {"folder": os.path.basename(folder), "towers": comparator.n_towers,
                "system": str(comparator.config.system),
                "window_frames": comparator.window,
-               "fingerprint": comparator_fingerprint(folder),
+               "fingerprint": contour_comparator.fingerprint(folder),
                "selection_melodies_dropped":
                    list(comparator.config.contour.selection_melodies),
                "recipe": "README, 'The default scorer': train.py "
