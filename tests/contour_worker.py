@@ -46,6 +46,20 @@ def synthetic_batch(rows: int = BATCH, frames: int = FRAMES, seed: int = 0) -> d
   return {k: np.stack(v) for k, v in out.items()}
 
 
+def tiny_config(system: str, frames: int):
+  """configs/contour.py's `small` config of `system` shrunk for tests: windows of
+  `frames` 10 ms frames, an 8-channel tower with 8-d embeddings."""
+  from configs import contour as contour_configs  # pylint: disable=g-import-not-at-top
+  c = contour_configs.get_config(system, "small", file="test")
+  c.contour.window_frames = frames
+  c.model.conv_channels = (8, 8, 8)
+  c.model.attention_hidden = 16
+  c.model.attention_mlp = 16
+  c.model.embedding_dim = 8
+  c.model.head_hidden = (8, 8)
+  return c
+
+
 def run() -> dict:
   """The degraded global batch of key 7 (numpy, on every process)."""
   mesh = mesh_lib.make_mesh()

@@ -12,7 +12,6 @@ import pytest
 
 from asa_jax import systems
 from asa_jax.assess import contour_comparator, fused
-from configs import contour as contour_configs
 from input_pipeline import contour_pool
 from tests import contour_worker
 
@@ -20,14 +19,7 @@ FRAMES = 160
 
 
 def _config():
-  c = contour_configs.get_config("contour_rori", "small", file="test")
-  c.contour.window_frames = FRAMES
-  c.model.conv_channels = (8, 8, 8)
-  c.model.attention_hidden = 16
-  c.model.attention_mlp = 16
-  c.model.embedding_dim = 8
-  c.model.head_hidden = (8, 8)
-  return c
+  return contour_worker.tiny_config("contour_rori", FRAMES)
 
 
 def _towers(config, seeds):

@@ -13,7 +13,6 @@ from asa_jax import systems
 from asa_jax.models.contour_tower import ContourTower
 from asa_jax.systems import contour
 from asa_jax.train import train_and_evaluate
-from configs import contour as contour_configs
 from input_pipeline import aligned_input
 from input_pipeline import contour_pool
 from tests import contour_worker
@@ -34,14 +33,8 @@ def pool_path(tmp_path_factory):
 
 
 def _config(system, pool_path):
-  c = contour_configs.get_config(system, "small", file="test")
+  c = contour_worker.tiny_config(system, FRAMES)
   c.contour.pool = pool_path
-  c.contour.window_frames = FRAMES
-  c.model.conv_channels = (8, 8, 8)
-  c.model.attention_hidden = 16
-  c.model.attention_mlp = 16
-  c.model.embedding_dim = 8
-  c.model.head_hidden = (8, 8)
   c.train.global_batch_size = 8
   c.train.selection_metric = "loss"
   return c

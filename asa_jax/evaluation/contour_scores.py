@@ -127,7 +127,8 @@ def degradation_ranking(system, model, variables, pool: contour_pool.Pool,
               scipy.stats.spearmanr(scores.ravel(), labels.ravel())[0])}
 
 
-def _write_csv(path: str, header: list[str], rows: list[list]) -> None:
+def write_csv(path: str, header: list[str], rows: list[list]) -> None:
+  """Writes a scores CSV (header, rows) atomically."""
   buf = io.StringIO()
   w = csv.writer(buf)
   w.writerow(header)
@@ -200,16 +201,16 @@ def evaluate(config, workdir: str, out_dir: str, pool_path: str = "",
   scorer = pair_scorer(system, model, variables)
   os.makedirs(out_dir, exist_ok=True)
   mast = mast_scores(scorer, config, window)
-  _write_csv(os.path.join(out_dir, "mast_scores.csv"),
+  write_csv(os.path.join(out_dir, "mast_scores.csv"),
              ["performance_id", "melody", "selection", "score", "mean_grade", "passed"],
              mast)
   ssvd_rows = ssvd_scores(scorer, config, window)
-  _write_csv(os.path.join(out_dir, "ssvd_scores.csv"),
+  write_csv(os.path.join(out_dir, "ssvd_scores.csv"),
              ["performance_id", "melody", "score", "label_score"], ssvd_rows)
   crepe_rows = []
   if ssvd_cache_dir:
     crepe_rows = ssvd_crepe_scores(scorer, config, window, ssvd_cache_dir)
-    _write_csv(os.path.join(out_dir, "ssvd_crepe_scores.csv"),
+    write_csv(os.path.join(out_dir, "ssvd_crepe_scores.csv"),
                ["performance_id", "melody", "score", "label_score"], crepe_rows)
   held = [r for r in mast if not r[2] and np.isfinite(r[3])]
   summary = {

@@ -57,8 +57,6 @@ range and this command.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import platform
@@ -203,11 +201,7 @@ def learned_scores(directory: str, *, mast_dir: str, ssvd_dir: str, cache_dir: s
   }
   os.makedirs(out, exist_ok=True)
   for corpus, (header, rows) in tables.items():
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(header)
-    writer.writerows(rows)
-    atomic.write_text(files[corpus], buf.getvalue())
+    contour_scores.write_csv(files[corpus], header, rows)
   return out
 
 
