@@ -182,11 +182,14 @@ class FusedScorer:
     self.features = list(manifest["features"])
     self.capacity = manifest["contours"]["capacity"]
     self.hop_length = int(manifest["contours"]["hop_length"])
+    # CREPE's own hop (extract_contours' network_hop): the frame hop unless the
+    # manifest names a coarser one.
+    self.network_hop = int(manifest["contours"].get("network_hop", self.hop_length))
 
   def reference_settings(self) -> dict:
     """What `contours` depends on besides the samples (the refcache key)."""
     return {"system": self.name, **refcache.contour_settings(
-        "extract_contours", self.capacity, self.hop_length)}
+        "extract_contours", self.capacity, self.hop_length, self.network_hop)}
 
   def contours(self, audio: np.ndarray):
     """The contours the fitting tables were read from (CREPE, 10 ms, energy)."""
@@ -194,7 +197,8 @@ class FusedScorer:
     if self.hop_length != contours_lib.HOP_LENGTH:
       raise DefaultScorerError(f"default scorer expects {self.hop_length}-sample "
                                f"frames; extract_contours uses {contours_lib.HOP_LENGTH}")
-    return contours_lib.extract_contours(audio, capacity=self.capacity)
+    return contours_lib.extract_contours(audio, capacity=self.capacity,
+                                         network_hop=self.network_hop)
 
   def features_of(self, perf_c, ref_c) -> tuple[np.ndarray, dict]:
     """(float64 (1, d) ratings in the manifest's order, {term: measured value}); the

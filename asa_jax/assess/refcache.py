@@ -79,10 +79,13 @@ def settings_fingerprint(settings: dict) -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def contour_settings(function: str, capacity: str, hop_length: int) -> dict:
+def contour_settings(function: str, capacity: str, hop_length: int,
+                     network_hop: int | None = None) -> dict:
   """What `asa_jax.baselines.contours.<function>` output depends on besides the
   samples: the function, CREPE capacity, frame hop (samples at 16 kHz), the sample
-  rate and the voicing and energy constants (part of a scorer's settings)."""
+  rate and the voicing and energy constants (part of a scorer's settings), and,
+  where it differs from the frame hop, CREPE's own hop (`extract_contours`'
+  network_hop; left out when equal, so existing keys stay valid)."""
   from asa_jax.baselines import contours as contours_lib  # pylint: disable=g-import-not-at-top
   from asa_jax.features import constants  # pylint: disable=g-import-not-at-top
   settings = {"contours": function, "capacity": capacity, "hop_length": int(hop_length),
@@ -90,6 +93,8 @@ def contour_settings(function: str, capacity: str, hop_length: int) -> dict:
               "voicing_threshold": contours_lib.VOICING_THRESHOLD,
               "voicing_range_db": contours_lib.VOICING_RANGE_DB,
               "rms_frame": contours_lib.RMS_FRAME, "min_db": contours_lib.MIN_DB}
+  if network_hop is not None and int(network_hop) != int(hop_length):
+    settings["network_hop"] = int(network_hop)
   if function == "stream_contours":
     settings["chunk_seconds"] = contours_lib.STREAM_CHUNK_SECONDS
   return settings

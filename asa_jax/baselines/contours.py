@@ -140,29 +140,86 @@ def _voiced_contours(f0, conf, db, hop_s: float, onsets) -> Contours:
                   energy_db=db, onsets_s=onsets, confidence=conf)
 
 
-def extract_contours(audio: np.ndarray, *, capacity: str = "tiny"
-                     ) -> Contours:
+def _upsample_track(f0, conf, n: int, factor: int):
+  """CREPE f0 and confidence at `factor` x HOP_LENGTH -> the HOP_LENGTH grid.
+
+  Network frame j sits on output frame factor * j (both grids are centred at
+  sample 0). An output frame between network frames j and j + 1 takes the
+  confidence interpolated linearly, and the f0 interpolated linearly in cents
+  when both neighbours are confident (>= VOICING_THRESHOLD), else the f0 of the
+  more confident neighbour (never a glide into a silent frame's 0 Hz).
+
+  Args:
+    f0, conf: float32 (J,) network frames (f0 Hz, 0 where gated; confidence).
+    n: output frames.
+    factor: output frames per network frame (>= 1).
+
+  Returns:
+    (f0 Hz float32 (n,), confidence float32 (n,)).
+  """
+  f0 = np.asarray(f0, np.float64)
+  conf = np.asarray(conf, np.float64)
+  k = np.arange(n)
+  j = np.minimum(k // factor, len(f0) - 1)
+  j1 = np.minimum(j + 1, len(f0) - 1)
+  w = (k - j * factor) / factor  # 0 on a network frame.
+  c = (1.0 - w) * conf[j] + w * conf[j1]
+  both = (conf[j] >= VOICING_THRESHOLD) & (conf[j1] >= VOICING_THRESHOLD) & (
+      f0[j] > 0) & (f0[j1] > 0)
+  with np.errstate(divide="ignore"):
+    cents = np.log2(np.maximum(f0, 1e-9))
+  glide = 2.0 ** ((1.0 - w) * cents[j] + w * cents[j1])
+  nearest = np.where(w == 0, f0[j], np.where(conf[j] >= conf[j1], f0[j], f0[j1]))
+  out = np.where(both, glide, nearest)
+  return out.astype(np.float32), c.astype(np.float32)
+
+
+def extract_contours(audio: np.ndarray, *, capacity: str = "tiny",
+                     network_hop: int = HOP_LENGTH) -> Contours:
   """f0, voicing, energy and onsets of 16 kHz mono audio (paper 4.2).
+
+  Frames more than VOICING_RANGE_DB below the loudest are unvoiced whatever
+  CREPE says, so they skip the network (confidence 0; f0 and voicing exactly as
+  without the gate; 8-11 % of the frames of SSVD and MIR-1K's voice clips).
 
   Args:
     audio: float32 (n,) mono audio at 16 kHz (asa_jax.features.audio.load_audio).
     capacity: CREPE capacity, 'tiny' or 'full'.
+    network_hop: samples between CREPE frames, a multiple of HOP_LENGTH
+      (160 = 10 ms; 320 = 20 ms runs the network on every second frame and
+      fills the others by `_upsample_track`).
 
   Returns:
     Contours on the 10 ms grid (T = 1 + n // HOP_LENGTH frames): f0 in Hz with
     unvoiced frames set to 0 (confidence < VOICING_THRESHOLD or RMS more than
-    VOICING_RANGE_DB below the loudest frame), the CREPE confidence, the RMS
-    energy in dB and the onset times.
+    VOICING_RANGE_DB below the loudest frame), the CREPE confidence (0 on gated
+    frames), the RMS energy in dB and the onset times.
 
   Raises:
-    ValueError: audio not 1D, or a bad capacity.
+    ValueError: audio not 1D, a bad capacity, or network_hop not a positive
+      multiple of HOP_LENGTH.
   """
   from asa_jax.features import crepe  # pylint: disable=g-import-not-at-top
   audio = np.asarray(audio, np.float32)
   if audio.ndim != 1:
     raise ValueError(f"audio must be (n,), got {audio.shape}")
-  f0, conf = crepe.crepe_f0(audio, hop_length=HOP_LENGTH, capacity=capacity)
+  if network_hop < HOP_LENGTH or network_hop % HOP_LENGTH:
+    raise ValueError(f"network_hop must be a positive multiple of {HOP_LENGTH} "
+                     f"samples, got {network_hop}")
+  factor = network_hop // HOP_LENGTH
   db = energy_db(audio)
+  loud = db >= db.max() - VOICING_RANGE_DB
+  n_net = 1 + len(audio) // network_hop
+  # A network frame is needed if any output frame it feeds is loud.
+  feeds = np.zeros(n_net, bool)
+  for r in range(-(factor - 1), factor):
+    idx = np.arange(n_net) * factor + r
+    ok = (idx >= 0) & (idx < len(loud))
+    feeds[ok] |= loud[idx[ok]]
+  f0, conf = crepe.crepe_f0(audio, hop_length=network_hop, capacity=capacity,
+                            active=feeds)
+  if factor > 1:
+    f0, conf = _upsample_track(f0, conf, len(db), factor)
   n = min(len(f0), len(db))
   f0, conf, db = f0[:n], conf[:n], db[:n]
   return _voiced_contours(f0, conf, db, FRAME_SECONDS, onset_times(audio))

@@ -446,24 +446,43 @@ def activation_to_f0(act: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def crepe_f0(audio_16k: np.ndarray, *, hop_length: int = constants.HOP_LENGTH,
              capacity: str = "full", center: bool = True,
-             batch_frames: int = _DEFAULT_BATCH_FRAMES
+             batch_frames: int = _DEFAULT_BATCH_FRAMES,
+             active: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray]:
   """f0 track and confidence of one 16 kHz signal with CREPE.
 
   Args:
     audio_16k: (n,) float32 mono audio at 16 kHz.
     hop_length, capacity, center, batch_frames: as `crepe_activation`.
+    active: optional bool (T,) over the frames (T as `crepe_activation`): only
+      these frames go through the network (energy gating: a frame the caller
+      will call unvoiced anyway, e.g. silence, costs nothing). The others get
+      f0 0 Hz and confidence 0. None: every frame.
 
   Returns:
     (f0_hz (T,) float32, confidence (T,) float32 in [0, 1]), frame k centred at
-    sample k * hop_length; see `activation_to_f0`.
+    sample k * hop_length; see `activation_to_f0`. An active frame's values are
+    those of the ungated call.
 
   Raises:
-    ValueError: audio not 1D, or as `crepe_activation`.
+    ValueError: audio not 1D, `active` not (T,), or as `crepe_activation`.
   """
   audio = np.asarray(audio_16k, np.float32)
   if audio.ndim != 1:
     raise ValueError(f"audio_16k must be (n,), got {audio.shape}")
-  act = crepe_activation(audio, capacity=capacity, hop_length=hop_length,
-                         center=center, batch_frames=batch_frames)
-  return activation_to_f0(act)
+  if active is None:
+    act = crepe_activation(audio, capacity=capacity, hop_length=hop_length,
+                           center=center, batch_frames=batch_frames)
+    return activation_to_f0(act)
+  frames = frame_audio(audio[None], hop_length, center)[0]
+  active = np.asarray(active, bool)
+  if active.shape != (frames.shape[0],):
+    raise ValueError(f"active must be ({frames.shape[0]},) frames, got "
+                     f"{active.shape}")
+  f0 = np.zeros(frames.shape[0], np.float32)
+  conf = np.zeros(frames.shape[0], np.float32)
+  if active.any():
+    act = crepe_frames_activation(frames[active], capacity=capacity,
+                                  batch_frames=batch_frames)
+    f0[active], conf[active] = activation_to_f0(act)
+  return f0, conf
