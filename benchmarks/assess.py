@@ -23,6 +23,11 @@ first pair has compiled CREPE:
 and the reference's contours alone: computed vs read from the cache. Wall and
 process CPU seconds (all threads; on a shared machine CPU time is the steadier).
 
+Default scorer (issue 20's acceptance), `--default_scorer=160,320`: for each CREPE
+network hop (samples; `extract_contours(network_hop=)`), a fresh process: cold
+(process start -> first result), warm with a new reference, warm with the same
+reference, peak RSS; the same generated pairs for every hop.
+
 Without --workdir a workdir with an untrained `:small` Rori (initial weights, unit
 statistics, an identity-like calibration) is made in a temporary folder: the time and
 memory do not depend on the weights. Prints a table; figures go into BUILD_NOTES.md.
@@ -146,6 +151,47 @@ def child_refcache(cache_dir: str, files: list) -> None:
                     "entry_kib": os.path.getsize(entry) / 1024}))
 
 
+def child_default(network_hop: str, files: list) -> None:
+  """Runs in a fresh process: the default scorer's issue-20 figures with CREPE
+  every `network_hop` samples (the manifest's own when empty). files: perf1, ref1,
+  perf2, ref2, perf3 (against ref2). Prints JSON: cold (process start -> first
+  result), warm new reference, warm same reference (s), peak RSS (MiB)."""
+  t0 = time.perf_counter()
+  from asa_jax.assess import Assessor  # pylint: disable=g-import-not-at-top
+  assessor = Assessor.default()
+  if network_hop:
+    assessor._scorer.network_hop = int(network_hop)  # pylint: disable=protected-access
+  scores = [assessor.assess(files[0], files[1]).score]
+  cold = time.perf_counter() - t0 + (t0 - START)
+  t1 = time.perf_counter()
+  scores.append(assessor.assess(files[2], files[3]).score)
+  warm = time.perf_counter() - t1
+  t2 = time.perf_counter()
+  scores.append(assessor.assess(files[4], files[3]).score)
+  same = time.perf_counter() - t2
+  print(json.dumps({"cold_s": cold, "warm_s": warm, "warm_same_reference_s": same,
+                    "peak_rss_mib": peak_rss_mib(), "scores": scores}))
+
+
+def default_scorer(tmp: str, minutes: float, hops: list) -> None:
+  """Prints the default scorer's issue-20 figures for each CREPE network hop,
+  one fresh process each, on the same generated pairs."""
+  p1, r1 = write_pair(tmp, minutes, 1, 30.0)
+  p2, r2 = write_pair(tmp, minutes, 3, 0.0)
+  p3, _ = write_pair(tmp, minutes, 5, -40.0)
+  print(f"{minutes:g}-minute performance vs {minutes:g}-minute reference, default "
+        "scorer (targets: cold <= 15 s, warm new reference <= 5 s, same reference "
+        "<= 2.5 s, peak RSS <= 1024 MiB):")
+  print("| CREPE network hop | cold s | warm, new reference s | warm, same reference s "
+        "| peak RSS MiB | scores |")
+  print("|---|---|---|---|---|---|")
+  for hop in hops:
+    t = _child("default", hop, [p1, r1, p2, r2, p3])
+    print(f"| {hop or 'manifest'} | {t['cold_s']:.1f} | {t['warm_s']:.1f} | "
+          f"{t['warm_same_reference_s']:.1f} | {t['peak_rss_mib']:.0f} | "
+          f"{', '.join(f'{x:.1f}' for x in t['scores'])} |")
+
+
 def peak_rss_mib() -> float:
   """This process's peak resident set size, MiB: VmHWM of /proc/self/status. Not
   getrusage's ru_maxrss, which Linux keeps across execve, so a child started by a
@@ -212,12 +258,16 @@ def main() -> None:
   p.add_argument("--memory_minutes", default="1,10")
   p.add_argument("--reference_cache", action="store_true",
                  help="only the reference-cache figures (module doc)")
+  p.add_argument("--default_scorer", default="",
+                 help="only the default scorer's figures, for these comma-separated "
+                 "CREPE network hops in samples (e.g. 160,320)")
   p.add_argument("--child", default="")
   p.add_argument("--files", default="")
   args = p.parse_args()
   if args.child:
     sys.path.insert(0, REPO)
-    {"speed": child_speed, "memory": child_memory, "refcache": child_refcache}[
+    {"speed": child_speed, "memory": child_memory, "refcache": child_refcache,
+     "default": child_default}[
         args.child](
         args.workdir, args.files.split(","))
     return
@@ -225,6 +275,9 @@ def main() -> None:
   with tempfile.TemporaryDirectory() as tmp:
     if args.reference_cache:
       reference_cache(tmp, args.minutes)
+      return
+    if args.default_scorer:
+      default_scorer(tmp, args.minutes, args.default_scorer.split(","))
       return
     workdir = args.workdir or make_workdir(os.path.join(tmp, "rori_small"))
     m = args.minutes
