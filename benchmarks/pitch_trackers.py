@@ -126,7 +126,7 @@ def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--data_dir", default=os.path.join(REPO, "..", "shared", "data"))
   p.add_argument("--clips", type=int, default=0,
-                 help="a seeded subset of this many clips (0: all 1,000)")
+                 help="a seeded subset of this many clips (0: all 1,000); subsets nest")
   p.add_argument("--trackers", default="crepe_tiny,crepe_tiny_20ms,"
                  "crepe_tiny_20ms_odd,praat_ac")
   p.add_argument("--out_dir", default=os.path.join(REPO, "runs", "pitch"))
@@ -140,7 +140,8 @@ def main() -> None:
   if not names:
     sys.exit(f"{d}/PitchLabel: no .pv files")
   if args.clips:
-    pick = np.random.default_rng(0).choice(len(names), args.clips, replace=False)
+    # The first N of one seeded permutation: a smaller subset is inside a larger.
+    pick = np.random.default_rng(0).permutation(len(names))[:args.clips]
     names = [names[i] for i in sorted(pick)]
   trackers = args.trackers.split(",")
   os.makedirs(args.out_dir, exist_ok=True)

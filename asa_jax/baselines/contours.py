@@ -228,13 +228,22 @@ def extract_contours(audio: np.ndarray, *, capacity: str = "tiny",
 STREAM_CHUNK_SECONDS = 30.0
 
 
+def _chunk(audio: np.ndarray, k0: int, k1: int, hop: int) -> np.ndarray:
+  """The samples of frames k0..k1-1 (centred at k * hop) with RMS_FRAME // 2 of
+  context each side, zero-padded past the ends: (k1 - k0 - 1) * hop + RMS_FRAME."""
+  half = RMS_FRAME // 2
+  lo, hi = k0 * hop - half, (k1 - 1) * hop + half
+  seg = audio[max(lo, 0):max(min(hi, len(audio)), 0)]
+  return np.pad(seg, (max(-lo, 0), max(hi - len(audio), 0)))
+
+
 def stream_contours(audio: np.ndarray, *, capacity: str = "tiny",
                     chunk_seconds: float = STREAM_CHUNK_SECONDS,
                     hop_length: int = HOP_LENGTH) -> Contours:
   """`extract_contours` without onsets, in fixed-size chunks (bounded memory).
 
   The frames are those of `extract_contours` (CREPE f0 and confidence, RMS energy in
-  dB, the same voicing rule), computed chunk by chunk with each chunk's 512 samples
+  dB, the same voicing rule and energy gate), computed chunk by chunk with each chunk's 512 samples
   of context on either side, so memory does not grow with the length beyond the
   (T,) contours themselves (a 10-minute file would otherwise frame 245 MB at once).
 
@@ -257,21 +266,23 @@ def stream_contours(audio: np.ndarray, *, capacity: str = "tiny",
     raise ValueError(f"audio must be (n,), got {audio.shape}")
   if chunk_seconds <= 0:
     raise ValueError(f"chunk_seconds must be > 0, got {chunk_seconds}")
-  half = RMS_FRAME // 2
   hop = int(hop_length)
   n_frames = 1 + len(audio) // hop
   per_chunk = max(1, int(chunk_seconds * constants.SAMPLE_RATE / hop))
-  f0 = np.empty(n_frames, np.float32)
-  conf = np.empty(n_frames, np.float32)
+  chunks = [(k0, min(k0 + per_chunk, n_frames)) for k0 in range(0, n_frames, per_chunk)]
+  # First the energy of every frame (cheap), so the gate of `extract_contours`
+  # (frames more than VOICING_RANGE_DB below the loudest skip CREPE) applies.
   db = np.empty(n_frames, np.float32)
-  for k0 in range(0, n_frames, per_chunk):
-    k1 = min(k0 + per_chunk, n_frames)
-    lo, hi = k0 * hop - half, (k1 - 1) * hop + half
-    seg = audio[max(lo, 0):max(min(hi, len(audio)), 0)]
-    seg = np.pad(seg, (max(-lo, 0), max(hi - len(audio), 0)))
-    f, c = crepe.crepe_f0(seg, hop_length=hop, capacity=capacity, center=False)
-    f0[k0:k1], conf[k0:k1] = f[:k1 - k0], c[:k1 - k0]
-    frames = np.lib.stride_tricks.sliding_window_view(seg, RMS_FRAME)[::hop]
+  for k0, k1 in chunks:
+    frames = np.lib.stride_tricks.sliding_window_view(
+        _chunk(audio, k0, k1, hop), RMS_FRAME)[::hop]
     rms = np.sqrt(np.mean(np.square(frames[:k1 - k0], dtype=np.float32), axis=1))
     db[k0:k1] = 20.0 * np.log10(np.maximum(rms, 10.0 ** (MIN_DB / 20.0)))
+  loud = db >= db.max() - VOICING_RANGE_DB
+  f0 = np.empty(n_frames, np.float32)
+  conf = np.empty(n_frames, np.float32)
+  for k0, k1 in chunks:
+    f, c = crepe.crepe_f0(_chunk(audio, k0, k1, hop), hop_length=hop,
+                          capacity=capacity, center=False, active=loud[k0:k1])
+    f0[k0:k1], conf[k0:k1] = f[:k1 - k0], c[:k1 - k0]
   return _voiced_contours(f0, conf, db, hop / constants.SAMPLE_RATE, None)
