@@ -30,6 +30,7 @@ import numpy as np
 
 from asa_jax.assess import alignment as alignment_lib
 from asa_jax.assess import confidence as confidence_lib
+from asa_jax.assess import contour_comparator
 from asa_jax.assess import errors
 from asa_jax.assess import fused as fused_lib
 from asa_jax.assess import notes as notes_lib
@@ -364,7 +365,8 @@ class Assessor:
   """Scores performances against references with one system and its calibration.
 
   Build it with `default()` (the fusion of a contour comparator and measured
-  terms shipped with the package: no workdir, no training), `from_workdir` (a trained learned system) or
+  terms shipped with the package: no workdir, no training), `from_workdir` (a trained
+  learned system, a contour system's included) or
   `from_baseline` (a rule-based baseline by name). `assess` is reentrant; the
   compiled model, the CREPE networks and the last reference's samples and
   analysis are kept between calls. With a `reference_cache` folder (every
@@ -448,8 +450,16 @@ class Assessor:
                    reference_cache: ReferenceCacheArg = None) -> "Assessor":
     """Loads a trained learned system (best checkpoint) and its calibration.
 
+    A contour system's workdir (`configs/contour_rori.py`, ...: its config has a
+    `contour` section) scores with its tower as a one-tower
+    `contour_comparator.ContourComparator` on CREPE-tiny 10 ms contours
+    (`contour_comparator.ContourScorer`; raw = cosine similarity); its
+    calibration.json is written by its evaluation (`python -m
+    asa_jax.evaluation.contour_scores --workdir=W`), not by training.
+
     Args:
-      workdir: the training workdir (checkpoints/, stats.json, calibration.json).
+      workdir: the training workdir (checkpoints/, stats.json, calibration.json;
+        a contour workdir has no stats.json).
       config: its ConfigDict or config spec ("configs/rori.py:demo"); None reads
         WORKDIR/config.json (written by train.py).
       reference_cache: as in `default`.
@@ -457,7 +467,8 @@ class Assessor:
     Raises:
       FileNotFoundError: no workdir, checkpoint, stats.json, config.json (when
         config is None) or calibration.json (train.py writes it at the end of
-        training; running train.py again on a finished run writes it).
+        training; running train.py again on a finished run writes it; for a
+        contour workdir the error names the contour_scores command).
     """
     from asa_jax import config_specs  # pylint: disable=g-import-not-at-top
     from asa_jax.train import checkpoint  # pylint: disable=g-import-not-at-top
@@ -470,6 +481,16 @@ class Assessor:
     elif isinstance(config, str):
       config = config_specs.load_config(config)
     cal_path = os.path.join(workdir, calibration_lib.FILENAME)
+    if contour_comparator.is_contour_config(config):
+      if not os.path.isfile(cal_path):
+        raise FileNotFoundError(
+            f"{cal_path}: no calibration of this contour system; its evaluation "
+            "writes it from the MAST selection melodies' jury grades: `python -m "
+            f"asa_jax.evaluation.contour_scores --workdir={workdir}`")
+      comparator = contour_comparator.ContourComparator.from_workdir(workdir, config)
+      return cls(contour_comparator.ContourScorer(
+          comparator, str(config.name or config.system)),
+                 calibration_lib.load(cal_path), reference_cache=reference_cache)
     if not os.path.isfile(cal_path):
       raise FileNotFoundError(
           f"{cal_path}: no calibration; train.py writes it at the end of training "

@@ -60,8 +60,9 @@ def _parser() -> argparse.ArgumentParser:
       "3 system not loadable, 4 batch rows failed.")
   system = p.add_argument_group("system")
   system.add_argument("--workdir", help="trained run (checkpoints, stats.json, "
-                      "calibration.json, config.json); default: the scorer shipped "
-                      "in the package")
+                      "calibration.json, config.json; a contour system's run has no "
+                      "stats.json, its calibration comes from contour_scores); "
+                      "default: the scorer shipped in the package")
   system.add_argument("--config", help="config spec of a workdir without config.json, "
                       "e.g. configs/rori.py:demo")
   system.add_argument("--baseline", help="a rule-based baseline name instead of "

@@ -14,6 +14,10 @@ A comparator folder (written by `python -m asa_jax.experiments.export_contour`):
   config.json        the towers' training config (`config_specs.save_workdir_config`);
   tower_<k>.msgpack  tower k's inference variables {"params", "batch_stats"},
                      float32 (`flax.serialization.msgpack_serialize`).
+
+A trained contour workdir is also a comparator of one tower
+(`ContourComparator.from_workdir`), and `ContourScorer` scores with it inside
+`Assessor.from_workdir` (issue 19, "`--workdir` still selects any trained system").
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ def fingerprint(directory: str) -> str:
     with open(os.path.join(directory, name), "rb") as f:
       h.update(f.read())
   return h.hexdigest()[:16]
+
+
+def is_contour_config(config) -> bool:
+  """Whether a training config is a contour system's (it has configs/contour.py's
+  `contour` section, as `config_specs.load_workdir_config` reads it)."""
+  return "contour" in config
 
 
 def tower_file(k: int) -> str:
@@ -129,6 +139,28 @@ class ContourComparator:
           raise ValueError(f"{path}: not a contour tower state ({e})") from e
     return cls(config, variables)
 
+  @classmethod
+  def from_workdir(cls, workdir: str, config=None) -> "ContourComparator":
+    """The one-tower comparator of a trained contour system's workdir: its best
+    checkpoint (else the latest), as `export_contour` would export it.
+
+    Args:
+      workdir: a `train.py --config=configs/contour_rori.py:small` run.
+      config: its ConfigDict; None reads WORKDIR/config.json.
+
+    Raises:
+      FileNotFoundError: no config.json (when config is None) or no checkpoint.
+      ValueError: a config that is not a contour system's (no `contour` section).
+    """
+    from asa_jax import config_specs  # pylint: disable=g-import-not-at-top
+    from asa_jax.train import checkpoint  # pylint: disable=g-import-not-at-top
+    if config is None:
+      config = config_specs.load_workdir_config(workdir)
+    if not is_contour_config(config):
+      raise ValueError(f"{workdir}: system {config.system!r} is not a contour system")
+    _, variables = checkpoint.restore_for_inference(config, workdir)
+    return cls(config, [variables])
+
   def __call__(self, *arrays) -> np.ndarray:
     """float32 (K,) scores of K windows (mean over towers)."""
     k = len(arrays[0])
@@ -163,3 +195,62 @@ class ContourComparator:
     except ValueError:
       return math.nan
     return float(np.mean(self(*arrays)))
+
+
+# The contours a workdir's comparator reads: the default scorer's (CREPE tiny, 10 ms
+# frames, `baselines.contours.extract_contours`).
+CONTOUR_CAPACITY = "tiny"
+
+
+class ContourScorer:
+  """An Assessor scorer (see assessor._Baseline) of one trained contour system: the
+  comparator's pair score of the two recordings' CREPE-tiny 10 ms f0 contours.
+
+  The raw score is the comparator's: the mean over windows of the tower's
+  cosine similarity (`unit`; the predicted 0-100 score for a Delta system), higher
+  = closer to the reference. No per-clip scores (the windows lie on the
+  reference's time axis), so the segments carry no score; the notes, the alignment
+  confidence and the refusal come from the Assessor as for every scorer.
+  """
+
+  def __init__(self, comparator: ContourComparator, name: str):
+    from asa_jax.systems import regression  # pylint: disable=g-import-not-at-top
+    self.comparator, self.name = comparator, name
+    self.reference_kind = "original"
+    self.unit = ("predicted score (0-100)" if isinstance(
+        comparator.system, regression.RegressionSystem) else "cosine similarity")
+
+  def reference_settings(self) -> dict:
+    """What `contours` depends on besides the samples (refcache key)."""
+    from asa_jax.assess import refcache  # pylint: disable=g-import-not-at-top
+    from asa_jax.baselines import contours as contours_lib  # pylint: disable=g-import-not-at-top
+    return {"system": self.name, **refcache.contour_settings(
+        "extract_contours", CONTOUR_CAPACITY, contours_lib.HOP_LENGTH)}
+
+  def contours(self, audio: np.ndarray):
+    """The default scorer's contours (CREPE tiny, 10 ms, energy)."""
+    from asa_jax.baselines import contours as contours_lib  # pylint: disable=g-import-not-at-top
+    return contours_lib.extract_contours(audio, capacity=CONTOUR_CAPACITY)
+
+  def score(self, perf, ref, acc, perf_c, ref_c, melody, perf_name):
+    """(raw pair score, no clips, no clips); one DTW alignment of the two contours
+    (for an aligned system), handed to the comparator.
+
+    Raises:
+      AudioError: too few voiced frames to compare the two contours.
+    """
+    from asa_jax.features import aligned_contour  # pylint: disable=g-import-not-at-top
+    from asa_jax.features import audio as audio_lib  # pylint: disable=g-import-not-at-top
+    del perf, ref, acc, melody
+    aligned = None
+    try:
+      if self.comparator.system.aligned:
+        aligned = aligned_contour.aligned_contour(perf_c.f0_hz, ref_c.f0_hz,
+                                                  hop_s=perf_c.hop_s)
+    except ValueError as e:
+      raise audio_lib.AudioError(perf_name, f"no voice found ({e})") from e
+    raw = self.comparator.score(perf_c.f0_hz, ref_c.f0_hz, aligned=aligned)
+    if not math.isfinite(raw):
+      raise audio_lib.AudioError(perf_name, "no voice found (too few voiced frames "
+                                 "to compare with the reference)")
+    return raw, np.zeros(0), np.zeros(0)

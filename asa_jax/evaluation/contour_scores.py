@@ -1,9 +1,17 @@
-r"""Scores of a trained contour system (issue 18, section 4).
+r"""Scores of a trained contour system (issue 18, section 4) and its calibration.
 
-  python -m asa_jax.evaluation.contour_scores --config=configs/contour_rori.py:small \
-      --workdir=W --out_dir=W/contour_eval [--pool=W/contour_pool.npz]
+  python -m asa_jax.evaluation.contour_scores --workdir=W \
+      [--config=configs/contour_rori.py:small] [--out_dir=W/contour_eval] \
+      [--pool=W/contour_pool.npz] [--calibrate_only]
 
-writes into out_dir:
+(--config defaults to W/config.json.) Writes W/calibration.json (issue 19, the
+contour workdir in `Assessor.from_workdir`): the raw pair score -> 0-100 map
+(`evaluation.calibration.fit`, CALIBRATION_METHOD) fitted on the MAST selection
+melodies' rows (config.contour.selection_melodies: already used for model
+selection, left out of every reported figure) with their mean jury grade 1-4
+mapped to 0-100; not written when under MIN_CALIBRATION_ROWS of them are graded.
+--calibrate_only refits it from OUT_DIR/mast_scores.csv without scoring again.
+Also writes into out_dir:
   mast_scores.csv   performance_id, melody, selection, score: every MASTmelody
                     performance with a reference (pairing of asa_jax.baselines.mast:
                     the same-id reference, else the median score over up to 5 of the
@@ -22,7 +30,9 @@ writes into out_dir:
                     over K degraded versions of each held-out MIR-1K window (pool
                     split 'test': singers never trained on or selected with); for an
                     aligned system also with the DTW alignment of real pairs
-                    (degradation_ranking_dtw).
+                    (degradation_ranking_dtw); "calibration": the map's
+                    method, rows and metrics on its selection rows and on the
+                    held-out MAST rows (null when not fitted).
 """
 
 from __future__ import annotations
@@ -41,11 +51,20 @@ from absl import app, flags, logging
 from asa_jax import atomic
 from asa_jax import config_specs
 from asa_jax import systems
+from asa_jax.evaluation import calibration as calibration_lib
+from asa_jax.evaluation import pooled_terms
 from input_pipeline import contour_degrade as cd
 from input_pipeline import contour_pool
 
 RANKING_VERSIONS = 8
 RANKING_SEED = 1234
+# The calibration (BUILD_NOTES.md, "A contour workdir in the Assessor"): linear,
+# the project's default (keeps Pearson's r of the raw scores where nothing is
+# clipped), on at least this many graded selection rows.
+CALIBRATION_METHOD = "linear"
+MIN_CALIBRATION_ROWS = 10
+MAST_COLUMNS = ["performance_id", "melody", "selection", "score", "mean_grade",
+                "passed"]
 
 
 def _batched(fn, *arrays, size: int = 256) -> np.ndarray:
@@ -147,6 +166,75 @@ def mast_scores(scorer, config, window: int) -> list[list]:
   return rows
 
 
+def mast_grade_to_scale(grade: float) -> float:
+  """A MAST mean jury grade (1-4) on the 0-100 scale (`pooled_terms.TARGET_RANGE`)."""
+  lo, hi = pooled_terms.TARGET_RANGE["mast"]
+  return 100.0 * (grade - lo) / (hi - lo)
+
+
+def _graded(rows: list[list], selection: bool) -> tuple[list[float], list[float]]:
+  """(raw, grade on 0-100) of the mast_scores rows with a finite score and grade."""
+  keep = [r for r in rows if bool(int(r[2])) == selection
+          and math.isfinite(float(r[3])) and math.isfinite(float(r[4]))]
+  return ([float(r[3]) for r in keep],
+          [mast_grade_to_scale(float(r[4])) for r in keep])
+
+
+def fit_calibration(mast_rows: list[list], *, source: str,
+                    method: str = CALIBRATION_METHOD
+                    ) -> calibration_lib.Calibration | None:
+  """The raw score -> 0-100 map fitted on the selection melodies' graded rows.
+
+  Args:
+    mast_rows: `mast_scores` rows (performance_id, melody, selection, score,
+      mean grade, passed).
+    source: recorded in the calibration.
+
+  Returns:
+    The Calibration (its metrics on those rows), or None when fewer than
+    MIN_CALIBRATION_ROWS selection rows have a score and a grade: no labels, no
+    calibration (no min-max fallback).
+  """
+  raw, human = _graded(mast_rows, selection=True)
+  if len(raw) < MIN_CALIBRATION_ROWS:
+    return None
+  return calibration_lib.fit(raw, human, method=method, source=source)
+
+
+def write_calibration(workdir: str, mast_rows: list[list]) -> dict | None:
+  """Fits `fit_calibration` and writes WORKDIR/calibration.json atomically; returns
+  its summary (method, n, metrics on the selection rows and on the held-out rows),
+  or None when there are too few labels (logged; nothing is written)."""
+  cal = fit_calibration(mast_rows, source=(
+      f"MAST selection melodies of {os.path.abspath(workdir)} (contour_scores; "
+      "mean jury grade 1-4 mapped to 0-100)"))
+  if cal is None:
+    logging.warning("under %d graded MAST selection rows: %s not written",
+                    MIN_CALIBRATION_ROWS, calibration_lib.FILENAME)
+    return None
+  path = os.path.join(workdir, calibration_lib.FILENAME)
+  calibration_lib.save(cal, path)
+  logging.info("calibration (%s, %d selection rows) -> %s", cal.method, cal.n, path)
+  return {"path": path, "method": cal.method, "n": cal.n,
+          "selection": cal.fit_metrics,
+          "heldout": calibration_lib.metrics(cal, *_graded(mast_rows, selection=False))}
+
+
+def read_mast_scores(path: str) -> list[list]:
+  """The rows of a mast_scores.csv (as `mast_scores` returns them).
+
+  Raises:
+    FileNotFoundError: no such file.
+    ValueError: not a mast_scores.csv (names it).
+  """
+  with open(path, encoding="utf-8", newline="") as f:
+    reader = csv.reader(f)
+    if next(reader, None) != MAST_COLUMNS:
+      raise ValueError(f"{path}: not a mast_scores.csv (header {MAST_COLUMNS})")
+    return [[r[0], r[1], int(r[2]), float(r[3]), float(r[4]), int(r[5])]
+            for r in reader]
+
+
 def ssvd_scores(scorer, config, window: int) -> list[list]:
   """[[performance_id, melody, score, note-label score]] of SSVD v1, contours
   rendered from ../shared/data/ssvd_v2/labels/test/<id>.txt."""
@@ -201,9 +289,7 @@ def evaluate(config, workdir: str, out_dir: str, pool_path: str = "",
   scorer = pair_scorer(system, model, variables)
   os.makedirs(out_dir, exist_ok=True)
   mast = mast_scores(scorer, config, window)
-  write_csv(os.path.join(out_dir, "mast_scores.csv"),
-             ["performance_id", "melody", "selection", "score", "mean_grade", "passed"],
-             mast)
+  write_csv(os.path.join(out_dir, "mast_scores.csv"), MAST_COLUMNS, mast)
   ssvd_rows = ssvd_scores(scorer, config, window)
   write_csv(os.path.join(out_dir, "ssvd_scores.csv"),
              ["performance_id", "melody", "score", "label_score"], ssvd_rows)
@@ -229,6 +315,7 @@ def evaluate(config, workdir: str, out_dir: str, pool_path: str = "",
   if system.aligned:
     summary["degradation_ranking_dtw"] = degradation_ranking(system, model, variables,
                                                              pool, dtw=True)
+  summary["calibration"] = write_calibration(workdir, mast)
   atomic.write_json(os.path.join(out_dir, "contour_eval.json"), summary)
   return summary
 
@@ -245,15 +332,26 @@ FLAGS = flags.FLAGS
 def main(argv) -> None:
   """CLI entry (module docstring)."""
   del argv
-  config = config_specs.load_config(FLAGS.config, FLAGS.override)
-  summary = evaluate(config, FLAGS.workdir, FLAGS.out_dir or os.path.join(
-      FLAGS.workdir, "contour_eval"), FLAGS.pool, FLAGS.ssvd_cache_dir)
+  out_dir = FLAGS.out_dir or os.path.join(FLAGS.workdir, "contour_eval")
+  if FLAGS.calibrate_only:
+    summary = write_calibration(FLAGS.workdir, read_mast_scores(
+        os.path.join(out_dir, "mast_scores.csv")))
+    print(summary if summary is not None else
+          f"too few graded MAST selection rows: no {calibration_lib.FILENAME}")
+    return
+  config = (config_specs.load_config(FLAGS.config, FLAGS.override) if FLAGS.config
+            else config_specs.load_workdir_config(FLAGS.workdir))
+  if FLAGS.override and not FLAGS.config:
+    for override in FLAGS.override:
+      config_specs.apply_override(config, override)
+  summary = evaluate(config, FLAGS.workdir, out_dir, FLAGS.pool, FLAGS.ssvd_cache_dir)
   logging.info("%s", summary)
   print(summary)
 
 
 if __name__ == "__main__":
-  flags.DEFINE_string("config", None, "Config spec, e.g. configs/contour_rori.py:small")
+  flags.DEFINE_string("config", None, "Config spec, e.g. configs/contour_rori.py:small "
+                      "(default: WORKDIR/config.json)")
   flags.DEFINE_multi_string("override", [], "KEY=VALUE config overrides")
   flags.DEFINE_string("workdir", None, "Trained run directory")
   flags.DEFINE_string("out_dir", "", "Output folder (default WORKDIR/contour_eval)")
@@ -261,5 +359,7 @@ if __name__ == "__main__":
                       "WORKDIR/contour_pool.npz)")
   flags.DEFINE_string("ssvd_cache_dir", "", "Also score SSVD v1 on CREPE contours of "
                       "the audio, cached here (baselines.cache): ssvd_crepe_scores.csv")
-  flags.mark_flags_as_required(["config", "workdir"])
+  flags.DEFINE_bool("calibrate_only", False, "Only (re)write WORKDIR/calibration.json "
+                    "from OUT_DIR/mast_scores.csv")
+  flags.mark_flags_as_required(["workdir"])
   app.run(main)
