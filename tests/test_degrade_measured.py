@@ -247,11 +247,14 @@ def test_vibrato_change_is_scale_minus_one_times_the_defined_vibrato():
     _check_note_errors(params, out, applied)
 
 
-@pytest.mark.parametrize("n,ratio", [(120, 1.0), (400, 1.0), (2251, 0.94), (1000, 1.07)])
+@pytest.mark.parametrize("n,ratio", [(120, 1.0), (400, 1.0), (51, 0.94), (2251, 0.94),
+                                     (1000, 1.07)])
 def test_without_timing_errors_each_output_frame_is_a_source_frame(n, ratio):
   """No timing error: output frame j is source frame round(j / tempo_ratio), from the
   first frame to the last (which is kept: the output ends at (T - 1) x ratio), for
-  short tracks too."""
+  short tracks too. The lengths are float edge cases: at 120 and 400 frames the end
+  time / 5 ms is just under a whole number; at 51 and 2251 frames x 0.94 the last
+  frame's time k x 5 ms rounds to just past the end."""
   params = _track(n, [(10, n - 10)])
   out, applied = _edit(params, tempo_ratio=ratio)
   last = (n - 1) * ratio
