@@ -3,7 +3,8 @@
 # a CI step: it prints, per target, the share of mutants the target's FAST tests kill.
 #
 #   bash benchmarks/mutation.sh [TARGET ...]     (default: every target below)
-#   MUTATION_RESUME=1 bash benchmarks/mutation.sh TARGET   (continue a stopped run)
+#   MUTATION_RESUME=1 bash benchmarks/mutation.sh TARGET   (continue a stopped run,
+#       or rerun only the survivors of a finished one against the current tests)
 #
 # mutmut 2.5.1 (a well-kept mutation tester) goes into a scratch venv under
 # $MUTATION_DIR (default /tmp/asa-mutation), never into the project's lock or venv.
@@ -74,8 +75,11 @@ for spec in "${TARGETS[@]}"; do
   src="$WORK/$name/src"
   if [ "${MUTATION_RESUME:-0}" = 1 ] && [ -f "$src/.mutmut-cache" ]; then
     # Resume: keep the cache (killed mutants stay killed; survivors are tested again
-    # when the tests changed), take the current tests.
+    # when the tests changed), take the current tests and the current target file
+    # (mutants of its changed lines are new and tested; those of removed lines go).
+    # This is also the survivors-only rerun after new tests.
     rm -rf "$src/tests" && cp -r "$REPO/tests" "$src/tests"
+    cp "$REPO/$file" "$src/$file"
   else
     rm -rf "$WORK/$name"
     mkdir -p "$src"

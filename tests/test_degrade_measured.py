@@ -6,6 +6,11 @@ resynthesised audio with a second analysis (pyworld DIO + StoneMask for f0, Praa
 harmonicity through parselmouth, frame RMS in dB, MFCC + librosa DTW for timing).
 Each measurement is compared with what `Applied` records, with a stated tolerance.
 A `degrade()` that records an error without applying it fails here.
+
+The first section checks each edit exactly (to rounding error) on synthetic WORLD
+parameters, against its definition in `Degradation` and against `Applied`: the drawn
+sizes, signs and ranges, glide shapes, time maps and bounds (issue 22, item 7: the
+mutation score of these edits).
 """
 
 import os
@@ -96,6 +101,321 @@ def _check_note_errors(params, out, applied):
   c = _cents(out.f0, params.f0)
   measured = np.array([np.nanmean(np.abs(c[a:b])) for a, b in applied.notes])
   np.testing.assert_allclose(measured, applied.note_pitch_errors_cents, atol=0.01)
+
+
+# --- Each edit exactly, on synthetic WORLD parameters (issue 22, item 7). -------------
+# A synthetic track (constant 220 Hz notes between unvoiced gaps, one note per voiced
+# stretch) has no analysis noise, so each edit is compared with its definition and
+# with `Applied` to rounding error. Bin 0 of its spectral envelope holds the source
+# frame's number + 1, so every output frame says which source frame it was taken from
+# (while no gain or shimmer is applied).
+
+
+def _track(n, voiced, bins=4):
+  """Synthetic WorldParams: n frames, 220 Hz on the [a, b) frame ranges in `voiced`,
+  unvoiced elsewhere; sp[:, 0] = frame + 1, the other bins 1; ap 0.2."""
+  f0 = np.zeros(n)
+  for a, b in voiced:
+    f0[a:b] = 220.0
+  sp = np.ones((n, bins))
+  sp[:, 0] = 1.0 + np.arange(n)
+  return dg.WorldParams(f0=f0, sp=sp, ap=np.full((n, bins), 0.2), sample_rate=SR)
+
+
+def _source_frames(out):
+  """Source frame of each output frame of a `_track` (-1: silence before the entry)."""
+  return np.where(out.sp[:, 0] > 0.5, np.round(out.sp[:, 0] - 1.0), -1).astype(int)
+
+
+def _edit(params, seed=0, **fields):
+  out, applied = dg.degrade(params, dg.Degradation(**fields), np.random.default_rng(seed))
+  return out, applied
+
+
+# 80 notes of 20 frames, 5 unvoiced frames apart (10 s).
+NOTES80 = [(25 * i + 5, 25 * i + 25) for i in range(80)]
+
+
+@pytest.mark.parametrize("cents", [1.0, 40.0])
+def test_detune_offsets_drawn_in_range_with_both_signs(cents):
+  """Each note is shifted by a constant offset of magnitude uniform in [0.5, 1.5] x
+  detune_cents, sharp or flat at random (also at detune_cents = 1), as recorded."""
+  params = _track(2000, NOTES80)
+  out, applied = _edit(params, detune_cents=cents)
+  c = _cents(out.f0, params.f0)
+  off = applied.note_offsets_cents
+  for (a, b), o in zip(applied.notes, off):
+    np.testing.assert_allclose(c[a:b], o, atol=1e-9)
+  np.testing.assert_allclose(applied.note_pitch_errors_cents, np.abs(off), atol=1e-9)
+  size = np.abs(off) / cents
+  assert np.all((size >= 0.5) & (size <= 1.5))
+  # Uniform over the whole range (80 draws): mean 1 (std of the mean 0.03), both ends.
+  assert np.mean(size) == pytest.approx(1.0, abs=0.1)
+  assert size.min() < 0.6 and size.max() > 1.4
+  assert abs(np.mean(off > 0) - 0.5) <= 3 * np.sqrt(0.25 / len(off))  # Binomial.
+
+
+def test_wrong_notes_are_100_or_200_cents_either_way_on_top_of_detune():
+  """A wrong note adds +-100 or +-200 cents to the note's detune (it does not replace
+  it); both sizes and both directions occur, on about wrong_note_prob of the notes."""
+  params = _track(2000, NOTES80)
+  out, applied = _edit(params, seed=1, detune_cents=10.0, wrong_note_prob=0.5)
+  c = _cents(out.f0, params.f0)
+  off = applied.note_offsets_cents
+  for (a, b), o in zip(applied.notes, off):
+    np.testing.assert_allclose(c[a:b], o, atol=1e-9)
+  wrong = 100.0 * np.round(off / 100.0)
+  detune = np.abs(off - wrong)
+  assert np.all((detune >= 5.0 - 1e-9) & (detune <= 15.0 + 1e-9))
+  assert set(np.abs(wrong)) == {0.0, 100.0, 200.0}
+  assert (wrong > 0).any() and (wrong < 0).any()
+  assert abs(np.mean(wrong != 0) - 0.5) <= 3 * np.sqrt(0.25 / len(off))
+
+
+@pytest.mark.parametrize("depth,glide", [(1.0, 0.05), (120.0, 0.005)])
+def test_scoop_is_a_quadratic_glide_from_depth_below(depth, glide):
+  """Each note starts `depth` cents flat and glides up as (1 - j / m)^2 over its first
+  m = scoop_seconds / 5 ms frames (m = 1: only the first frame), or over the whole of
+  a shorter note; the rest of the note is in tune."""
+  params = _track(400, [(10, 50), (60, 66), (80, 200)])
+  out, applied = _edit(params, scoop_cents=depth, scoop_seconds=glide)
+  c = _cents(out.f0, params.f0)
+  m = int(round(glide / FRAME))
+  assert len(applied.notes) == 3
+  for a, b in applied.notes:
+    k = min(b - a, m)
+    np.testing.assert_allclose(c[a:a + k], -depth * (1.0 - np.arange(k) / k) ** 2,
+                               atol=1e-9)
+    np.testing.assert_allclose(c[a + k:b], 0.0, atol=1e-9)
+  _check_note_errors(params, out, applied)
+
+
+def test_drift_is_linear_to_the_last_frame_and_adds_to_detune():
+  """Drift is drift_cents x frame / (T - 1): 0 at the first frame, the full drift at
+  the last one (also for a two-frame track), added to each note's detune."""
+  for n, drift in ((50, 80.0), (2, 80.0), (2000, -60.0)):
+    params = _track(n, [(0, n)])
+    out, _ = _edit(params, drift_cents=drift)
+    np.testing.assert_allclose(_cents(out.f0, params.f0),
+                               drift * np.arange(n) / (n - 1), atol=1e-9)
+  params = _track(2000, NOTES80)
+  out, applied = _edit(params, detune_cents=30.0, drift_cents=-60.0)
+  c = _cents(out.f0, params.f0)
+  ramp = -60.0 * np.arange(2000) / 1999
+  for (a, b), o in zip(applied.notes, applied.note_offsets_cents):
+    np.testing.assert_allclose(c[a:b], o + ramp[a:b], atol=1e-9)
+  _check_note_errors(params, out, applied)
+
+
+def test_jitter_is_a_unit_std_100ms_wander_on_top_of_detune():
+  """The wander has std jitter_cents over the recording (also at 1 cent), is a 100 ms
+  (20-frame) moving average of white noise (first differences std sqrt(2 / 20) of
+  its std), and adds to the note offsets."""
+  n = 20000
+  params = _track(n, [(0, n)])
+  out, applied = _edit(params, jitter_cents=1.0, detune_cents=100.0)
+  wander = _cents(out.f0, params.f0) - applied.note_offsets_cents[0]
+  assert np.std(wander) == pytest.approx(1.0, abs=1e-9)
+  assert abs(np.mean(wander)) < 0.2  # Smoothed noise of mean 0 (std 0.03 here).
+  assert np.std(np.diff(wander)) == pytest.approx(np.sqrt(2.0 / 20.0), rel=0.05)
+  # A one-frame recording (no std to normalise by) stays finite.
+  one = _track(1, [(0, 1)])
+  out, _ = _edit(one, jitter_cents=20.0, loudness_wobble_db=3.0)
+  assert np.isfinite(out.f0).all() and np.isfinite(out.sp).all() and out.f0[0] > 0
+
+
+def test_vibrato_change_is_scale_minus_one_times_the_defined_vibrato():
+  """The vibrato change is (vibrato_scale - 1) x (pitch in cents minus its 150 ms
+  edge-padded moving average, per note), added to the note's detune."""
+  n = 600
+  t = np.arange(n) * FRAME
+  params = _track(n, [(20, 280), (300, 580)])
+  f0 = np.where(params.f0 > 0,
+                220.0 * 2.0 ** (40.0 * np.sin(2 * np.pi * 5.5 * t) / 1200.0), 0.0)
+  params = dg.WorldParams(f0=f0, sp=params.sp, ap=params.ap, sample_rate=SR)
+  for scale in (0.0, 2.0):
+    out, applied = _edit(params, vibrato_scale=scale, detune_cents=30.0)
+    assert len(applied.notes) == 2
+    c = _cents(out.f0, params.f0)
+    w = int(round(0.15 / FRAME))
+    for (a, b), o in zip(applied.notes, applied.note_offsets_cents):
+      seg = 1200.0 * np.log2(f0[a:b] / 440.0)
+      vib = seg - np.convolve(np.pad(seg, (w // 2, w - 1 - w // 2), mode="edge"),
+                              np.ones(w) / w, mode="valid")
+      assert np.std(vib) > 10.0
+      np.testing.assert_allclose(c[a:b], o + (scale - 1.0) * vib, atol=1e-6)
+    _check_note_errors(params, out, applied)
+
+
+@pytest.mark.parametrize("n,ratio", [(120, 1.0), (400, 1.0), (51, 0.94), (2251, 0.94),
+                                     (1000, 1.07)])
+def test_without_timing_errors_each_output_frame_is_a_source_frame(n, ratio):
+  """No timing error: output frame j is source frame round(j / tempo_ratio), from the
+  first frame to the last (which is kept: the output ends at (T - 1) x ratio), for
+  short tracks too. The lengths are float edge cases: at 120 and 400 frames the end
+  time / 5 ms is just under a whole number; at 51 and 2251 frames x 0.94 the last
+  frame's time k x 5 ms rounds to just past the end."""
+  params = _track(n, [(10, n - 10)])
+  out, applied = _edit(params, tempo_ratio=ratio)
+  last = (n - 1) * ratio
+  assert out.num_frames == int(np.floor(last + 1e-6)) + 1
+  expected = np.round(np.arange(out.num_frames) / ratio).astype(int)
+  np.testing.assert_array_equal(_source_frames(out), expected)
+  np.testing.assert_array_equal(out.f0, params.f0[expected])
+  np.testing.assert_array_equal(out.ap, params.ap[expected])
+  np.testing.assert_allclose(applied.onset_errors_seconds, 0.0, atol=1e-9)
+
+
+def test_late_entry_is_digital_silence_and_early_entry_eats_only_leading_silence():
+  """A late entry puts entry / 5 ms frames of digital silence (f0 0, sp 1e-12, ap 1)
+  first; an early one drops leading frames, but never past 50 ms before the first
+  onset; with no note at all nothing limits it."""
+  params = _track(400, [(100, 160), (300, 360)])  # First onset 0.5 s.
+  out, applied = _edit(params, entry_offset_seconds=0.1)
+  src = _source_frames(out)
+  assert np.all(src[:20] == -1) and np.all(out.f0[:20] == 0.0)
+  np.testing.assert_array_equal(out.sp[:20], dg._SILENCE_POWER)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(out.ap[:20], 1.0)
+  np.testing.assert_array_equal(src[20:], np.arange(400))
+  np.testing.assert_allclose(applied.onset_errors_seconds, 0.1, atol=1e-9)
+  for entry, realised in ((-0.2, -0.2), (-0.45, -0.45), (-0.8, -0.45), (-5.0, -0.45)):
+    out, applied = _edit(params, entry_offset_seconds=entry)
+    np.testing.assert_allclose(applied.onset_errors_seconds, realised, atol=1e-9)
+    k = int(round(-realised / FRAME))
+    np.testing.assert_array_equal(_source_frames(out), np.arange(k, 400))
+  silent = _track(400, [])
+  out, applied = _edit(silent, entry_offset_seconds=-0.2)
+  np.testing.assert_array_equal(_source_frames(out), np.arange(40, 400))
+  assert applied.notes == ()
+  # Entered before its whole length: one frame, silence.
+  out, _ = _edit(silent, entry_offset_seconds=-5.0)
+  assert out.num_frames == 1 and out.f0[0] == 0.0 and _source_frames(out)[0] == -1
+
+
+def test_tempo_drift_follows_the_integral_of_the_tempo_ramp():
+  """Without onset jitter, tempo_drift a maps source time t to (D / a) ln(1 + a t / D),
+  D = (T - 1) x 5 ms (local tempo 1 + a t / D): the recorded new onsets and every
+  output frame's source frame follow it exactly."""
+  n = 800
+  params = _track(n, [(100, 160), (300, 360), (600, 660)])
+  dur = (n - 1) * FRAME
+  for a in (0.3, -0.3, 0.5):
+    out, applied = _edit(params, tempo_drift=a)
+    g = lambda t, a=a: dur / a * np.log1p(a * t / dur)
+    np.testing.assert_allclose(applied.new_onsets_seconds, g(applied.onsets_seconds),
+                               atol=1e-9)
+    assert out.num_frames == int(np.floor(g(dur) / FRAME + 1e-6)) + 1
+    tau = np.arange(out.num_frames) * FRAME
+    source = dur / a * np.expm1(a * tau / dur)  # The inverse map.
+    np.testing.assert_array_equal(_source_frames(out),
+                                  np.round(source / FRAME).astype(int))
+
+
+# 60 notes of 30 frames every 40 frames, the first at frame 0 (12.2 s).
+NOTES60 = [(40 * i, 40 * i + 30) for i in range(60)]
+
+
+def test_onset_jitter_moves_every_note_by_a_centred_normal_draw():
+  """Onset jitter sigma (far from the 20 ms bounds here): every onset but the one at
+  frame 0 (the map starts at 0) moves by a draw of mean 0 and std sigma; the output
+  frame at each new onset is the note's first source frame, and the end stays put."""
+  n = 60 * 40 + 40
+  params = _track(n, NOTES60)
+  sigma = 0.01
+  out, applied = _edit(params, seed=4, onset_jitter_seconds=sigma)
+  shift = applied.new_onsets_seconds - applied.onsets_seconds
+  np.testing.assert_allclose(shift, applied.onset_errors_seconds, atol=1e-12)
+  assert shift[0] == 0.0 and np.all(shift[1:] != 0.0)
+  assert abs(np.mean(shift[1:])) < 3 * sigma / np.sqrt(59)
+  assert np.std(shift[1:]) == pytest.approx(sigma, rel=0.3)
+  src = _source_frames(out)
+  for (a, _), t_new in zip(applied.notes, applied.new_onsets_seconds):
+    assert abs(src[int(round(t_new / FRAME))] - a) <= 1
+  assert out.num_frames == n and src[-1] == n - 1
+
+
+def test_onset_jitter_bounds():
+  """Large onset jitter is clipped: each onset stays >= 20 ms after the previous
+  note's new onset and <= 20 ms before the next note's old onset (the last: before
+  the end); the upper bounds are reached exactly."""
+  n = 60 * 40 + 40
+  params = _track(n, NOTES60)
+  end = (n - 1) * FRAME
+  at_upper, last_at_end = 0, 0
+  for seed in range(6):
+    _, applied = _edit(params, seed=seed, onset_jitter_seconds=1.0)
+    new, old = applied.new_onsets_seconds, applied.onsets_seconds
+    upper = np.append(old[2:], end) - 0.02
+    assert np.all(new[1:] >= new[:-1] + 0.02 - 1e-9)
+    assert np.all(new[1:] <= upper + 1e-9)
+    at_upper += int(np.sum(np.abs(new[1:] - upper) < 1e-9))
+    last_at_end += int(abs(new[-1] - (end - 0.02)) < 1e-9)
+  assert at_upper > 50 and last_at_end >= 1
+
+
+def test_onset_jitter_of_one_note_and_of_notes_at_the_end():
+  """One note is displaced too; a note starting at the second-last frame is displaced
+  and the output still ends at the last source frame."""
+  params = _track(400, [(200, 260)])
+  out, applied = _edit(params, seed=2, onset_jitter_seconds=0.05)
+  shift = applied.onset_errors_seconds[0]
+  assert abs(shift) > 0.005
+  k = int(round(applied.new_onsets_seconds[0] / FRAME))
+  assert abs(_source_frames(out)[k] - 200) <= 1
+  params = _track(400, [(100, 160), (398, 400)])
+  for seed in range(3):
+    out, applied = _edit(params, seed=seed, onset_jitter_seconds=0.05)
+    assert applied.onset_errors_seconds[1] <= -0.015 + 1e-9
+    assert out.num_frames == 400 and _source_frames(out)[-1] == 399
+  # A note on the very last frame: displaced >= 20 ms earlier, and the output ends
+  # with it (it has no frame after it to keep the end).
+  params = _track(400, [(100, 160), (399, 400)])
+  out, applied = _edit(params, seed=0, onset_jitter_seconds=0.05)
+  t_new = applied.new_onsets_seconds[1]
+  assert applied.onset_errors_seconds[1] <= -0.02 + 1e-9
+  assert out.num_frames == int(np.floor(t_new / FRAME + 1e-6)) + 1
+
+
+@pytest.mark.parametrize("warp", [0.5, 0.9, 1.1, 1.15, 2.0])
+def test_formant_warp_is_linear_interpolation_over_bins(warp):
+  """formant_warp w: sp'(f) = sp(f / w) per frame, linear between bins, the edge
+  bins held beyond the ends; f0 and frames untouched. (0.9 and 1.1 read between the
+  last two bins, 2.0 is not the identity.)"""
+  rng = np.random.default_rng(0)
+  n, bins = 30, 9
+  base = _track(n, [(0, n)], bins=bins)
+  sp = np.exp(rng.normal(size=(n, bins)))
+  params = dg.WorldParams(f0=base.f0, sp=sp, ap=base.ap, sample_rate=SR)
+  out, _ = _edit(params, formant_warp=warp)
+  k = np.arange(bins, dtype=np.float64)
+  expected = np.stack([np.interp(k / warp, k, row) for row in sp])
+  np.testing.assert_allclose(out.sp, expected, rtol=1e-12)
+  np.testing.assert_array_equal(out.f0, params.f0)
+
+
+def test_gain_key_shift_wobble_and_shimmer_exactly():
+  """gain_db scales sp by 10^(gain / 10) exactly and key_shift_semitones f0 by
+  2^(k / 12); loudness wobble (also at 1 dB) adds a 250 ms (50-frame) smoothed gain of
+  std wobble on top of gain_db; roughness r (also at 1 cent) adds frame-rate f0
+  jitter of std r cents and a frame-rate gain of std r / 20 dB, also on top."""
+  n = 40000
+  params = _track(n, [(0, n)])
+  out, _ = _edit(params, gain_db=-9.0, key_shift_semitones=3.0)
+  np.testing.assert_allclose(out.sp, params.sp * 10.0 ** -0.9, rtol=1e-12)
+  np.testing.assert_allclose(out.f0, params.f0 * 2.0 ** 0.25, rtol=1e-12)
+  gain = lambda out: 10.0 * np.log10(out.sp[:, 1] / params.sp[:, 1])
+  out, _ = _edit(params, gain_db=-9.0, loudness_wobble_db=1.0)
+  g = gain(out)
+  assert np.std(g) == pytest.approx(1.0, abs=1e-9)
+  assert np.mean(g) == pytest.approx(-9.0, abs=0.3)  # Smoothed noise: mean std 0.04.
+  assert np.std(np.diff(g)) == pytest.approx(np.sqrt(2.0 / 50.0), rel=0.05)
+  np.testing.assert_array_equal(out.f0, params.f0)
+  out, applied = _edit(params, gain_db=-9.0, roughness_cents=1.0)
+  assert np.std(_cents(out.f0, params.f0)) == pytest.approx(1.0, rel=0.02)
+  g = gain(out)
+  assert np.std(g) == pytest.approx(1.0 / 20.0, rel=0.02)
+  assert np.mean(g) == pytest.approx(-9.0, abs=0.01)
+  assert np.all(applied.note_pitch_errors_cents == 0.0)
 
 
 # --- Pitch errors: on the returned WORLD f0 and on the audio's f0. --------------------

@@ -506,8 +506,12 @@ def degrade(params: WorldParams, degradation: Degradation, rng: np.random.Genera
   if entry < 0 and notes:  # An early entry can only eat leading silence.
     entry = max(entry, -max(onsets[0] - 0.05, 0.0))
   g = g + entry
-  out_n = int(math.floor(max(g[-1], 0.0) / fs)) + 1
-  tau = np.arange(out_n) * fs
+  # The output ends at the map's end g[-1]. A whole number of frames there can divide
+  # to just under it (1.995 / 0.005 = 398.99999999999994: the last frame was lost) and
+  # k x 5 ms can round to just past it (that frame was silence): a tolerance, then tau
+  # is held inside the map.
+  out_n = int(math.floor(max(g[-1], 0.0) / fs + 1e-6)) + 1
+  tau = np.minimum(np.arange(out_n) * fs, max(g[-1], 0.0))
   src_t = np.interp(tau, g, np.arange(params.num_frames) * fs,
                     left=-1.0, right=-1.0)
   inside = src_t >= 0
