@@ -413,7 +413,8 @@ def _time_map(params: WorldParams, notes: list[tuple[int, int]], d: Degradation,
   fs = params.frame_seconds
   t = np.arange(params.num_frames) * fs
   duration = max(t[-1], fs)
-  # Rushing / dragging: local tempo 1 + a * t / D, so time advances as its integral.
+  # Rushing / dragging: local tempo 1 + a * t / D, so output time is the integral of
+  # 1 / tempo: (D / a) ln(1 + a t / D).
   a = d.tempo_drift
   if a:
     g1 = duration / a * np.log1p(a * t / duration)
