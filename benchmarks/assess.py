@@ -55,9 +55,7 @@ def make_workdir(path: str) -> str:
   _, state = loop.init_state(config, mesh_lib.make_mesh())
   ckpts = Checkpoints(path)
   try:
-    ckpts.save_latest(state, {"step": 0, "epoch": 0, "batch_in_epoch": 0,
-                              "best_val_loss": None, "bad_epochs": 0, "stopped": False,
-                              "val_loss": None, "train_loss": None})
+    ckpts.save_latest(state, loop.initial_meta())
   finally:
     ckpts.close()
   with open(os.path.join(path, "stats.json"), "w", encoding="utf-8") as f:

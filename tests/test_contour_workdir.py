@@ -32,9 +32,7 @@ def _workdir(path):
   _, state = loop.init_state(config, mesh_lib.make_mesh())
   ckpts = Checkpoints(str(path))
   try:
-    ckpts.save_best(state, {"step": 0, "epoch": 0, "batch_in_epoch": 0,
-                            "best_val_loss": None, "bad_epochs": 0, "stopped": False,
-                            "val_loss": None, "train_loss": None})
+    ckpts.save_best(state, loop.initial_meta())
   finally:
     ckpts.close()
   config_specs.save_workdir_config(config, str(path))

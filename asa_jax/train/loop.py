@@ -178,7 +178,9 @@ def init_state(config: ml_collections.ConfigDict, mesh) -> tuple[Any, TrainState
   return model, _INIT_CACHE[key](np.int32(config.seed))
 
 
-def _initial_meta() -> dict:
+def initial_meta() -> dict:
+  """The training status a run starts from (saved beside every checkpoint); also
+  what a tool writing a checkpoint of an untrained state (tests, benchmarks) saves."""
   return {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_val_loss": None,
           "best_selection": None, "bad_epochs": 0, "stopped": False,
           "val_loss": None, "train_loss": None}
@@ -305,7 +307,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   val_loader = loader_factory(VALIDATION_SPLIT)
   _, state = init_state(config, mesh)
   ckpts = Checkpoints(workdir)
-  meta = _initial_meta()
+  meta = initial_meta()
   restored = ckpts.restore_latest(state)
   if restored is not None:
     state, meta = restored
