@@ -23,8 +23,10 @@ first pair has compiled CREPE:
 and the reference's contours alone: computed vs read from the cache. Wall and
 process CPU seconds (all threads; on a shared machine CPU time is the steadier).
 
-Default scorer (issue 20's acceptance), `--default_scorer=160,320`: for each CREPE
-network hop (samples; `extract_contours(network_hop=)`), a fresh process: cold
+Default scorer (issue 20's acceptance), `--default_scorer=160,320,praat,manifest`:
+for each variant (a CREPE network hop in samples, `extract_contours(network_hop=)`;
+`praat`, `extract_contours(tracker="praat")`; `manifest`, the shipped setting), a
+fresh process: cold
 (process start -> first result), warm with a new reference, warm with the same
 reference, peak RSS; the same generated pairs for every hop.
 
@@ -157,7 +159,10 @@ def child_default(network_hop: str, files: list) -> None:
   t0 = time.perf_counter()
   from asa_jax.assess import Assessor  # pylint: disable=g-import-not-at-top
   assessor = Assessor.default()
-  if network_hop:
+  if network_hop == "praat":
+    assessor._scorer.tracker = "praat"  # pylint: disable=protected-access
+  elif network_hop and network_hop != "manifest":
+    assessor._scorer.tracker = "crepe"  # pylint: disable=protected-access
     assessor._scorer.network_hop = int(network_hop)  # pylint: disable=protected-access
   scores = [assessor.assess(files[0], files[1]).score]
   cold = time.perf_counter() - t0 + (t0 - START)
@@ -180,7 +185,7 @@ def default_scorer(tmp: str, minutes: float, hops: list) -> None:
   print(f"{minutes:g}-minute performance vs {minutes:g}-minute reference, default "
         "scorer (targets: cold <= 15 s, warm new reference <= 5 s, same reference "
         "<= 2.5 s, peak RSS <= 1024 MiB):")
-  print("| CREPE network hop | cold s | warm, new reference s | warm, same reference s "
+  print("| contour tracker | cold s | warm, new reference s | warm, same reference s "
         "| peak RSS MiB | scores |")
   print("|---|---|---|---|---|---|")
   for hop in hops:
@@ -258,7 +263,8 @@ def main() -> None:
                  help="only the reference-cache figures (module doc)")
   p.add_argument("--default_scorer", default="",
                  help="only the default scorer's figures, for these comma-separated "
-                 "CREPE network hops in samples (e.g. 160,320)")
+                 "CREPE network hops in samples, 'praat' or 'manifest' (e.g. "
+                 "160,praat)")
   p.add_argument("--child", default="")
   p.add_argument("--files", default="")
   args = p.parse_args()

@@ -2,13 +2,15 @@
 
   PYTHONPATH=. python benchmarks/melody_confidence.py [--cache_dir=runs/contours32]
       [--out_dir=runs/melody_confidence] [--per_recording=2] [--mast_performances=300]
+      [--tracker=crepe|praat]
 
 Pairs (performance, reference):
   SSVD v1 (../shared/data/ssvd, melodies.csv): each recording against up to
     --per_recording other recordings of its melody and as many of other melodies
     (seeded). Contours: the assessor's own feedback contours (`baselines.contours.
     stream_contours`, CREPE tiny, 512-sample = 32 ms frames, as `Assessor` makes for
-    learned systems), computed once into --cache_dir (npz per recording).
+    learned systems), computed once into --cache_dir (npz per recording); with
+    --tracker=praat, the 10 ms Praat contours (`extract_contours(tracker="praat")`).
   MAST (../shared/data/mast): --mast_performances performances (seeded), each against
     its melody's reference (`mast_data.pair_references`, first ref) and against the
     first reference of another melody; the f0 curves at 30 ms (`contours_from_f0`).
@@ -98,21 +100,26 @@ def sequence_measures(perf_name, perf, ref_name, ref) -> dict:
           "sub_note_cost_ratio": sub.note_cost_ratio}
 
 
-def feedback_contours(path: str, cache_dir: str) -> contours_lib.Contours:
-  """The assessor's feedback contours of an audio file, cached as npz."""
+def feedback_contours(path: str, cache_dir: str, tracker: str = "crepe"
+                      ) -> contours_lib.Contours:
+  """The assessor's feedback contours of an audio file, cached as npz; with tracker
+  'praat', the 10 ms Praat contours of `extract_contours(tracker="praat")`."""
   os.makedirs(cache_dir, exist_ok=True)
-  out = os.path.join(cache_dir, os.path.basename(path) + f".hop{HOP}.npz")
+  suffix = f".hop{HOP}.npz" if tracker == "crepe" else f".{tracker}10ms.npz"
+  out = os.path.join(cache_dir, os.path.basename(path) + suffix)
   if os.path.exists(out):
     with np.load(out) as z:
       return contours_lib.Contours(f0_hz=z["f0_hz"], hop_s=float(z["hop_s"]))
-  c = contours_lib.stream_contours(audio_lib.load_audio(path), capacity="tiny",
-                                   hop_length=HOP)
+  audio = audio_lib.load_audio(path)
+  c = (contours_lib.stream_contours(audio, capacity="tiny", hop_length=HOP)
+       if tracker == "crepe" else contours_lib.extract_contours(audio, tracker=tracker))
   with atomic.atomic_path(out) as tmp, open(tmp, "wb") as f:
     np.savez(f, f0_hz=c.f0_hz, hop_s=np.float64(c.hop_s))
   return contours_lib.Contours(f0_hz=c.f0_hz, hop_s=c.hop_s)
 
 
-def ssvd_items(cache_dir: str) -> list[tuple[str, str, contours_lib.Contours]]:
+def ssvd_items(cache_dir: str, tracker: str = "crepe"
+               ) -> list[tuple[str, str, contours_lib.Contours]]:
   """(recording id, melody, contours) of every SSVD v1 recording."""
   root = os.path.join(DATA, "ssvd")
   with open(os.path.join(root, "melodies.csv"), newline="", encoding="utf-8") as f:
@@ -121,7 +128,8 @@ def ssvd_items(cache_dir: str) -> list[tuple[str, str, contours_lib.Contours]]:
   for row in rows:
     rid = row["recording_id"]
     path = os.path.join(root, rid, f"{rid}.mp3")
-    items.append((rid, "ssvd:" + row["melody"], feedback_contours(path, cache_dir)))
+    items.append((rid, "ssvd:" + row["melody"],
+                  feedback_contours(path, cache_dir, tracker)))
   return items
 
 
@@ -176,7 +184,7 @@ def collect_ssvd(args) -> list[dict]:
   """Measures of the SSVD pairs (module doc)."""
   rng = np.random.default_rng(SEED)
   rows = []
-  items = ssvd_items(args.cache_dir)
+  items = ssvd_items(args.cache_dir, args.tracker)
   by_melody = {}
   for k, (_, mel, _) in enumerate(items):
     by_melody.setdefault(mel, []).append(k)
@@ -293,10 +301,43 @@ def analyse(rows: list[dict], features: tuple[str, ...],
   return out
 
 
+SHIPPED_COLUMNS = {"band_share": "band_2.0", "cost_ratio": "cost_ratio",
+                   "match_gain": "match_gain"}  # confidence.COEFFICIENTS -> CSV.
+
+
+def print_shipped(rows: list[dict]) -> None:
+  """Refusal rates of the SHIPPED model (confidence.probability and THRESHOLD, no
+  refit) on the same halves as `analyse` (a new tracker's check)."""
+  ok = [r for r in rows if not r.get("error")
+        and all(np.isfinite(float(r[c])) for c in SHIPPED_COLUMNS.values())]
+  half_a = set()
+  for name in sorted({r["set"] for r in ok}):
+    melodies = sorted({r["perf_melody"] for r in ok if r["set"] == name}
+                      | {r["ref_melody"] for r in ok if r["set"] == name})
+    half_a |= set(np.random.default_rng(SEED).permutation(melodies)[:len(melodies) // 2])
+  prob = np.array([confidence.probability(
+      {k: float(r[c]) for k, c in SHIPPED_COLUMNS.items()}) for r in ok])
+  refused = prob < confidence.THRESHOLD
+  y = np.array([int(r["same"]) == 1 for r in ok])
+  sets = np.array([r["set"] for r in ok])
+  in_b = np.array([r["perf_melody"] not in half_a and r["ref_melody"] not in half_a
+                   for r in ok])
+  print(f"\nshipped model (no refit), threshold {confidence.THRESHOLD}; "
+        f"failed alignments {len(rows) - len(ok)}")
+  for name in sorted(set(sets)):
+    for label, mask in (("B (held out)", in_b & (sets == name)), ("all", sets == name)):
+      same_rate, diff_rate = _rates(y[mask], refused[mask])
+      print(f"{name} {label:13} same {int(np.sum(y[mask])):4d} refused {same_rate:6.1%}"
+            f"; different {int(np.sum(~y[mask])):4d} refused {diff_rate:6.1%}")
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--cache_dir", default=os.path.join(REPO, "runs", "contours32"))
   p.add_argument("--out_dir", default=os.path.join(REPO, "runs", "melody_confidence"))
+  p.add_argument("--tracker", default="crepe", choices=contours_lib.TRACKERS,
+                 help="SSVD contours: crepe (32 ms feedback contours) or praat "
+                 "(the 10 ms contours of extract_contours(tracker='praat'))")
   p.add_argument("--per_recording", type=int, default=2)
   p.add_argument("--mast_performances", type=int, default=300)
   p.add_argument("--sets", default="ssvd,mast", help="which pairs to measure")
@@ -327,6 +368,7 @@ def main():
                      args.fit_passed_only)
              for features in FEATURE_SETS]
   atomic.write_text(os.path.join(args.out_dir, "roc.json"), json.dumps(results))
+  print_shipped(rows)
   for res in results:
     terms = " ".join(f"{c:+.3f} x {f}" for f, c in zip(res["features"],
                                                         res["coefficients"]))

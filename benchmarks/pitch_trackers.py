@@ -30,7 +30,11 @@ Trackers (the voicing rule of `asa_jax.baselines.contours` everywhere: confidenc
                     frames: CREPE full's accuracy there; 13x slower than tiny, so
                     use --clips for a seeded subset).
   praat_ac          Praat's autocorrelation pitch (parselmouth `to_pitch_ac`,
-                    10 ms, 60-1100 Hz), the same energy rule.
+                    10 ms, 60-1100 Hz), the same energy rule; Praat's unvoiced
+                    frames give no pitch guess (0 Hz).
+  praat             `extract_contours(tracker="praat")`: the same Praat pitch with
+                    octave outliers folded and every frame's guess filled
+                    (`asa_jax.features.praat_pitch.praat_f0`); voicing unchanged.
 
 Results are cached per tracker and clip (`OUT_DIR/<tracker>.jsonl`, appended
 after every clip: an interrupted run resumes). Prints one table.
@@ -49,7 +53,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LABEL_HOP_S = 0.02  # MIR-1K PitchLabel frame period.
 LABEL_OFFSET_S = 0.02  # line i -> (i + 1) * 20 ms.
 TRACKERS = ("crepe_tiny", "crepe_tiny_nogate", "crepe_tiny_20ms",
-            "crepe_tiny_20ms_odd", "crepe_full_20ms", "praat_ac")
+            "crepe_tiny_20ms_odd", "crepe_full_20ms", "praat_ac", "praat")
 
 
 def track(name: str, audio: np.ndarray):
@@ -74,6 +78,9 @@ def track(name: str, audio: np.ndarray):
     c = contours._voiced_contours(f0[:n], conf[:n], db[:n], hop, None)  # pylint: disable=protected-access
     raw = np.asarray(f0[:n], np.float64)
     return raw, c.voiced, np.arange(n) * hop
+  if name == "praat":
+    c = contours.extract_contours(audio, tracker="praat")
+    return _raw_f0(c), c.voiced, np.arange(c.n_frames) * hop
   if name == "praat_ac":
     import parselmouth  # pylint: disable=g-import-not-at-top
     db = contours.energy_db(audio)

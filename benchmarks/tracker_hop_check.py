@@ -1,16 +1,19 @@
-"""The shipped default scorer on SSVD v1 with CREPE at a 10 ms and a 20 ms hop.
+"""The shipped default scorer on SSVD v1 with other contour trackers.
 
-  PYTHONPATH=. python benchmarks/tracker_hop_check.py [--out=runs/pitch/ssvd_hop.csv]
+  PYTHONPATH=. python benchmarks/tracker_hop_check.py [--variants=160,320,praat]
+      [--out=runs/pitch/ssvd_hop.csv]
 
-Issue 20, part 1 ("the 20 ms hop where the scorer does not need 10 ms"): the same
-fitted scorer (`Assessor.default()`, no refit) scores every SSVD v1 performance of
-`input_pipeline.corpora.ssvd.build_manifest` against its reference (the melody's
-best-scored recording) twice: with `network_hop` 160 (the fit's contours) and 320
-(CREPE every 20 ms, the frames between interpolated). Prints Pearson's r of each
-with the note-label score, the median and largest |score difference|, refusals and
-the CREPE share of the time. Rows are appended to --out as they finish (resumes).
-Note: the fusion was fitted on these same rows (in-sample for both hops), so the
-difference between the two, not their level, is the figure.
+Issue 20, part 1 ("the 20 ms hop where the scorer does not need 10 ms"; "a faster
+tracker only if its accuracy holds"): the same fitted scorer (`Assessor.default()`,
+no refit) scores every SSVD v1 performance of `input_pipeline.corpora.ssvd.
+build_manifest` against its reference (the melody's best-scored recording) once per
+variant: 160 (CREPE every 10 ms: the fit's contours), 320 (CREPE every 20 ms, the
+frames between interpolated), praat (`extract_contours(tracker="praat")`). The
+first variant is the baseline. Prints Pearson's r of each with the note-label score,
+the median and largest |score difference| from the baseline, refusals and the
+time. Rows are appended to --out as they finish (resumes).
+Note: the fusion was fitted on these same rows (in-sample for every variant), so the
+difference from the baseline, not the level, is the figure.
 """
 
 import argparse
@@ -28,7 +31,10 @@ def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--ssvd_dir", default=os.path.join(REPO, "..", "shared", "data", "ssvd"))
   p.add_argument("--out", default=os.path.join(REPO, "runs", "pitch", "ssvd_hop.csv"))
+  p.add_argument("--variants", default="160,320",
+                 help="comma-separated: a CREPE network hop in samples, or 'praat'")
   args = p.parse_args()
+  variants = args.variants.split(",")
   sys.path.insert(0, REPO)
   from asa_jax.assess import Assessor, AssessmentError  # pylint: disable=g-import-not-at-top
   from input_pipeline.corpora import ssvd  # pylint: disable=g-import-not-at-top
@@ -37,21 +43,24 @@ def main() -> None:
   if os.path.exists(args.out):
     with open(args.out, encoding="utf-8") as f:
       for r in csv.DictReader(f):
-        done[(r["performance_id"], r["network_hop"])] = r
+        done[(r["performance_id"], r.get("variant") or r["network_hop"])] = r
   assessors = {}
-  for hop in (160, 320):
+  for v in variants:
     a = Assessor.default()
-    a._scorer.network_hop = hop  # pylint: disable=protected-access
-    assessors[hop] = a
+    if v == "praat":
+      a._scorer.tracker = "praat"  # pylint: disable=protected-access
+    else:
+      a._scorer.network_hop = int(v)  # pylint: disable=protected-access
+    assessors[v] = a
   new = not os.path.exists(args.out)
   os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
   with open(args.out, "a", encoding="utf-8", newline="") as f:
     w = csv.writer(f)
     if new:
-      w.writerow(["performance_id", "network_hop", "target", "score", "seconds", "error"])
+      w.writerow(["performance_id", "variant", "target", "score", "seconds", "error"])
     for r in rows:
       for hop, a in assessors.items():
-        if (r["performance_id"], str(hop)) in done:
+        if (r["performance_id"], hop) in done:
           continue
         t = time.perf_counter()
         try:
@@ -61,24 +70,27 @@ def main() -> None:
         row = [r["performance_id"], hop, r["score"], score, time.perf_counter() - t, err]
         w.writerow(row)
         f.flush()
-        done[(r["performance_id"], str(hop))] = dict(zip(
-            ["performance_id", "network_hop", "target", "score", "seconds", "error"],
+        done[(r["performance_id"], hop)] = dict(zip(
+            ["performance_id", "variant", "target", "score", "seconds", "error"],
             map(str, row)))
   from scipy import stats  # pylint: disable=g-import-not-at-top
   ids = sorted({k[0] for k in done})
-  tab = {hop: np.array([float(done[(i, str(hop))]["score"]) for i in ids]) for hop in (160, 320)}
-  target = np.array([float(done[(i, "160")]["target"]) for i in ids])
-  secs = {hop: sum(float(done[(i, str(hop))]["seconds"]) for i in ids) for hop in (160, 320)}
-  both = np.isfinite(tab[160]) & np.isfinite(tab[320])
-  d = np.abs(tab[160] - tab[320])[both]
-  for hop in (160, 320):
-    ok = np.isfinite(tab[hop])
-    print(f"network_hop {hop}: r {stats.pearsonr(tab[hop][ok], target[ok])[0]:.4f} "
-          f"(n {ok.sum()}, refused {(~ok).sum()}), total {secs[hop]:.1f} s")
-  print(f"r on rows scored by both (n {both.sum()}): "
-        f"{stats.pearsonr(tab[160][both], target[both])[0]:.4f} vs "
-        f"{stats.pearsonr(tab[320][both], target[both])[0]:.4f}; |score difference| "
-        f"median {np.median(d):.2f}, p90 {np.percentile(d, 90):.2f}, max {d.max():.2f}")
+  ids = [i for i in ids if all((i, v) in done for v in variants)]
+  tab = {v: np.array([float(done[(i, v)]["score"]) for i in ids]) for v in variants}
+  target = np.array([float(done[(i, variants[0])]["target"]) for i in ids])
+  secs = {v: sum(float(done[(i, v)]["seconds"]) for i in ids) for v in variants}
+  base = variants[0]
+  for v in variants:
+    ok = np.isfinite(tab[v])
+    print(f"{v}: r {stats.pearsonr(tab[v][ok], target[ok])[0]:.4f} "
+          f"(n {ok.sum()}, refused {(~ok).sum()}), total {secs[v]:.1f} s")
+  for v in variants[1:]:
+    both = np.isfinite(tab[base]) & np.isfinite(tab[v])
+    d = np.abs(tab[base] - tab[v])[both]
+    print(f"{base} vs {v} on rows scored by both (n {both.sum()}): "
+          f"r {stats.pearsonr(tab[base][both], target[both])[0]:.4f} vs "
+          f"{stats.pearsonr(tab[v][both], target[both])[0]:.4f}; |score difference| "
+          f"median {np.median(d):.2f}, p90 {np.percentile(d, 90):.2f}, max {d.max():.2f}")
 
 
 if __name__ == "__main__":

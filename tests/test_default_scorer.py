@@ -22,6 +22,7 @@ from asa_jax.baselines import histogram as histogram_lib
 from asa_jax.baselines import pair_terms
 from asa_jax.baselines import term_table
 from tests import assess_audio
+from tests import signals
 
 SR = assess_audio.SAMPLE_RATE
 # Wrong notes (a semitone and more) sung into one performance: note -> cents.
@@ -177,3 +178,24 @@ def test_contributions_render_in_headless_chromium(scored, tmp_path):
   rendered = json.loads(html.unescape(dom.split(marker, 1)[1].split('"', 1)[0]))
   assert rendered["contribution_rows"] == len(bad.contributions) > 0
   assert rendered["note_rows"] == len(bad.notes)
+
+
+def test_the_manifest_names_the_contour_tracker():
+  """A default fitted on Praat contours (`--tracker=praat`) is read with Praat;
+  a manifest without the key keeps CREPE (and its reference-cache key)."""
+  manifest = fused.read_manifest()
+  fusion, _ = fused.load_fusion()
+  comparator = fused.load_comparator(fused.DEFAULT_DIR, manifest)
+  crepe_manifest = {**manifest, "contours": {
+      k: v for k, v in manifest["contours"].items() if k != "tracker"}}
+  praat_manifest = {**manifest, "contours": {**manifest["contours"], "tracker": "praat"}}
+  crepe = fused.FusedScorer(fusion, crepe_manifest, comparator)
+  praat = fused.FusedScorer(fusion, praat_manifest, comparator)
+  assert crepe.tracker == "crepe" and "tracker" not in crepe.reference_settings()
+  assert praat.reference_settings()["tracker"] == "praat"
+  audio = np.concatenate([signals.harmonic_tone(57, 0.6), np.zeros(4000, np.float32),
+                          signals.harmonic_tone(64, 0.6)])
+  got = praat.contours(audio)
+  want = contours_lib.extract_contours(audio, tracker="praat")
+  np.testing.assert_array_equal(got.f0_hz, want.f0_hz)
+  np.testing.assert_array_equal(got.confidence, want.confidence)

@@ -185,20 +185,26 @@ class FusedScorer:
     # CREPE's own hop (extract_contours' network_hop): the frame hop unless the
     # manifest names a coarser one.
     self.network_hop = int(manifest["contours"].get("network_hop", self.hop_length))
+    # The f0 tracker the fit's contours came from (contours.TRACKERS; CREPE unless
+    # the manifest names another).
+    self.tracker = str(manifest["contours"].get("tracker", "crepe"))
 
   def reference_settings(self) -> dict:
     """What `contours` depends on besides the samples (the refcache key)."""
     return {"system": self.name, **refcache.contour_settings(
-        "extract_contours", self.capacity, self.hop_length, self.network_hop)}
+        "extract_contours", self.capacity, self.hop_length, self.network_hop,
+        self.tracker)}
 
   def contours(self, audio: np.ndarray):
-    """The contours the fitting tables were read from (CREPE, 10 ms, energy)."""
+    """The contours the fitting tables were read from (the manifest's tracker,
+    10 ms, energy)."""
     from asa_jax.baselines import contours as contours_lib  # pylint: disable=g-import-not-at-top
     if self.hop_length != contours_lib.HOP_LENGTH:
       raise DefaultScorerError(f"default scorer expects {self.hop_length}-sample "
                                f"frames; extract_contours uses {contours_lib.HOP_LENGTH}")
     return contours_lib.extract_contours(audio, capacity=self.capacity,
-                                         network_hop=self.network_hop)
+                                         network_hop=self.network_hop,
+                                         tracker=self.tracker)
 
   def features_of(self, perf_c, ref_c) -> tuple[np.ndarray, dict]:
     """(float64 (1, d) ratings in the manifest's order, {term: measured value}); the

@@ -80,12 +80,13 @@ def settings_fingerprint(settings: dict) -> str:
 
 
 def contour_settings(function: str, capacity: str, hop_length: int,
-                     network_hop: int | None = None) -> dict:
+                     network_hop: int | None = None, tracker: str = "crepe") -> dict:
   """What `asa_jax.baselines.contours.<function>` output depends on besides the
   samples: the function, CREPE capacity, frame hop (samples at 16 kHz), the sample
   rate and the voicing and energy constants (part of a scorer's settings), and,
   where it differs from the frame hop, CREPE's own hop (`extract_contours`'
-  network_hop; left out when equal, so existing keys stay valid)."""
+  network_hop), and the f0 tracker where it is not CREPE (both left out otherwise,
+  so existing keys stay valid)."""
   from asa_jax.baselines import contours as contours_lib  # pylint: disable=g-import-not-at-top
   from asa_jax.features import constants  # pylint: disable=g-import-not-at-top
   settings = {"contours": function, "capacity": capacity, "hop_length": int(hop_length),
@@ -95,6 +96,10 @@ def contour_settings(function: str, capacity: str, hop_length: int,
               "rms_frame": contours_lib.RMS_FRAME, "min_db": contours_lib.MIN_DB}
   if network_hop is not None and int(network_hop) != int(hop_length):
     settings["network_hop"] = int(network_hop)
+  if tracker != "crepe":
+    settings["tracker"] = str(tracker)
+    from asa_jax.features import praat_pitch  # pylint: disable=g-import-not-at-top
+    settings["pitch_range_hz"] = [praat_pitch.PITCH_FLOOR_HZ, praat_pitch.PITCH_CEILING_HZ]
   if function == "stream_contours":
     settings["chunk_seconds"] = contours_lib.STREAM_CHUNK_SECONDS
   return settings

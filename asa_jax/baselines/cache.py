@@ -3,7 +3,7 @@
 CREPE on a whole song is the slow part of the baselines, so `cached_contours`
 stores each file's `Contours` as `<cache_dir>/<stem>-<key>.npz`, where the key
 hashes the file's absolute path, size and modification time, the CREPE capacity
-and CONTOURS_VERSION: a changed file or setting gets a new entry, a rerun reuses
+(and the f0 tracker where it is not CREPE) and CONTOURS_VERSION: a changed file or setting gets a new entry, a rerun reuses
 the old one. Writes go to a temporary file in cache_dir and are moved into place
 with os.replace, so a crash never leaves a half-written entry.
 """
@@ -22,8 +22,10 @@ from asa_jax.features import audio as audio_lib
 CONTOURS_VERSION = 1  # bump when extract_contours' output changes.
 
 
-def cache_path(audio_path: str, cache_dir: str, capacity: str) -> str:
-  """Cache file of `audio_path`'s contours (the file must exist).
+def cache_path(audio_path: str, cache_dir: str, capacity: str,
+               tracker: str = "crepe") -> str:
+  """Cache file of `audio_path`'s contours (the file must exist); the tracker is
+  in the key only where it is not CREPE (existing entries stay valid).
 
   Raises:
     OSError: the audio file cannot be stat'ed.
@@ -31,7 +33,8 @@ def cache_path(audio_path: str, cache_dir: str, capacity: str) -> str:
   path = os.path.abspath(os.fspath(audio_path))
   st = os.stat(path)
   key = "|".join([path, str(st.st_size), str(st.st_mtime_ns), capacity,
-                  str(contours_lib.HOP_LENGTH), str(CONTOURS_VERSION)])
+                  str(contours_lib.HOP_LENGTH), str(CONTOURS_VERSION)]
+                 + ([tracker] if tracker != "crepe" else []))
   digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
   stem = os.path.splitext(os.path.basename(path))[0]
   return os.path.join(cache_dir, f"{stem}-{digest}.npz")
@@ -52,14 +55,15 @@ def _load(path: str) -> contours_lib.Contours:
 
 
 def cached_contours(audio_path: str, cache_dir: str, *,
-                    capacity: str = "tiny") -> tuple[contours_lib.Contours,
-                                                     bool]:
+                    capacity: str = "tiny", tracker: str = "crepe"
+                    ) -> tuple[contours_lib.Contours, bool]:
   """Contours of an audio file, computed once and then read from the cache.
 
   Args:
     audio_path: any audio file load_audio reads (resampled to 16 kHz mono).
     cache_dir: cache folder (created if missing).
     capacity: CREPE capacity, 'tiny' or 'full'.
+    tracker: `contours.TRACKERS` ('crepe' or 'praat').
 
   Returns:
     (contours, from_cache): from_cache is True when the entry already existed.
@@ -71,13 +75,13 @@ def cached_contours(audio_path: str, cache_dir: str, *,
   if not os.path.isfile(audio_path):
     raise audio_lib.AudioError(audio_path, "file not found (missing)")
   os.makedirs(cache_dir, exist_ok=True)
-  path = cache_path(audio_path, cache_dir, capacity)
+  path = cache_path(audio_path, cache_dir, capacity, tracker)
   if os.path.exists(path):
     try:
       return _load(path), True
     except Exception:  # pylint: disable=broad-except  (corrupt entry: redo)
       pass
   c = contours_lib.extract_contours(audio_lib.load_audio(audio_path),
-                                    capacity=capacity)
+                                    capacity=capacity, tracker=tracker)
   _save(path, c)
   return c, False

@@ -101,8 +101,10 @@ def mast_table(mast_dir: str, *, log: Callable[[str], None] = print
 
 
 def ssvd_table(ssvd_dir: str, cache_dir: str, *, capacity: str = "tiny",
-               log: Callable[[str], None] = print) -> list[dict]:
-  """Rows of every SSVD v1 performance of input_pipeline.corpora.ssvd's manifest."""
+               tracker: str = "crepe", log: Callable[[str], None] = print
+               ) -> list[dict]:
+  """Rows of every SSVD v1 performance of input_pipeline.corpora.ssvd's manifest,
+  the f0 from `tracker` (baselines.contours.TRACKERS) on the audio."""
   from asa_jax.baselines import cache as cache_lib  # pylint: disable=g-import-not-at-top
   from asa_jax.features import audio as audio_lib  # pylint: disable=g-import-not-at-top
   from input_pipeline.corpora import ssvd  # pylint: disable=g-import-not-at-top
@@ -111,9 +113,9 @@ def ssvd_table(ssvd_dir: str, cache_dir: str, *, capacity: str = "tiny",
   rows = []
   for i, r in enumerate(result["rows"]):
     perf, _ = cache_lib.cached_contours(r["performance_audio"], cache_dir,
-                                        capacity=capacity)
+                                        capacity=capacity, tracker=tracker)
     ref, _ = cache_lib.cached_contours(r["reference_audio"], cache_dir,
-                                       capacity=capacity)
+                                       capacity=capacity, tracker=tracker)
     score = float(r["score"])
     row = {"performance_id": r["performance_id"], "melody": melody_of[r["song_id"]],
            "target": score, "passed": int(score >= SSVD_PASS_SCORE),
@@ -170,9 +172,10 @@ def read_table(path: str) -> list[dict] | None:
 
 
 def cached_table(corpus: str, path: str, *, mast_dir: str = "", ssvd_dir: str = "",
-                 cache_dir: str = "", log: Callable[[str], None] = print
-                 ) -> list[dict]:
-  """The corpus's table, from `path` when current, else computed and written there.
+                 cache_dir: str = "", tracker: str = "crepe",
+                 log: Callable[[str], None] = print) -> list[dict]:
+  """The corpus's table, from `path` when current, else computed and written there
+  (SSVD's f0 from `tracker`; the path must name the tracker's own table).
 
   Raises:
     ValueError: unknown corpus ('mast' or 'ssvd').
@@ -183,7 +186,7 @@ def cached_table(corpus: str, path: str, *, mast_dir: str = "", ssvd_dir: str = 
   if corpus == "mast":
     rows = mast_table(mast_dir, log=log)
   elif corpus == "ssvd":
-    rows = ssvd_table(ssvd_dir, cache_dir, log=log)
+    rows = ssvd_table(ssvd_dir, cache_dir, tracker=tracker, log=log)
   else:
     raise ValueError(f"unknown corpus {corpus!r}: 'mast' or 'ssvd'")
   write_table(rows, path)

@@ -263,16 +263,18 @@ def ssvd_scores(scorer, config, window: int) -> list[list]:
   return rows
 
 
-def ssvd_crepe_scores(scorer, config, window: int, cache_dir: str) -> list[list]:
+def ssvd_crepe_scores(scorer, config, window: int, cache_dir: str,
+                      tracker: str = "crepe") -> list[list]:
   """[[performance_id, melody, score, note-label score]] of SSVD v1 with both
-  contours from CREPE tiny on the AUDIO (`baselines.cache.cached_contours`, 10 ms;
-  the measured terms' source), as the product sees a recording."""
+  contours from CREPE tiny (or `tracker`, baselines.contours.TRACKERS) on the AUDIO
+  (`baselines.cache.cached_contours`, 10 ms; the measured terms' source), as the
+  product sees a recording."""
   from asa_jax.baselines import cache as cache_lib  # pylint: disable=g-import-not-at-top
   from input_pipeline.corpora import ssvd  # pylint: disable=g-import-not-at-top
   result = ssvd.build_manifest(os.path.join(config.contour.data_dir, "ssvd"))
   melody_of = {m["song_id"]: m["melody"] for m in result["melodies"]}
   cents = lambda path: contour_pool.hz_to_cents(
-      cache_lib.cached_contours(path, cache_dir)[0].f0_hz)
+      cache_lib.cached_contours(path, cache_dir, tracker=tracker)[0].f0_hz)
   return [[r["performance_id"], melody_of[r["song_id"]],
            score_pair(scorer, cents(r["performance_audio"]),
                       [cents(r["reference_audio"])], window), float(r["score"])]

@@ -15,7 +15,7 @@ Training data: REAL human labels only, both corpora pooled:
     grid).
   * SSVD v1: 80 performances of 19 melodies; target = the note-label-derived score
     0-100 (pass = >= 80). Terms from CREPE-tiny 10 ms contours of the audio (what
-    `Assessor.default()` reads).
+    `Assessor.default()` reads; --tracker=praat: Praat's, and the manifest says so).
 Rows come from `asa_jax.baselines.term_table` (cached under --tables_dir as
 <corpus>_terms.csv; built from the data when missing: MAST about 9 min, SSVD about
 20 min of CREPE and Praat here).
@@ -91,6 +91,9 @@ _CONTOUR = flags.DEFINE_string("contour", "", "A contour comparator folder whose
                                "pair score joins the features ('' = terms only).")
 _RECIPE = flags.DEFINE_enum("fusion_recipe", "R0", ["R0", "R1"],
                             "Candidates of evaluation.fusion_recipes.RECIPES.")
+_TRACKER = flags.DEFINE_enum("tracker", "crepe", list(contours_lib.TRACKERS),
+                             "f0 tracker of the SSVD audio's contours (and so of "
+                             "the product's: the manifest names it).")
 
 # The pooled rows and the feature rule live in evaluation.pooled_terms (flag-free,
 # shared with experiments.fusion_levers); the names stay reachable from here.
@@ -164,10 +167,11 @@ def cross_corpus(rows, features, *, seed, n_boot, recipe="R0") -> dict:
 
 
 def learned_scores(directory: str, *, mast_dir: str, ssvd_dir: str, cache_dir: str,
-                   tables_dir: str, log=print) -> str:
+                   tables_dir: str, tracker: str = "crepe", log=print) -> str:
   """A folder of the comparator's scores as `evaluation.contour_scores` writes them
-  (mast_scores.csv, ssvd_crepe_scores.csv), computed once per comparator
-  (TABLES_DIR/contour_<fingerprint>/, atomic writes); returns the folder.
+  (mast_scores.csv, ssvd_crepe_scores.csv: SSVD from `tracker` on the audio),
+  computed once per comparator and tracker (TABLES_DIR/contour_<fingerprint>/, with
+  _<tracker> where it is not CREPE; atomic writes); returns the folder.
 
   Raises:
     ValueError: --mast_dir and --ssvd_dir are not <data>/mast and <data>/ssvd
@@ -176,7 +180,8 @@ def learned_scores(directory: str, *, mast_dir: str, ssvd_dir: str, cache_dir: s
   from asa_jax.assess import contour_comparator  # pylint: disable=g-import-not-at-top
   from asa_jax.evaluation import contour_scores  # pylint: disable=g-import-not-at-top
   key = contour_comparator.fingerprint(directory)
-  out = os.path.join(tables_dir, f"contour_{key}")
+  out = os.path.join(tables_dir, f"contour_{key}"
+                     + ("" if tracker == "crepe" else f"_{tracker}"))
   files = {"mast": os.path.join(out, "mast_scores.csv"),
            "ssvd": os.path.join(out, "ssvd_crepe_scores.csv")}
   if all(os.path.isfile(f) for f in files.values()):
@@ -191,17 +196,20 @@ def learned_scores(directory: str, *, mast_dir: str, ssvd_dir: str, cache_dir: s
   config.contour.data_dir = data
   log(f"scoring MAST and SSVD with the contour comparator {directory} "
       f"({comparator.n_towers} towers) into {out}")
-  tables = {
-      "mast": (["performance_id", "melody", "selection", "score", "mean_grade",
-                "passed"],
-               contour_scores.mast_scores(comparator, config, comparator.window)),
-      "ssvd": (["performance_id", "melody", "score", "label_score"],
-               contour_scores.ssvd_crepe_scores(comparator, config, comparator.window,
-                                                cache_dir)),
+  make = {  # each file on its own: one left by an interrupted run is kept.
+      "mast": lambda: (["performance_id", "melody", "selection", "score",
+                        "mean_grade", "passed"],
+                       contour_scores.mast_scores(comparator, config, comparator.window)),
+      "ssvd": lambda: (["performance_id", "melody", "score", "label_score"],
+                       contour_scores.ssvd_crepe_scores(comparator, config,
+                                                        comparator.window, cache_dir,
+                                                        tracker)),
   }
   os.makedirs(out, exist_ok=True)
-  for corpus, (header, rows) in tables.items():
-    contour_scores.write_csv(files[corpus], header, rows)
+  for corpus, build_rows in make.items():
+    if not os.path.isfile(files[corpus]):
+      header, rows = build_rows()
+      contour_scores.write_csv(files[corpus], header, rows)
   return out
 
 
@@ -212,7 +220,8 @@ PRODUCT_SOURCE = "ssvd"
 
 def build(tables: dict[str, list[dict]], *, n_folds: int, seed: int, n_boot: int,
           recipe: str, fusion_recipe: str = "R0", scores_dir: str = "",
-          contour: dict | None = None, log=print) -> tuple[fusion_lib.Fusion, dict]:
+          contour: dict | None = None, tracker: str = "crepe",
+          log=print) -> tuple[fusion_lib.Fusion, dict]:
   """(the fitted Fusion, its manifest) from term-table rows per corpus.
 
   scores_dir: a folder of learned scores (`learned_scores`) whose score joins the
@@ -268,10 +277,13 @@ def build(tables: dict[str, list[dict]], *, n_folds: int, seed: int, n_boot: int
       **({"contour": contour} if contour else {}),
       "family": fusion.family, "params": fusion.params,
       "selection": fusion.selection,
-      "contours": {"source": "asa_jax.baselines.contours.extract_contours (CREPE "
-                             "port, features/crepe.py)", "capacity": "tiny",
+      "contours": {"source": "asa_jax.baselines.contours.extract_contours ("
+                             + ("CREPE port, features/crepe.py" if tracker == "crepe"
+                                else "Praat ac, features/praat_pitch.py") + ")",
+                   "capacity": "tiny",
                    "hop_length": contours_lib.HOP_LENGTH,
-                   "hop_s": contours_lib.FRAME_SECONDS},
+                   "hop_s": contours_lib.FRAME_SECONDS,
+                   **({} if tracker == "crepe" else {"tracker": tracker})},
       "raw_range": [float(min(raw.min(), iso_x.min())),
                     float(max(raw.max(), iso_x.max()))],
       "cv": cv,
@@ -289,8 +301,11 @@ def main(argv):
   tables = {}
   for corpus in _CORPORA.value:
     tables[corpus] = term_table.cached_table(
-        corpus, os.path.join(_TABLES.value, f"{corpus}_terms.csv"),
-        mast_dir=_MAST_DIR.value, ssvd_dir=_SSVD_DIR.value, cache_dir=_CACHE.value)
+        corpus, os.path.join(_TABLES.value, f"{corpus}_terms.csv" if (
+            corpus == "mast" or _TRACKER.value == "crepe")
+                             else f"{corpus}_{_TRACKER.value}_terms.csv"),
+        mast_dir=_MAST_DIR.value, ssvd_dir=_SSVD_DIR.value, cache_dir=_CACHE.value,
+        tracker=_TRACKER.value)
   out = _OUT.value
   recipe = ("python -m asa_jax.experiments.default_scorer "
             f"--mast_dir={_MAST_DIR.value} --ssvd_dir={_SSVD_DIR.value} "
@@ -299,7 +314,8 @@ def main(argv):
                f" --corpora={','.join(_CORPORA.value)}")
             + (f" --contour=asa_jax/assess/default_scorer/{CONTOUR_FOLDER}"
                if _CONTOUR.value else "")
-            + ("" if _RECIPE.value == "R0" else f" --fusion_recipe={_RECIPE.value}"))
+            + ("" if _RECIPE.value == "R0" else f" --fusion_recipe={_RECIPE.value}")
+            + ("" if _TRACKER.value == "crepe" else f" --tracker={_TRACKER.value}"))
   scores_dir, contour = "", None
   if _CONTOUR.value:
     folder = os.path.abspath(_CONTOUR.value)
@@ -309,7 +325,7 @@ def main(argv):
     from asa_jax.assess import contour_comparator  # pylint: disable=g-import-not-at-top
     scores_dir = learned_scores(folder, mast_dir=_MAST_DIR.value,
                                 ssvd_dir=_SSVD_DIR.value, cache_dir=_CACHE.value,
-                                tables_dir=_TABLES.value)
+                                tables_dir=_TABLES.value, tracker=_TRACKER.value)
     comparator = contour_comparator.ContourComparator.load(folder)
     contour = {"folder": os.path.basename(folder), "towers": comparator.n_towers,
                "system": str(comparator.config.system),
@@ -323,7 +339,7 @@ def main(argv):
   fusion, manifest = build(tables, n_folds=_FOLDS.value, seed=_SEED.value,
                            n_boot=_BOOT.value, recipe=recipe,
                            fusion_recipe=_RECIPE.value, scores_dir=scores_dir,
-                           contour=contour)
+                           contour=contour, tracker=_TRACKER.value)
   os.makedirs(out, exist_ok=True)
   fusion.save(os.path.join(out, fused.FUSION_FILE))
   atomic.write_text(os.path.join(out, fused.MANIFEST_FILE),
