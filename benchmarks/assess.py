@@ -159,8 +159,8 @@ def child_default(network_hop: str, files: list) -> None:
   t0 = time.perf_counter()
   from asa_jax.assess import Assessor  # pylint: disable=g-import-not-at-top
   assessor = Assessor.default()
-  if network_hop == "praat":
-    assessor._scorer.tracker = "praat"  # pylint: disable=protected-access
+  if network_hop in ("praat", "student"):
+    assessor._scorer.tracker = network_hop  # pylint: disable=protected-access
   elif network_hop and network_hop != "manifest":
     assessor._scorer.tracker = "crepe"  # pylint: disable=protected-access
     assessor._scorer.network_hop = int(network_hop)  # pylint: disable=protected-access

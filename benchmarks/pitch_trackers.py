@@ -35,6 +35,9 @@ Trackers (the voicing rule of `asa_jax.baselines.contours` everywhere: confidenc
   praat             `extract_contours(tracker="praat")`: the same Praat pitch with
                     octave outliers folded and every frame's guess filled
                     (`asa_jax.features.praat_pitch.praat_f0`); voicing unchanged.
+  student           `extract_contours(tracker="student")`: the MLP distilled from
+                    CREPE tiny (`asa_jax.features.pitch_student`), its own voicing
+                    threshold.
 
 Results are cached per tracker and clip (`OUT_DIR/<tracker>.jsonl`, appended
 after every clip: an interrupted run resumes). Prints one table.
@@ -53,7 +56,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LABEL_HOP_S = 0.02  # MIR-1K PitchLabel frame period.
 LABEL_OFFSET_S = 0.02  # line i -> (i + 1) * 20 ms.
 TRACKERS = ("crepe_tiny", "crepe_tiny_nogate", "crepe_tiny_20ms",
-            "crepe_tiny_20ms_odd", "crepe_full_20ms", "praat_ac", "praat")
+            "crepe_tiny_20ms_odd", "crepe_full_20ms", "praat_ac", "praat", "student")
 
 
 def track(name: str, audio: np.ndarray):
@@ -78,8 +81,8 @@ def track(name: str, audio: np.ndarray):
     c = contours._voiced_contours(f0[:n], conf[:n], db[:n], hop, None)  # pylint: disable=protected-access
     raw = np.asarray(f0[:n], np.float64)
     return raw, c.voiced, np.arange(n) * hop
-  if name == "praat":
-    c = contours.extract_contours(audio, tracker="praat")
+  if name in ("praat", "student"):
+    c = contours.extract_contours(audio, tracker=name)
     return _raw_f0(c), c.voiced, np.arange(c.n_frames) * hop
   if name == "praat_ac":
     import parselmouth  # pylint: disable=g-import-not-at-top
@@ -109,9 +112,9 @@ def _capture_raw():
   from asa_jax.baselines import contours  # pylint: disable=g-import-not-at-top
   inner = contours._voiced_contours  # pylint: disable=protected-access
 
-  def wrapped(f0, conf, db, hop_s, onsets):
+  def wrapped(f0, conf, db, hop_s, onsets, **kw):
     _LAST_RAW["f0"] = np.array(f0, np.float64)
-    return inner(f0, conf, db, hop_s, onsets)
+    return inner(f0, conf, db, hop_s, onsets, **kw)
   contours._voiced_contours = wrapped  # pylint: disable=protected-access
   contours.onset_times = lambda audio: np.zeros(0)  # onsets are not timed here.
 

@@ -32,7 +32,8 @@ def main() -> None:
   p.add_argument("--ssvd_dir", default=os.path.join(REPO, "..", "shared", "data", "ssvd"))
   p.add_argument("--out", default=os.path.join(REPO, "runs", "pitch", "ssvd_hop.csv"))
   p.add_argument("--variants", default="160,320",
-                 help="comma-separated: a CREPE network hop in samples, or 'praat'")
+                 help="comma-separated: a CREPE network hop in samples, 'praat' or "
+                 "'student'")
   args = p.parse_args()
   variants = args.variants.split(",")
   sys.path.insert(0, REPO)
@@ -47,8 +48,8 @@ def main() -> None:
   assessors = {}
   for v in variants:
     a = Assessor.default()
-    if v == "praat":
-      a._scorer.tracker = "praat"  # pylint: disable=protected-access
+    if v in ("praat", "student"):
+      a._scorer.tracker = v  # pylint: disable=protected-access
     else:
       a._scorer.network_hop = int(v)  # pylint: disable=protected-access
     assessors[v] = a

@@ -98,8 +98,14 @@ def contour_settings(function: str, capacity: str, hop_length: int,
     settings["network_hop"] = int(network_hop)
   if tracker != "crepe":
     settings["tracker"] = str(tracker)
-    from asa_jax.features import praat_pitch  # pylint: disable=g-import-not-at-top
-    settings["pitch_range_hz"] = [praat_pitch.PITCH_FLOOR_HZ, praat_pitch.PITCH_CEILING_HZ]
+    if tracker == "praat":
+      from asa_jax.features import praat_pitch  # pylint: disable=g-import-not-at-top
+      settings["pitch_range_hz"] = [praat_pitch.PITCH_FLOOR_HZ,
+                                    praat_pitch.PITCH_CEILING_HZ]
+    elif tracker == "student":
+      from asa_jax.features import pitch_student  # pylint: disable=g-import-not-at-top
+      settings["student_weights"] = pitch_student.fingerprint()
+      settings["student_voicing_threshold"] = pitch_student.VOICING_THRESHOLD
   if function == "stream_contours":
     settings["chunk_seconds"] = contours_lib.STREAM_CHUNK_SECONDS
   return settings

@@ -34,10 +34,17 @@ def cache_path(audio_path: str, cache_dir: str, capacity: str,
   st = os.stat(path)
   key = "|".join([path, str(st.st_size), str(st.st_mtime_ns), capacity,
                   str(contours_lib.HOP_LENGTH), str(CONTOURS_VERSION)]
-                 + ([tracker] if tracker != "crepe" else []))
+                 + ([tracker] if tracker != "crepe" else [])
+                 + ([_student_key()] if tracker == "student" else []))
   digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
   stem = os.path.splitext(os.path.basename(path))[0]
   return os.path.join(cache_dir, f"{stem}-{digest}.npz")
+
+
+def _student_key() -> str:
+  """The distilled tracker's weights and voicing threshold (new weights: new key)."""
+  from asa_jax.features import pitch_student  # pylint: disable=g-import-not-at-top
+  return f"{pitch_student.fingerprint()}:{pitch_student.VOICING_THRESHOLD}"
 
 
 def _save(path: str, c: contours_lib.Contours) -> None:

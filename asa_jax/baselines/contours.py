@@ -32,9 +32,10 @@ VOICING_THRESHOLD = 0.5  # CREPE confidence (max activation) for voiced frames.
 VOICING_RANGE_DB = 40.0  # voiced frames are within this many dB of the loudest.
 RMS_FRAME = 1024  # samples per RMS frame (CREPE's window).
 MIN_DB = -120.0  # floor of the energy contour, dB re full scale.
-# f0 trackers of `extract_contours`: our CREPE port, or Praat's autocorrelation
-# pitch (asa_jax.features.praat_pitch: 15-20x faster, BUILD_NOTES "Pitch tracking").
-TRACKERS = ("crepe", "praat")
+# f0 trackers of `extract_contours`: our CREPE port, Praat's autocorrelation pitch
+# (asa_jax.features.praat_pitch), or the MLP distilled from CREPE tiny
+# (asa_jax.features.pitch_student); BUILD_NOTES, "Pitch tracking".
+TRACKERS = ("crepe", "praat", "student")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,10 +136,12 @@ def onset_times(audio: np.ndarray) -> np.ndarray:
       np.float64)
 
 
-def _voiced_contours(f0, conf, db, hop_s: float, onsets) -> Contours:
-  """Contours with the voicing rule of the module doc: CREPE confidence >=
-  VOICING_THRESHOLD and RMS within VOICING_RANGE_DB of the loudest frame."""
-  voiced = (conf >= VOICING_THRESHOLD) & (db >= db.max() - VOICING_RANGE_DB)
+def _voiced_contours(f0, conf, db, hop_s: float, onsets,
+                     threshold: float = VOICING_THRESHOLD) -> Contours:
+  """Contours with the voicing rule of the module doc: the tracker's confidence >=
+  threshold (CREPE's VOICING_THRESHOLD) and RMS within VOICING_RANGE_DB of the
+  loudest frame."""
+  voiced = (conf >= threshold) & (db >= db.max() - VOICING_RANGE_DB)
   return Contours(f0_hz=np.where(voiced, f0, 0.0).astype(np.float32), hop_s=hop_s,
                   energy_db=db, onsets_s=onsets, confidence=conf)
 
@@ -186,15 +189,17 @@ def extract_contours(audio: np.ndarray, *, capacity: str = "tiny",
   CREPE says, so they skip the network (confidence 0; f0 and voicing exactly as
   without the gate; 8-11 % of the frames of SSVD and MIR-1K's voice clips).
   With tracker 'praat' the f0 is `praat_pitch.praat_f0`'s and the confidence is
-  1 on Praat's voiced frames, 0 elsewhere (the same energy rule applies).
+  1 on Praat's voiced frames, 0 elsewhere; with 'student', `pitch_student.
+  student_f0`'s f0 and confidence, voiced from its own VOICING_THRESHOLD (the same
+  energy rule applies to both; neither is gated: both are cheap).
 
   Args:
     audio: float32 (n,) mono audio at 16 kHz (asa_jax.features.audio.load_audio).
     capacity: CREPE capacity, 'tiny' or 'full'.
     network_hop: samples between CREPE frames, a multiple of HOP_LENGTH
       (160 = 10 ms; 320 = 20 ms runs the network on every second frame and
-      fills the others by `_upsample_track`); HOP_LENGTH for 'praat'.
-    tracker: 'crepe' or 'praat' (TRACKERS); capacity is CREPE's only.
+      fills the others by `_upsample_track`); HOP_LENGTH for the others.
+    tracker: 'crepe', 'praat' or 'student' (TRACKERS); capacity is CREPE's only.
 
   Returns:
     Contours on the 10 ms grid (T = 1 + n // HOP_LENGTH frames): f0 in Hz with
@@ -204,7 +209,8 @@ def extract_contours(audio: np.ndarray, *, capacity: str = "tiny",
 
   Raises:
     ValueError: audio not 1D, a bad capacity or tracker, or network_hop not a
-      positive multiple of HOP_LENGTH (not HOP_LENGTH for 'praat').
+      positive multiple of HOP_LENGTH (not HOP_LENGTH for 'praat' or 'student').
+    asa_jax.features.pitch_student.PitchStudentError: its weights are unreadable.
   """
   from asa_jax.features import crepe  # pylint: disable=g-import-not-at-top
   audio = np.asarray(audio, np.float32)
@@ -212,10 +218,16 @@ def extract_contours(audio: np.ndarray, *, capacity: str = "tiny",
     raise ValueError(f"audio must be (n,), got {audio.shape}")
   if tracker not in TRACKERS:
     raise ValueError(f"tracker must be one of {TRACKERS}, got {tracker!r}")
+  if tracker != "crepe" and network_hop != HOP_LENGTH:
+    raise ValueError(f"the {tracker} tracker runs at {HOP_LENGTH} samples, "
+                     f"got network_hop {network_hop}")
+  if tracker == "student":
+    from asa_jax.features import pitch_student  # pylint: disable=g-import-not-at-top
+    db = energy_db(audio)
+    f0, conf = pitch_student.student_f0(audio, hop_length=HOP_LENGTH, n_frames=len(db))
+    return _voiced_contours(f0, conf, db, FRAME_SECONDS, onset_times(audio),
+                            threshold=pitch_student.VOICING_THRESHOLD)
   if tracker == "praat":
-    if network_hop != HOP_LENGTH:
-      raise ValueError(f"the praat tracker runs at {HOP_LENGTH} samples, "
-                       f"got network_hop {network_hop}")
     from asa_jax.features import praat_pitch  # pylint: disable=g-import-not-at-top
     db = energy_db(audio)
     f0, voiced = praat_pitch.praat_f0(audio, sample_rate=constants.SAMPLE_RATE,

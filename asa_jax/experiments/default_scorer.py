@@ -278,8 +278,10 @@ def build(tables: dict[str, list[dict]], *, n_folds: int, seed: int, n_boot: int
       "family": fusion.family, "params": fusion.params,
       "selection": fusion.selection,
       "contours": {"source": "asa_jax.baselines.contours.extract_contours ("
-                             + ("CREPE port, features/crepe.py" if tracker == "crepe"
-                                else "Praat ac, features/praat_pitch.py") + ")",
+                             + {"crepe": "CREPE port, features/crepe.py",
+                                "praat": "Praat ac, features/praat_pitch.py",
+                                "student": "CREPE-tiny student, "
+                                           "features/pitch_student.py"}[tracker] + ")",
                    "capacity": "tiny",
                    "hop_length": contours_lib.HOP_LENGTH,
                    "hop_s": contours_lib.FRAME_SECONDS,

@@ -1,0 +1,97 @@
+"""The pitch network distilled from CREPE tiny (asa_jax.features.pitch_student;
+issue 20, part 1): it ships in the package, tracks tones as CREPE does, and its
+voicing rule reaches the contours."""
+
+import os
+
+import numpy as np
+import pytest
+
+from asa_jax.baselines import contours as contours_lib
+from asa_jax.features import crepe
+from asa_jax.features import pitch_student
+from tests import signals
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def two_tones():
+  """0.6 s A3 (220 Hz), 0.6 s silence, 0.6 s E4 (329.6 Hz), 16 kHz float32."""
+  return np.concatenate([signals.harmonic_tone(57, 0.6),
+                         np.zeros(int(0.6 * signals.SR), np.float32),
+                         signals.harmonic_tone(64, 0.6)]).astype(np.float32)
+
+
+def cents(a, b):
+  return 1200.0 * np.log2(np.asarray(a, np.float64) / b)
+
+
+def test_the_weights_ship_in_the_package():
+  assert os.path.getsize(pitch_student.WEIGHTS) < 3 * 2**20
+  with open(os.path.join(REPO, "pyproject.toml"), encoding="utf-8") as f:
+    assert '"asa_jax.features" = ["pitch_student.npz"]' in f.read()
+  params = pitch_student.load_params()
+  assert params[0][0].shape[0] == pitch_student.N_BINS
+  assert params[-1][0].shape[1] == crepe.PITCH_BINS
+  assert len(pitch_student.fingerprint()) == 16
+
+
+def test_features_are_scaled_log_magnitudes_on_crepes_grid():
+  audio = two_tones()
+  x = pitch_student.features(audio)
+  assert x.shape == (1 + len(audio) // 160, pitch_student.N_BINS)
+  assert x.dtype == np.float32 and x.min() >= 0.0 and x.max() == 1.0
+  # Every frame's loudest bin is 1; in a tone it is the fundamental's (220 Hz).
+  t = np.arange(len(x)) * 0.01
+  peak_hz = np.argmax(x[(t > 0.1) & (t < 0.5)], axis=1) * 16000 / pitch_student.N_FFT
+  assert np.all(np.abs(peak_hz - 220.0) < 16)
+
+
+def test_student_tracks_tones_and_calls_silence_unvoiced():
+  audio = two_tones()
+  f0, conf = pitch_student.student_f0(audio)
+  assert f0.shape == conf.shape == (1 + len(audio) // 160,)
+  t = np.arange(len(f0)) * 0.01
+  first, gap, second = (t > 0.1) & (t < 0.5), (t > 0.75) & (t < 1.05), (t > 1.3) & (t < 1.7)
+  voiced = conf >= pitch_student.VOICING_THRESHOLD
+  assert voiced[first].all() and voiced[second].all() and not voiced[gap].any()
+  assert np.median(np.abs(cents(f0[first], 220.0))) < 20
+  assert np.median(np.abs(cents(f0[second], 440.0 * 2 ** (-5 / 12)))) < 20
+  # The student is close to its teacher on the tones (CREPE tiny, same frames).
+  t_f0, _ = crepe.crepe_f0(audio, capacity="tiny", hop_length=160)
+  both = first | second
+  assert np.median(np.abs(cents(f0[both], t_f0[both]))) < 20
+
+
+def test_activation_is_the_mlp_with_a_sigmoid():
+  rng = np.random.default_rng(0)
+  params = ((rng.normal(size=(4, 3)).astype(np.float32), np.ones(3, np.float32)),
+            (rng.normal(size=(3, 2)).astype(np.float32), np.zeros(2, np.float32)))
+  x = rng.normal(size=(5, 4)).astype(np.float32)
+  h = np.maximum(x @ params[0][0] + 1.0, 0.0)
+  want = 1.0 / (1.0 + np.exp(-(h @ params[1][0])))
+  np.testing.assert_allclose(pitch_student.activation(x, params), want, atol=1e-6)
+
+
+def test_unreadable_weights_name_the_file(tmp_path):
+  bad = tmp_path / "w.npz"
+  bad.write_bytes(b"not a zip")
+  with pytest.raises(pitch_student.PitchStudentError, match="w.npz"):
+    pitch_student.load_params(str(bad))
+  wrong = tmp_path / "wrong.npz"
+  np.savez(wrong, W0=np.zeros((3, 360), np.float32), b0=np.zeros(360, np.float32))
+  with pytest.raises(pitch_student.PitchStudentError, match="not a 257"):
+    pitch_student.load_params(str(wrong))
+
+
+def test_extract_contours_with_the_student_uses_its_voicing_threshold():
+  audio = two_tones()
+  c = contours_lib.extract_contours(audio, tracker="student")
+  assert c.n_frames == 1 + len(audio) // contours_lib.HOP_LENGTH
+  loud = c.energy_db >= c.energy_db.max() - contours_lib.VOICING_RANGE_DB
+  np.testing.assert_array_equal(
+      c.voiced, (c.confidence >= pitch_student.VOICING_THRESHOLD) & loud)
+  t = np.arange(c.n_frames) * c.hop_s
+  assert np.median(np.abs(cents(c.f0_hz[(t > 0.1) & (t < 0.5)], 220.0))) < 20
+  with pytest.raises(ValueError, match="student"):
+    contours_lib.extract_contours(audio, tracker="student", network_hop=320)
