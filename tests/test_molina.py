@@ -16,6 +16,7 @@ from asa_jax.baselines import dtw_melody
 from asa_jax.baselines import mast
 from asa_jax.evaluation import report as report_lib
 from asa_jax.evaluation import run as run_lib
+from asa_jax.features import melody_alignment
 
 HOP = contours_lib.FRAME_SECONDS
 # A melody with steps, leaps up to a fifth, an octave span and repeated pitch
@@ -349,3 +350,21 @@ def test_dtw_cost_length_limits(n, m, reachable):
   assert tuple(path[0]) == (0, 0) and tuple(path[-1]) == (n - 1, m - 1)
   if m - 1 == 2 * (n - 1) and n > 1:
     assert set(map(tuple, np.diff(path, axis=0))) == {(1, 2)}
+
+
+def test_align_melodies_memo_returns_the_same_alignment_for_the_same_values():
+  rng = np.random.default_rng(3)
+  ref = np.repeat(rng.integers(60, 72, 30) * 100.0, 20)
+  perf = np.repeat(ref[::20] + 200.0, 23)  # transposed and slower.
+  first = melody_alignment.align_melodies(perf, ref)
+  # Equal values in new arrays: the memo's answer, identical to a fresh DTW.
+  again = melody_alignment.align_melodies(perf.copy(), list(ref))
+  assert again is first and not first.path.flags.writeable
+  fresh = melody_alignment._align(perf, ref)  # pylint: disable=protected-access
+  assert fresh.offset_cents == first.offset_cents
+  assert fresh.cost_cents == first.cost_cents
+  np.testing.assert_array_equal(fresh.path, first.path)
+  # One value changed: a new alignment, not the memo's.
+  other = perf.copy()
+  other[5] += 50.0
+  assert melody_alignment.align_melodies(other, ref) is not first
