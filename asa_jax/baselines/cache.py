@@ -3,8 +3,8 @@
 CREPE on a whole song is the slow part of the baselines, so `cached_contours`
 stores each file's `Contours` as `<cache_dir>/<stem>-<key>.npz`, where the key
 hashes the file's absolute path, size and modification time, the CREPE capacity
-(and the f0 tracker where it is not CREPE) and CONTOURS_VERSION: a changed file or setting gets a new entry, a rerun reuses
-the old one. Writes go to a temporary file in cache_dir and are moved into place
+(and the f0 tracker where it is not CREPE) and CONTOURS_VERSION: a changed file
+or setting gets a new entry, a rerun reuses the old one. Writes go to a temporary file in cache_dir and are moved into place
 with os.replace, so a crash never leaves a half-written entry.
 """
 

@@ -85,7 +85,19 @@ def load_params(path: str = WEIGHTS) -> tuple[tuple[np.ndarray, np.ndarray], ...
 
 
 def fingerprint(path: str = WEIGHTS) -> str:
-  """SHA-256 (16 hex digits) of the weights file (part of cache keys)."""
+  """SHA-256 (16 hex digits) of the weights file (part of cache keys); hashed once
+  per file version (path, size, modification time).
+
+  Raises:
+    OSError: the file cannot be read.
+  """
+  st = os.stat(path)
+  return _fingerprint(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _fingerprint(path: str, size: int, mtime_ns: int) -> str:
+  del size, mtime_ns  # the cache key only.
   with open(path, "rb") as f:
     return hashlib.sha256(f.read()).hexdigest()[:16]
 
