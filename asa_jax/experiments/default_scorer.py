@@ -15,7 +15,8 @@ Training data: REAL human labels only, both corpora pooled:
     grid).
   * SSVD v1: 80 performances of 19 melodies; target = the note-label-derived score
     0-100 (pass = >= 80). Terms from CREPE-tiny 10 ms contours of the audio (what
-    `Assessor.default()` reads; with --tracker, that tracker's: the manifest says which).
+    `Assessor.default()` reads; with --tracker, that tracker's: the manifest
+    says which).
 Rows come from `asa_jax.baselines.term_table` (cached under --tables_dir as
 <corpus>_terms.csv; built from the data when missing: MAST about 9 min, SSVD about
 20 min of CREPE and Praat here).
