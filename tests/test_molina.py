@@ -368,3 +368,19 @@ def test_align_melodies_memo_returns_the_same_alignment_for_the_same_values():
   other = perf.copy()
   other[5] += 50.0
   assert melody_alignment.align_melodies(other, ref) is not first
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_dtw_cost_equals_librosa_on_the_capped_distance(fold):
+  import librosa  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(7)
+  perf, ref = rng.normal(6000, 600, 90), rng.normal(6000, 600, 120)
+  diff = perf[:, None] - 1250.0 - ref[None, :]
+  local = np.abs(diff) if not fold else melody_alignment.octave_distance(diff)
+  acc, path = librosa.sequence.dtw(
+      C=np.minimum(local, melody_alignment.COST_CAP),
+      step_sizes_sigma=melody_alignment.STEP_SIZES,
+      weights_mul=melody_alignment.STEP_WEIGHTS, backtrack=True)
+  cost, got = melody_alignment.dtw_cost(perf, ref, -1250.0, fold_octaves=fold)
+  assert cost == acc[-1, -1] / (len(perf) + len(ref) - 1)
+  np.testing.assert_array_equal(got, path[::-1])

@@ -217,9 +217,16 @@ def dtw_cost(perf: np.ndarray, ref: np.ndarray, offset_cents: float = 0.0, *,
   if not _reachable(len(perf), len(ref)):
     raise ValueError(f"no DTW path with local tempo ratios in [1/2, 2] "
                      f"between {len(perf)} and {len(ref)} frames")
-  diff = perf[:, None] + offset_cents - ref[None, :]
-  cost = np.minimum(octave_distance(diff) if fold_octaves else np.abs(diff),
-                    COST_CAP)
+  # The (N, M) local cost in one buffer, in place (the same values as the
+  # expressions of `octave_distance` and min(|d|, COST_CAP)): for 3,000-frame
+  # melodies each extra (N, M) temporary is 72 MB of a scoring's peak memory.
+  cost = np.subtract.outer(perf + offset_cents, ref)
+  if fold_octaves:
+    cost += 600.0
+    np.mod(cost, 1200.0, out=cost)
+    cost -= 600.0
+  np.abs(cost, out=cost)
+  np.minimum(cost, COST_CAP, out=cost)
   acc, path = librosa.sequence.dtw(C=cost, step_sizes_sigma=STEP_SIZES,
                                    weights_mul=STEP_WEIGHTS, backtrack=True)
   return (float(acc[-1, -1] / (len(perf) + len(ref) - 1)),
