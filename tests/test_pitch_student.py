@@ -95,3 +95,20 @@ def test_extract_contours_with_the_student_uses_its_voicing_threshold():
   assert np.median(np.abs(cents(c.f0_hz[(t > 0.1) & (t < 0.5)], 220.0))) < 20
   with pytest.raises(ValueError, match="student"):
     contours_lib.extract_contours(audio, tracker="student", network_hop=320)
+
+
+def test_the_recipe_skips_an_unreadable_file_and_names_it(tmp_path, monkeypatch):
+  from asa_jax.experiments import distil_pitch  # pylint: disable=g-import-not-at-top
+  import soundfile as sf  # pylint: disable=g-import-not-at-top
+  good = tmp_path / "good.wav"
+  sf.write(good, signals.harmonic_tone(60, 0.5), signals.SR)
+  bad = tmp_path / "bad.wav"
+  bad.write_bytes(b"RIFF....")
+  monkeypatch.setattr(distil_pitch, "SHIFTS", (0,))
+  lines = []
+  mags, acts = distil_pitch.teacher_data([str(bad), str(good)], log=lines.append)
+  assert any("skipped" in l and "bad.wav" in l for l in lines)
+  assert mags.shape[1] == pitch_student.N_BINS and acts.shape == (len(mags), 360)
+  assert len(mags) >= 40  # the loud frames of 0.5 s at 10 ms.
+  with pytest.raises(ValueError, match="no readable audio"):
+    distil_pitch.teacher_data([str(bad)], log=lines.append)

@@ -69,13 +69,23 @@ def teacher_files(data_dir: str) -> list[str]:
 
 
 def teacher_data(files: list[str], log=print) -> tuple[np.ndarray, np.ndarray]:
-  """(magnitudes float16 (N, N_BINS), CREPE tiny activations float16 (N, 360))."""
+  """(STFT magnitudes float16 (N, N_BINS), CREPE tiny activations float16 (N, 360))
+  of the 10 ms frames of module doc step 1. A file that cannot be read is skipped
+  and reported (its name and the reason), and the others go on.
+
+  Raises:
+    ValueError: no file could be read.
+  """
   import librosa  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   mags, acts = [], []
   start = time.time()
   for i, path in enumerate(files):
-    audio = audio_lib.load_audio(path)
+    try:
+      audio = audio_lib.load_audio(path)
+    except audio_lib.AudioError as e:
+      log(f"teacher {i + 1}/{len(files)}: skipped ({e})")
+      continue
     for shift in SHIFTS:
       x = audio if shift == 0 else librosa.resample(
           audio, orig_sr=16000, target_sr=int(round(16000 / 2 ** (shift / 12)))
@@ -91,6 +101,8 @@ def teacher_data(files: list[str], log=print) -> tuple[np.ndarray, np.ndarray]:
       acts.append(act[:n][keep[:n]].astype(np.float16))
     log(f"teacher {i + 1}/{len(files)} {os.path.basename(path)}: "
         f"{sum(len(m) for m in mags)} frames, {time.time() - start:.0f} s")
+  if not mags:
+    raise ValueError(f"no readable audio among {len(files)} teacher files")
   return np.concatenate(mags), np.concatenate(acts)
 
 

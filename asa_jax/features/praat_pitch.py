@@ -35,6 +35,9 @@ def fold_octave_outliers(f0_hz: np.ndarray, window: int = OCTAVE_WINDOW) -> np.n
     within +-window when it is within OCTAVE_TOLERANCE_CENTS of k octaves; other
     frames (k = 0, far from any octave, unvoiced, or with no voiced neighbour)
     unchanged.
+
+  Raises:
+    ValueError: f0_hz not 1-D.
   """
   f0 = np.asarray(f0_hz, np.float64)
   if f0.ndim != 1:
