@@ -231,6 +231,17 @@ def _rates(same, refused):
           float(np.mean(refused[~same])) if (~same).any() else float("nan"))
 
 
+def _half_a(rows: list[dict]) -> set:
+  """Half of each set's melodies (seeded): the fitting half A."""
+  half_a = set()
+  for name in sorted({r["set"] for r in rows}):
+    melodies = sorted({r["perf_melody"] for r in rows if r["set"] == name}
+                      | {r["ref_melody"] for r in rows if r["set"] == name})
+    rng = np.random.default_rng(SEED)
+    half_a |= set(rng.permutation(melodies)[:len(melodies) // 2])
+  return half_a
+
+
 def analyse(rows: list[dict], features: tuple[str, ...],
             fit_sets: tuple[str, ...] = ("ssvd", "mast"),
             fit_passed_only: bool = False) -> dict:
@@ -240,12 +251,7 @@ def analyse(rows: list[dict], features: tuple[str, ...],
   from sklearn.metrics import roc_auc_score, roc_curve  # pylint: disable=g-import-not-at-top
   ok = [r for r in rows if not r.get("error")
         and all(np.isfinite(float(r[f])) for f in features)]
-  half_a = set()
-  for name in sorted({r["set"] for r in ok}):  # half of each set's melodies.
-    melodies = sorted({r["perf_melody"] for r in ok if r["set"] == name}
-                      | {r["ref_melody"] for r in ok if r["set"] == name})
-    rng = np.random.default_rng(SEED)
-    half_a |= set(rng.permutation(melodies)[:len(melodies) // 2])
+  half_a = _half_a(ok)
   x = np.array([[float(r[f]) for f in features] for r in ok])
   y = np.array([int(r["same"]) for r in ok])
   in_a = np.array([r["perf_melody"] in half_a and r["ref_melody"] in half_a
@@ -310,11 +316,7 @@ def print_shipped(rows: list[dict]) -> None:
   refit) on the same halves as `analyse` (a new tracker's check)."""
   ok = [r for r in rows if not r.get("error")
         and all(np.isfinite(float(r[c])) for c in SHIPPED_COLUMNS.values())]
-  half_a = set()
-  for name in sorted({r["set"] for r in ok}):
-    melodies = sorted({r["perf_melody"] for r in ok if r["set"] == name}
-                      | {r["ref_melody"] for r in ok if r["set"] == name})
-    half_a |= set(np.random.default_rng(SEED).permutation(melodies)[:len(melodies) // 2])
+  half_a = _half_a(ok)
   prob = np.array([confidence.probability(
       {k: float(r[c]) for k, c in SHIPPED_COLUMNS.items()}) for r in ok])
   refused = prob < confidence.THRESHOLD

@@ -104,8 +104,7 @@ def contour_settings(function: str, capacity: str, hop_length: int,
                                     praat_pitch.PITCH_CEILING_HZ]
     elif tracker == "student":
       from asa_jax.features import pitch_student  # pylint: disable=g-import-not-at-top
-      settings["student_weights"] = pitch_student.fingerprint()
-      settings["student_voicing_threshold"] = pitch_student.VOICING_THRESHOLD
+      settings.update(pitch_student.settings())
   if function == "stream_contours":
     settings["chunk_seconds"] = contours_lib.STREAM_CHUNK_SECONDS
   return settings

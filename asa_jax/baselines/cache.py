@@ -44,7 +44,8 @@ def cache_path(audio_path: str, cache_dir: str, capacity: str,
 def _student_key() -> str:
   """The distilled tracker's weights and voicing threshold (new weights: new key)."""
   from asa_jax.features import pitch_student  # pylint: disable=g-import-not-at-top
-  return f"{pitch_student.fingerprint()}:{pitch_student.VOICING_THRESHOLD}"
+  s = pitch_student.settings()
+  return f"{s['student_weights']}:{s['student_voicing_threshold']}"
 
 
 def _save(path: str, c: contours_lib.Contours) -> None:

@@ -113,6 +113,14 @@ DATA = {
 }
 
 
+def table_name(corpus: str, tracker: str) -> str:
+  """The term table's file: MAST's f0 curves need no tracker; SSVD's own per tracker
+  (CREPE's keeps its old name)."""
+  if corpus == "mast" or tracker == "crepe":
+    return f"{corpus}_terms.csv"
+  return f"{corpus}_{tracker}_terms.csv"
+
+
 def fit_kwargs(recipe: str, rows) -> dict:
   """`fusion.fit_fusion` arguments of a fusion recipe (R0 / R1) for these rows."""
   _, candidates, criterion = fusion_recipes.RECIPES[recipe][:3]
@@ -304,9 +312,7 @@ def main(argv):
   tables = {}
   for corpus in _CORPORA.value:
     tables[corpus] = term_table.cached_table(
-        corpus, os.path.join(_TABLES.value, f"{corpus}_terms.csv" if (
-            corpus == "mast" or _TRACKER.value == "crepe")
-                             else f"{corpus}_{_TRACKER.value}_terms.csv"),
+        corpus, os.path.join(_TABLES.value, table_name(corpus, _TRACKER.value)),
         mast_dir=_MAST_DIR.value, ssvd_dir=_SSVD_DIR.value, cache_dir=_CACHE.value,
         tracker=_TRACKER.value)
   out = _OUT.value

@@ -94,8 +94,7 @@ def teacher_data(files: list[str], log=print) -> tuple[np.ndarray, np.ndarray]:
       keep = (db >= db.max() - contours_lib.VOICING_RANGE_DB) | (
           rng.random(len(db)) < QUIET_SHARE)
       act = crepe.crepe_activation(x, capacity="tiny", hop_length=HOP)
-      mag = np.abs(librosa.stft(x, n_fft=pitch_student.N_FFT, hop_length=HOP,
-                                window="hann", center=True))[:pitch_student.N_BINS].T
+      mag = pitch_student.magnitudes(x, HOP)
       n = min(len(act), len(mag), len(keep))
       mags.append(mag[:n][keep[:n]].astype(np.float16))
       acts.append(act[:n][keep[:n]].astype(np.float16))
@@ -104,14 +103,6 @@ def teacher_data(files: list[str], log=print) -> tuple[np.ndarray, np.ndarray]:
   if not mags:
     raise ValueError(f"no readable audio among {len(files)} teacher files")
   return np.concatenate(mags), np.concatenate(acts)
-
-
-def scale(mag: np.ndarray) -> np.ndarray:
-  """Stored magnitudes -> the student's input (`pitch_student.features`' scaling)."""
-  db = 20.0 * np.log10(np.asarray(mag, np.float32) + 1e-6)
-  db -= db.max(axis=1, keepdims=True)
-  floor = pitch_student.FLOOR_DB
-  return (np.clip(db, -floor, 0.0) / floor + 1.0).astype(np.float32)
 
 
 def held_out(n: int) -> np.ndarray:
@@ -129,6 +120,7 @@ def train(mags: np.ndarray, acts: np.ndarray, *, hidden: int, epochs: int,
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
   val = held_out(len(mags))
+  scale = pitch_student.scale
   x_tr, y_tr = mags[~val], acts[~val]
   x_va, y_va = scale(mags[val]), acts[val].astype(np.float32)
   dims = [mags.shape[1], hidden, hidden, crepe.PITCH_BINS]

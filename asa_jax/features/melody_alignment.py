@@ -327,12 +327,12 @@ _memo: collections.OrderedDict = collections.OrderedDict()
 _memo_lock = threading.Lock()
 
 
-def _key(perf: np.ndarray, ref: np.ndarray) -> tuple:
+def _key(perf: np.ndarray, ref: np.ndarray) -> str:
   digest = hashlib.sha256()
   for x in (perf, ref):
     digest.update(np.int64(x.size).tobytes())
     digest.update(np.ascontiguousarray(x).tobytes())
-  return (digest.hexdigest(),)
+  return digest.hexdigest()
 
 
 def align_melodies(perf_cents: np.ndarray, ref_cents: np.ndarray

@@ -42,8 +42,9 @@ class PitchStudentError(RuntimeError):
   """The shipped weights are missing or unreadable (names the file)."""
 
 
-def features(audio: np.ndarray, hop_length: int = 160) -> np.ndarray:
-  """The student's input: float32 (T, N_BINS) in [0, 1], T = 1 + n // hop_length.
+def magnitudes(audio: np.ndarray, hop_length: int = 160) -> np.ndarray:
+  """STFT magnitudes of the student's frames: float32 (T, N_BINS), T = 1 + n //
+  hop_length (1024-sample Hann window, centred; bins 0-4 kHz).
 
   Args:
     audio: float (n,) mono samples at 16 kHz.
@@ -56,11 +57,26 @@ def features(audio: np.ndarray, hop_length: int = 160) -> np.ndarray:
   x = np.asarray(audio, np.float32)
   if x.ndim != 1:
     raise ValueError(f"audio must be (n,), got {x.shape}")
-  mag = np.abs(librosa.stft(x, n_fft=N_FFT, hop_length=hop_length, window="hann",
-                            center=True))[:N_BINS].T
-  db = 20.0 * np.log10(mag + 1e-6)
+  return np.abs(librosa.stft(x, n_fft=N_FFT, hop_length=hop_length, window="hann",
+                             center=True))[:N_BINS].T
+
+
+def scale(mag: np.ndarray) -> np.ndarray:
+  """Magnitudes (T, N_BINS) -> the student's input, float32 in [0, 1]: dB re each
+  frame's loudest bin, clipped at -FLOOR_DB."""
+  db = 20.0 * np.log10(np.asarray(mag, np.float32) + 1e-6)
   db -= db.max(axis=1, keepdims=True)
   return (np.clip(db, -FLOOR_DB, 0.0) / FLOOR_DB + 1.0).astype(np.float32)
+
+
+def features(audio: np.ndarray, hop_length: int = 160) -> np.ndarray:
+  """The student's input: float32 (T, N_BINS) in [0, 1], T = 1 + n // hop_length
+  (`scale` of `magnitudes`).
+
+  Raises:
+    ValueError: audio not 1-D.
+  """
+  return scale(magnitudes(audio, hop_length))
 
 
 @functools.lru_cache(maxsize=4)
@@ -82,6 +98,13 @@ def load_params(path: str = WEIGHTS) -> tuple[tuple[np.ndarray, np.ndarray], ...
   if not params or params[0][0].shape[0] != N_BINS or params[-1][0].shape[1] != crepe.PITCH_BINS:
     raise PitchStudentError(f"{path}: not a {N_BINS} -> {crepe.PITCH_BINS} pitch student")
   return params
+
+
+def settings(path: str = WEIGHTS) -> dict:
+  """What the student's contours depend on besides the audio (cache keys): its
+  weights' fingerprint and its voicing threshold."""
+  return {"student_weights": fingerprint(path),
+          "student_voicing_threshold": VOICING_THRESHOLD}
 
 
 def fingerprint(path: str = WEIGHTS) -> str:

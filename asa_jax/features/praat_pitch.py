@@ -14,6 +14,8 @@ MIR-1K's PitchLabel (BUILD_NOTES, "Pitch tracking"):
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 PITCH_FLOOR_HZ = 60.0  # below any singer's f0; sets Praat's window (3 periods).
@@ -48,11 +50,9 @@ def fold_octave_outliers(f0_hz: np.ndarray, window: int = OCTAVE_WINDOW) -> np.n
   cents = np.where(voiced, 1200.0 * np.log2(np.where(voiced, f0, 1.0)), np.nan)
   padded = np.pad(cents, window, constant_values=np.nan)
   runs = np.lib.stride_tricks.sliding_window_view(padded, 2 * window + 1)
-  with np.errstate(all="ignore"):
-    import warnings  # pylint: disable=g-import-not-at-top
-    with warnings.catch_warnings():
-      warnings.simplefilter("ignore", RuntimeWarning)  # all-nan windows -> nan.
-      median = np.nanmedian(runs, axis=1)
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)  # all-nan windows -> nan.
+    median = np.nanmedian(runs, axis=1)
   dev = cents - median
   k = np.round(dev / 1200.0)
   ok = voiced & np.isfinite(k) & (np.abs(dev - 1200.0 * k) < OCTAVE_TOLERANCE_CENTS)
