@@ -11,7 +11,8 @@ variant: 160 (CREPE every 10 ms: the fit's contours), 320 (CREPE every 20 ms, th
 frames between interpolated), praat (`extract_contours(tracker="praat")`). The
 first variant is the baseline. Prints Pearson's r of each with the note-label score,
 the median and largest |score difference| from the baseline, refusals and the
-time. Rows are appended to --out as they finish (resumes).
+time. Rows are appended to --out as they finish (resumes; the student's rows are
+keyed by its weights, `term_table.tracker_tag`).
 Note: the fusion was fitted on these same rows (in-sample for every variant), so the
 difference from the baseline, not the level, is the figure.
 """
@@ -38,7 +39,11 @@ def main() -> None:
   variants = args.variants.split(",")
   sys.path.insert(0, REPO)
   from asa_jax.assess import Assessor, AssessmentError  # pylint: disable=g-import-not-at-top
+  from asa_jax.baselines import term_table  # pylint: disable=g-import-not-at-top
   from input_pipeline.corpora import ssvd  # pylint: disable=g-import-not-at-top
+  # A row's variant names the student's weights too: retrained ones never resume
+  # from the old ones' rows.
+  key = {v: term_table.tracker_tag(v) for v in variants}
   rows = ssvd.build_manifest(args.ssvd_dir)["rows"]
   done = {}
   if os.path.exists(args.out):
@@ -61,25 +66,25 @@ def main() -> None:
       w.writerow(["performance_id", "variant", "target", "score", "seconds", "error"])
     for r in rows:
       for hop, a in assessors.items():
-        if (r["performance_id"], hop) in done:
+        if (r["performance_id"], key[hop]) in done:
           continue
         t = time.perf_counter()
         try:
           score, err = a.assess(r["performance_audio"], r["reference_audio"]).score, ""
         except AssessmentError as e:
           score, err = float("nan"), str(e).replace("\n", " ")[:200]
-        row = [r["performance_id"], hop, r["score"], score, time.perf_counter() - t, err]
+        row = [r["performance_id"], key[hop], r["score"], score, time.perf_counter() - t, err]
         w.writerow(row)
         f.flush()
-        done[(r["performance_id"], hop)] = dict(zip(
+        done[(r["performance_id"], key[hop])] = dict(zip(
             ["performance_id", "variant", "target", "score", "seconds", "error"],
             map(str, row)))
   from scipy import stats  # pylint: disable=g-import-not-at-top
   ids = sorted({k[0] for k in done})
-  ids = [i for i in ids if all((i, v) in done for v in variants)]
-  tab = {v: np.array([float(done[(i, v)]["score"]) for i in ids]) for v in variants}
-  target = np.array([float(done[(i, variants[0])]["target"]) for i in ids])
-  secs = {v: sum(float(done[(i, v)]["seconds"]) for i in ids) for v in variants}
+  ids = [i for i in ids if all((i, key[v]) in done for v in variants)]
+  tab = {v: np.array([float(done[(i, key[v])]["score"]) for i in ids]) for v in variants}
+  target = np.array([float(done[(i, key[variants[0]])]["target"]) for i in ids])
+  secs = {v: sum(float(done[(i, key[v])]["seconds"]) for i in ids) for v in variants}
   base = variants[0]
   for v in variants:
     ok = np.isfinite(tab[v])

@@ -20,7 +20,8 @@ SOURCES = ("asa_jax", "input_pipeline", "configs", "train.py", "eval.py")
 LAYERS = (
     # Shared helpers with no project imports above them.
     ("asa_jax", "asa_jax.atomic", "asa_jax.logs", "asa_jax.numba_cache",
-     "asa_jax.config_specs", "asa_jax.ablations", "asa_jax.performance_score"),
+     "asa_jax.config_specs", "asa_jax.ablations", "asa_jax.performance_score",
+     "asa_jax.host_memory"),
     ("asa_jax.features",),
     ("input_pipeline",),
     ("asa_jax.models", "asa_jax.losses", "asa_jax.systems", "asa_jax.baselines"),

@@ -112,3 +112,41 @@ def test_the_recipe_skips_an_unreadable_file_and_names_it(tmp_path, monkeypatch)
   assert len(mags) >= 40  # the loud frames of 0.5 s at 10 ms.
   with pytest.raises(ValueError, match="no readable audio"):
     distil_pitch.teacher_data([str(bad)], log=lines.append)
+
+
+def test_agreement_with_crepe_on_a_tone_and_an_octave_error(monkeypatch):
+  """On a plain tone the student agrees with CREPE tiny; a student an octave up (the
+  first student's miss on the demo voice, BUILD_NOTES issue 20) is counted so."""
+  from asa_jax.evaluation import tracker_agreement  # pylint: disable=g-import-not-at-top
+  tone = signals.harmonic_tone(57, 1.0)
+  got = tracker_agreement.agreement(tone)
+  assert got["frames"] > 80 and got["within_50"] == 1.0 and got["octave"] == 0.0
+  assert abs(cents(got["median_student_hz"], 220.0)) < 20
+  student_f0 = pitch_student.student_f0
+  monkeypatch.setattr(pitch_student, "student_f0",
+                      lambda *a, **k: (2 * student_f0(*a, **k)[0], student_f0(*a, **k)[1]))
+  up = tracker_agreement.agreement(tone)
+  assert up["frames"] == got["frames"] and up["octave"] == 1.0 and up["within_50"] == 0.0
+  assert abs(cents(up["median_student_hz"], 440.0)) < 20
+
+
+def test_agreement_is_nan_without_voiced_frames_and_refuses_2d():
+  from asa_jax.evaluation import tracker_agreement  # pylint: disable=g-import-not-at-top
+  got = tracker_agreement.agreement(np.zeros(8000, np.float32))
+  assert got["frames"] == 0 and np.isnan(got["within_50"])
+  with pytest.raises(ValueError, match="1-D"):
+    tracker_agreement.agreement(np.zeros((2, 8000), np.float32))
+
+
+def test_the_recipe_generates_its_demo_voice_corpus_not_the_main_jobs(tmp_path):
+  from asa_jax.experiments import distil_pitch  # pylint: disable=g-import-not-at-top
+  assert distil_pitch.demo_files(str(tmp_path / "none"), songs=0, performances=3) == []
+  files = distil_pitch.demo_files(str(tmp_path / "d"), songs=1, performances=2)
+  assert [os.path.basename(f) for f in files] == [
+      "reference.wav", "song00_p00.wav", "song00_p01.wav"]
+  assert all(os.path.isfile(f) for f in files)
+  main_job = tmp_path / "main"
+  from input_pipeline.corpora import demo  # pylint: disable=g-import-not-at-top
+  demo.generate_corpus(str(main_job), songs=1, performances=2, seed=0)
+  with open(files[0], "rb") as a, open(main_job / "audio/song00/reference.wav", "rb") as b:
+    assert a.read() != b.read()  # seed DEMO_SEED, not the main job's 0.

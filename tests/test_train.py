@@ -272,5 +272,5 @@ def test_prefetch_to_mesh_keeps_order_and_bounds_lookahead():
 
 def test_host_memory_release_runs_on_glibc():
   import sys  # pylint: disable=g-import-not-at-top
-  from asa_jax.train import host_memory  # pylint: disable=g-import-not-at-top
+  from asa_jax import host_memory  # pylint: disable=g-import-not-at-top
   assert host_memory.release() is sys.platform.startswith("linux")

@@ -113,14 +113,6 @@ DATA = {
 }
 
 
-def table_name(corpus: str, tracker: str) -> str:
-  """The term table's file: MAST's f0 curves need no tracker; SSVD's own per tracker
-  (CREPE's keeps its old name)."""
-  if corpus == "mast" or tracker == "crepe":
-    return f"{corpus}_terms.csv"
-  return f"{corpus}_{tracker}_terms.csv"
-
-
 def fit_kwargs(recipe: str, rows) -> dict:
   """`fusion.fit_fusion` arguments of a fusion recipe (R0 / R1) for these rows."""
   _, candidates, criterion = fusion_recipes.RECIPES[recipe][:3]
@@ -180,7 +172,7 @@ def learned_scores(directory: str, *, mast_dir: str, ssvd_dir: str, cache_dir: s
   """A folder of the comparator's scores as `evaluation.contour_scores` writes them
   (mast_scores.csv, ssvd_crepe_scores.csv: SSVD from `tracker` on the audio),
   computed once per comparator and tracker (TABLES_DIR/contour_<fingerprint>/, with
-  _<tracker> where it is not CREPE; atomic writes); returns the folder.
+  _<tracker_tag> where it is not CREPE; atomic writes); returns the folder.
 
   Raises:
     ValueError: --mast_dir and --ssvd_dir are not <data>/mast and <data>/ssvd
@@ -190,7 +182,7 @@ def learned_scores(directory: str, *, mast_dir: str, ssvd_dir: str, cache_dir: s
   from asa_jax.evaluation import contour_scores  # pylint: disable=g-import-not-at-top
   key = contour_comparator.fingerprint(directory)
   out = os.path.join(tables_dir, f"contour_{key}"
-                     + ("" if tracker == "crepe" else f"_{tracker}"))
+                     + ("" if tracker == "crepe" else f"_{term_table.tracker_tag(tracker)}"))
   files = {"mast": os.path.join(out, "mast_scores.csv"),
            "ssvd": os.path.join(out, "ssvd_crepe_scores.csv")}
   if all(os.path.isfile(f) for f in files.values()):
@@ -312,7 +304,7 @@ def main(argv):
   tables = {}
   for corpus in _CORPORA.value:
     tables[corpus] = term_table.cached_table(
-        corpus, os.path.join(_TABLES.value, table_name(corpus, _TRACKER.value)),
+        corpus, os.path.join(_TABLES.value, term_table.table_name(corpus, _TRACKER.value)),
         mast_dir=_MAST_DIR.value, ssvd_dir=_SSVD_DIR.value, cache_dir=_CACHE.value,
         tracker=_TRACKER.value)
   out = _OUT.value

@@ -30,10 +30,10 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from asa_jax import config_specs
+from asa_jax import host_memory
 from asa_jax import systems
 from asa_jax.systems import build_model
 from asa_jax.evaluation import validation_calibration
-from asa_jax.train import host_memory
 from asa_jax.train import mesh as mesh_lib
 from asa_jax.train.checkpoint import Checkpoints, restore_for_inference
 from asa_jax.train.metrics import MetricWriter

@@ -20,6 +20,7 @@ import signal
 import numpy as np
 
 from asa_jax import atomic
+from asa_jax import host_memory
 from asa_jax.assess.serve import http_errors as errors_lib
 from asa_jax.assess import refcache
 from asa_jax.assess.serve import scorer as scorer_lib
@@ -168,3 +169,7 @@ def main(conn, spec: scorer_lib.ScorerSpec, max_seconds: float) -> None:
       if error.status >= 500:
         log.exception("request %s failed", job_id)
       conn.send((job_id, "error", (error.status, error.message)))
+    # After the answer is sent, so it costs no latency: the request's freed
+    # temporaries (DTW matrices, audio) go back to the OS, not into the next one's
+    # high-water mark (issue 21: RSS flat under load).
+    host_memory.release()

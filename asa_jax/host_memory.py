@@ -1,4 +1,8 @@
-"""Give the XLA compiler's freed heap back to the operating system.
+"""Give freed heap back to the operating system (glibc's malloc_trim).
+
+Two users: the training loop, once after the step compiles, and each scoring-service
+worker after every request (asa_jax.assess.serve.worker: the alignment's large
+temporary matrices, freed, otherwise stay in malloc's arenas between requests).
 
 Compiling the paper-config train step on the CPU backend takes the process from
 ~0.55 to ~1.85 GiB of RSS; most of it is compiler memory that is already freed but
