@@ -34,11 +34,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from asa_jax import host_memory
+from asa_jax import systems
 from asa_jax.models import conv as conv_lib
 from asa_jax.models import fold_bn
-from asa_jax import host_memory
 from asa_jax.train import loop, mesh as mesh_lib
-from asa_jax import systems
 from asa_jax.train.step import make_train_step, train_step
 from configs import rori
 
