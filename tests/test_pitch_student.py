@@ -150,3 +150,19 @@ def test_the_recipe_generates_its_demo_voice_corpus_not_the_main_jobs(tmp_path):
   demo.generate_corpus(str(main_job), songs=1, performances=2, seed=0)
   with open(files[0], "rb") as a, open(main_job / "audio/song00/reference.wav", "rb") as b:
     assert a.read() != b.read()  # seed DEMO_SEED, not the main job's 0.
+
+
+def test_the_recipes_teacher_cache_is_written_once_and_read_back(tmp_path, monkeypatch):
+  from asa_jax.experiments import distil_pitch  # pylint: disable=g-import-not-at-top
+  import soundfile as sf  # pylint: disable=g-import-not-at-top
+  wav = tmp_path / "tone.wav"
+  sf.write(wav, signals.harmonic_tone(60, 0.5), signals.SR)
+  monkeypatch.setattr(distil_pitch, "SHIFTS", (0,))
+  calls = []
+  files = lambda: calls.append(1) or [str(wav)]
+  cache = str(tmp_path / "c" / "teacher.npz")
+  first = distil_pitch.cached_teacher_data(cache, files)
+  again = distil_pitch.cached_teacher_data(cache, files)
+  assert calls == [1] and os.path.isfile(cache)
+  np.testing.assert_array_equal(first[0], again[0])
+  np.testing.assert_array_equal(first[1], again[1])

@@ -49,8 +49,9 @@ _DATA = flags.DEFINE_string("data_dir", "../shared/data", "The shared data folde
 _OUT = flags.DEFINE_string("out", pitch_student.WEIGHTS, "Weights file to write.")
 _CACHE = flags.DEFINE_string("cache", "runs/pitch_student/teacher.npz",
                              "Teacher data cache (npz).")
-_DEMO_CACHE = flags.DEFINE_string("demo_cache", "runs/pitch_student/teacher_demo.npz",
-                                  "Teacher data cache of the demo voice (npz).")
+_DEMO_CACHE = flags.DEFINE_string(
+    "demo_cache", "", "Teacher data cache of the demo voice (npz); default: "
+    "teacher_demo_<songs>x<performances>.npz beside --cache.")
 _DEMO_SONGS = flags.DEFINE_integer(
     "demo_songs", 0, "Demo-voice songs (0: none, the shipped weights; 8 made the "
     "retrained student of BUILD_NOTES, issue 20, which failed its SSVD check).")
@@ -211,9 +212,11 @@ def main(argv):
   del argv
   mags, acts = cached_teacher_data(_CACHE.value, lambda: teacher_files(_DATA.value))
   if _DEMO_SONGS.value > 0:
-    demo_dir = os.path.join(os.path.dirname(os.path.abspath(_DEMO_CACHE.value)),
-                            f"demo_seed{DEMO_SEED}")
-    demo_mags, demo_acts = cached_teacher_data(_DEMO_CACHE.value, lambda: demo_files(
+    size = f"{_DEMO_SONGS.value}x{_DEMO_PERFORMANCES.value}"
+    folder = os.path.dirname(os.path.abspath(_CACHE.value))
+    demo_dir = os.path.join(folder, f"demo_seed{DEMO_SEED}_{size}")
+    demo_cache = _DEMO_CACHE.value or os.path.join(folder, f"teacher_demo_{size}.npz")
+    demo_mags, demo_acts = cached_teacher_data(demo_cache, lambda: demo_files(
         demo_dir, songs=_DEMO_SONGS.value, performances=_DEMO_PERFORMANCES.value))
     mags, acts = np.concatenate([mags, demo_mags]), np.concatenate([acts, demo_acts])
   params = train(mags, acts, hidden=_HIDDEN.value, epochs=_EPOCHS.value)
