@@ -64,6 +64,7 @@ class Contours:
 
   @property
   def n_frames(self) -> int:
+    """Number of frames T (at the contours' hop)."""
     return int(self.f0_hz.shape[0])
 
   def voiced_cents(self) -> np.ndarray:

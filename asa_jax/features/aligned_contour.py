@@ -79,6 +79,7 @@ class AlignedContour:
 
   @property
   def n_frames(self) -> int:
+    """Number of aligned frames M."""
     return int(self.ref_cents.shape[0])
 
   def stack(self) -> np.ndarray:

@@ -46,6 +46,8 @@ class Job:
   submitted: float = dataclasses.field(default_factory=time.monotonic)
 
   def finish(self, value=None, *, error: errors_lib.ServiceError | None = None):
+    """Resolves the job's future with value, or fails it with error; a job already
+    finished (answered, timed out or cancelled) is left as it is."""
     if not self.future.done():
       if error is None:
         self.future.set_result(value)

@@ -104,11 +104,18 @@ class Worker:
     return entry
 
   def job_reference(self, cache_file: str, upload: str) -> dict:
+    """Decodes an uploaded reference and caches its contours in cache_file;
+    {"duration_s": seconds}. Raises AudioError (a bad upload, named by its field)
+    or ServiceError 413 (longer than max_seconds)."""
     audio, _ = self.reference(cache_file, upload)
     return {"duration_s": round(len(audio) / 16000.0, 3)}
 
   def job_score(self, performance: str, cache_file: str, reference: str | None,
                 result_base: str) -> dict:
+    """Scores a performance file against a cached (or uploaded) reference; writes
+    the Assessment to result_base.json (+ .npz: the pitch curves, MIDI per frame)
+    atomically and returns its dict. Raises AudioError or AssessmentError (bad
+    audio, not the same melody), ServiceError 404 (unknown reference) or 413."""
     perf = self._decode(performance, "performance")
     ref, contours = self.reference(cache_file, reference)
     result = self.assessor.assess_audio(perf, ref, performance_name="performance",
@@ -124,10 +131,12 @@ class Worker:
     return out
 
   def job_report(self, result_base: str) -> str:
+    """The HTML report (str) of a result job_score stored under result_base."""
     from asa_jax.assess import html_report  # pylint: disable=g-import-not-at-top
     return html_report.html_report(load_result(result_base))
 
   def run(self, kind: str, payload: dict):
+    """Runs job `kind` (reference | score | report) with its payload's keywords."""
     return getattr(self, f"job_{kind}")(**payload)
 
 
