@@ -403,3 +403,43 @@ def test_worker_keys_cached_references_by_the_scorers_own_settings(monkeypatch):
   Scorer.reference_fingerprint = "0123456789abcdef"
   assert worker_lib.Worker(Scorer(), 60.0).fingerprint == "0123456789abcdef"
   assert plain != "0123456789abcdef" and len(plain) == 16
+
+
+def test_worker_returns_freed_heap_after_each_answer(monkeypatch):
+  """Each job's answer (a result or an error) is sent first, then the heap is trimmed
+  (`host_memory.release`): the trim costs the client no latency, and no request's
+  temporaries stay in malloc's arenas into the next one (issue 21)."""
+  from asa_jax import host_memory  # pylint: disable=g-import-not-at-top
+  from asa_jax.assess.serve import worker as worker_lib  # pylint: disable=g-import-not-at-top
+  events = []
+
+  class FakeWorker:
+    def __init__(self, assessor, max_seconds):
+      self.assessor, self.fingerprint = assessor, "0" * 16
+
+    def run(self, kind, payload):
+      if payload.get("fail"):
+        raise assess_lib.AudioError("performance", "silent")
+      return {"score": 50.0}
+
+  class Conn:
+    jobs = [(1, "score", {}), (2, "score", {"fail": True})]
+
+    def recv(self):
+      if not self.jobs:
+        raise EOFError
+      return self.jobs.pop(0)
+
+    def send(self, message):
+      events.append("send ready" if message[0] == "ready" else
+                    f"send {message[0]} {message[1]}")
+
+  class Assessor:
+    name = "fake"
+
+  monkeypatch.setattr(signal, "signal", lambda *a: None)  # pytest's own SIGINT stays.
+  monkeypatch.setattr(scorer_lib, "load_assessor", lambda spec: Assessor())
+  monkeypatch.setattr(worker_lib, "Worker", FakeWorker)
+  monkeypatch.setattr(host_memory, "release", lambda: events.append("release"))
+  worker_lib.main(Conn(), None, 60.0)
+  assert events == ["send ready", "send 1 ok", "release", "send 2 error", "release"]
