@@ -12,7 +12,7 @@ frames between interpolated), praat (`extract_contours(tracker="praat")`). The
 first variant is the baseline. Prints Pearson's r of each with the note-label score,
 the median and largest |score difference| from the baseline, refusals and the
 time. Rows are appended to --out as they finish (resumes; the student's rows are
-keyed by its weights, `term_table.tracker_tag`).
+keyed by its weights, `contours.tracker_tag`).
 Note: the fusion was fitted on these same rows (in-sample for every variant), so the
 difference from the baseline, not the level, is the figure.
 """
@@ -39,11 +39,11 @@ def main() -> None:
   variants = args.variants.split(",")
   sys.path.insert(0, REPO)
   from asa_jax.assess import Assessor, AssessmentError  # pylint: disable=g-import-not-at-top
-  from asa_jax.baselines import term_table  # pylint: disable=g-import-not-at-top
+  from asa_jax.baselines import contours  # pylint: disable=g-import-not-at-top
   from input_pipeline.corpora import ssvd  # pylint: disable=g-import-not-at-top
   # A row's variant names the student's weights too: retrained ones never resume
   # from the old ones' rows.
-  key = {v: term_table.tracker_tag(v) for v in variants}
+  key = {v: contours.tracker_tag(v) for v in variants}
   rows = ssvd.build_manifest(args.ssvd_dir)["rows"]
   done = {}
   if os.path.exists(args.out):

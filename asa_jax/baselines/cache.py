@@ -3,9 +3,10 @@
 CREPE on a whole song is the slow part of the baselines, so `cached_contours`
 stores each file's `Contours` as `<cache_dir>/<stem>-<key>.npz`, where the key
 hashes the file's absolute path, size and modification time, the CREPE capacity
-(and the f0 tracker where it is not CREPE) and CONTOURS_VERSION: a changed file
-or setting gets a new entry, a rerun reuses the old one. Writes go to a temporary file in cache_dir and are moved into place
-with os.replace, so a crash never leaves a half-written entry.
+(and the f0 tracker's `contours.tracker_tag` where it is not CREPE) and
+CONTOURS_VERSION: a changed file or setting gets a new entry, a rerun reuses the old
+one. Writes go to a temporary file in cache_dir and are moved into place with
+os.replace, so a crash never leaves a half-written entry.
 """
 
 from __future__ import annotations
@@ -34,18 +35,10 @@ def cache_path(audio_path: str, cache_dir: str, capacity: str,
   st = os.stat(path)
   key = "|".join([path, str(st.st_size), str(st.st_mtime_ns), capacity,
                   str(contours_lib.HOP_LENGTH), str(CONTOURS_VERSION)]
-                 + ([tracker] if tracker != "crepe" else [])
-                 + ([_student_key()] if tracker == "student" else []))
+                 + ([contours_lib.tracker_tag(tracker)] if tracker != "crepe" else []))
   digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
   stem = os.path.splitext(os.path.basename(path))[0]
   return os.path.join(cache_dir, f"{stem}-{digest}.npz")
-
-
-def _student_key() -> str:
-  """The distilled tracker's weights and voicing threshold (new weights: new key)."""
-  from asa_jax.features import pitch_student  # pylint: disable=g-import-not-at-top
-  s = pitch_student.settings()
-  return f"{s['student_weights']}:{s['student_voicing_threshold']}"
 
 
 def _save(path: str, c: contours_lib.Contours) -> None:

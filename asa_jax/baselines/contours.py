@@ -21,6 +21,8 @@ energy and onsets are absent.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 
 import numpy as np
 
@@ -36,6 +38,21 @@ MIN_DB = -120.0  # floor of the energy contour, dB re full scale.
 # (asa_jax.features.praat_pitch), or the MLP distilled from CREPE tiny
 # (asa_jax.features.pitch_student); BUILD_NOTES, "Pitch tracking".
 TRACKERS = ("crepe", "praat", "student")
+
+
+def tracker_tag(tracker: str) -> str:
+  """The tracker's identity in cache keys and cached files' names: its name, and
+  for the student also 8 hex digits of its settings (weights' SHA-256, voicing
+  threshold), so retrained weights never read what the old ones cached.
+
+  Raises:
+    OSError: the student's weights cannot be read.
+  """
+  if tracker != "student":
+    return tracker
+  from asa_jax.features import pitch_student  # pylint: disable=g-import-not-at-top
+  settings = json.dumps(pitch_student.settings(), sort_keys=True).encode()
+  return f"student-{hashlib.sha256(settings).hexdigest()[:8]}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,12 +154,18 @@ def onset_times(audio: np.ndarray) -> np.ndarray:
       np.float64)
 
 
+def voiced_frames(conf: np.ndarray, db: np.ndarray,
+                  threshold: float = VOICING_THRESHOLD) -> np.ndarray:
+  """bool (T,): the voicing rule of the module doc: the tracker's confidence (T,)
+  >= threshold (CREPE's VOICING_THRESHOLD) and the RMS energy db (T,) (dB) within
+  VOICING_RANGE_DB of the loudest frame."""
+  return (conf >= threshold) & (db >= db.max() - VOICING_RANGE_DB)
+
+
 def _voiced_contours(f0, conf, db, hop_s: float, onsets,
                      threshold: float = VOICING_THRESHOLD) -> Contours:
-  """Contours with the voicing rule of the module doc: the tracker's confidence >=
-  threshold (CREPE's VOICING_THRESHOLD) and RMS within VOICING_RANGE_DB of the
-  loudest frame."""
-  voiced = (conf >= threshold) & (db >= db.max() - VOICING_RANGE_DB)
+  """Contours with the voicing rule of `voiced_frames`."""
+  voiced = voiced_frames(conf, db, threshold)
   return Contours(f0_hz=np.where(voiced, f0, 0.0).astype(np.float32), hop_s=hop_s,
                   energy_db=db, onsets_s=onsets, confidence=conf)
 

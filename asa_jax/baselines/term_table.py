@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import collections
 import csv
-import hashlib
-import json
 import math
 import os
 from typing import Callable
@@ -29,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from asa_jax import atomic
+from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import histogram as histogram_lib
 from asa_jax.baselines import names as baseline_names
 from input_pipeline.corpora import mast_data
@@ -65,27 +64,12 @@ def _majority(grades) -> float:
   return float(min(g for g, c in counts.items() if c == top))
 
 
-def tracker_tag(tracker: str) -> str:
-  """The f0 tracker's name in cached tables' names (contours.TRACKERS); the
-  student's also carries 8 hex digits of its settings (weights' SHA-256, voicing
-  threshold), so retrained weights never read a table of the old ones.
-
-  Raises:
-    OSError: the student's weights cannot be read.
-  """
-  if tracker != "student":
-    return tracker
-  from asa_jax.features import pitch_student  # pylint: disable=g-import-not-at-top
-  settings = json.dumps(pitch_student.settings(), sort_keys=True).encode()
-  return f"student-{hashlib.sha256(settings).hexdigest()[:8]}"
-
-
 def table_name(corpus: str, tracker: str) -> str:
   """A corpus's term-table file name: MAST's f0 curves need no tracker; SSVD's is
-  per tracker (`tracker_tag`; CREPE's keeps the plain name)."""
+  per tracker (`contours.tracker_tag`; CREPE's keeps the plain name)."""
   if corpus == "mast" or tracker == "crepe":
     return f"{corpus}_terms.csv"
-  return f"{corpus}_{tracker_tag(tracker)}_terms.csv"
+  return f"{corpus}_{contours_lib.tracker_tag(tracker)}_terms.csv"
 
 
 def mast_table(mast_dir: str, *, log: Callable[[str], None] = print

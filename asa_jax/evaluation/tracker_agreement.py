@@ -18,9 +18,8 @@ OCTAVE_TOLERANCE_CENTS = 100.0
 
 
 def agreement(audio: np.ndarray, *, weights: str = pitch_student.WEIGHTS) -> dict:
-  """The student against CREPE tiny on the 10 ms frames both call voiced (CREPE's
-  confidence >= contours.VOICING_THRESHOLD, the student's >= its VOICING_THRESHOLD)
-  that are loud (within contours.VOICING_RANGE_DB of the loudest, the scorer's gate).
+  """The student against CREPE tiny on the 10 ms frames both call voiced by the
+  scorer's rule (`contours.voiced_frames`, each with its own confidence threshold).
 
   Args:
     audio: float (n,) mono samples at 16 kHz.
@@ -44,9 +43,8 @@ def agreement(audio: np.ndarray, *, weights: str = pitch_student.WEIGHTS) -> dic
                                           n_frames=len(f0_c), path=weights)
   db = contours.energy_db(audio)
   n = min(len(f0_c), len(db))
-  both = ((conf_c[:n] >= contours.VOICING_THRESHOLD)
-          & (conf_s[:n] >= pitch_student.VOICING_THRESHOLD)
-          & (db[:n] >= db.max() - contours.VOICING_RANGE_DB))
+  both = (contours.voiced_frames(conf_c[:n], db[:n])
+          & contours.voiced_frames(conf_s[:n], db[:n], pitch_student.VOICING_THRESHOLD))
   if not both.any():
     nan = float("nan")
     return dict(frames=0, within_50=nan, octave=nan, median_student_hz=nan,

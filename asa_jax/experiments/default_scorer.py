@@ -182,7 +182,7 @@ def learned_scores(directory: str, *, mast_dir: str, ssvd_dir: str, cache_dir: s
   from asa_jax.evaluation import contour_scores  # pylint: disable=g-import-not-at-top
   key = contour_comparator.fingerprint(directory)
   out = os.path.join(tables_dir, f"contour_{key}"
-                     + ("" if tracker == "crepe" else f"_{term_table.tracker_tag(tracker)}"))
+                     + ("" if tracker == "crepe" else f"_{contours_lib.tracker_tag(tracker)}"))
   files = {"mast": os.path.join(out, "mast_scores.csv"),
            "ssvd": os.path.join(out, "ssvd_crepe_scores.csv")}
   if all(os.path.isfile(f) for f in files.values()):
