@@ -14,7 +14,9 @@ with other errors) from `--clients` concurrent clients (httpx, one thread each; 
   throughput (scorings/s), p50/p95 latency (s), 503s, errors (other non-200 and
   transport errors), unanswered requests, the server's peak RSS over the run (the
   service process plus its workers, sampled every 0.25 s), RSS right after the
-  warm-up and the growth after it (flat = within 10%), the load average;
+  warm-up and the growth after it (flat = within 10%), the peak of each quarter of
+  the run, the warm-up's own peak and the second half's peak over the first's (the
+  trend, busy against busy), the load average;
   and the same pairs scored in one process through the Python API (the Assessor
   loaded once, each reference's contours computed once, performances decoded from
   the same files), for `--inprocess` pairs: its throughput and the ratio.
@@ -90,8 +92,8 @@ class RssSampler(threading.Thread):
         return
       self.stop.wait(self.period)
 
-  def peak(self, since: float = 0.0) -> int:
-    return max((r for t, r in self.samples if t >= since), default=0)
+  def peak(self, since: float = 0.0, until: float = float("inf")) -> int:
+    return max((r for t, r in self.samples if since <= t <= until), default=0)
 
   def at(self, when: float) -> int:
     before = [r for t, r in self.samples if t <= when]
@@ -200,6 +202,7 @@ def main():
       # Warm-up, not counted: every reference on every worker (in order, so that
       # each worker sees each of them with high likelihood).
       warmup = [next(q for q in perfs if q[0] == s) for s in range(args.references)]
+      warm_start = time.monotonic()
       list(ex.map(task, warmup * args.workers))
       warm = time.monotonic()
       time.sleep(0.5)
@@ -223,7 +226,17 @@ def main():
         rss_peak_whole_run_mb=round(sampler.peak() / 2**20, 1),
         # RSS at 0, 25, 50, 75 and 100% of the measured run: flat or growing.
         rss_by_quarter_mb=[round(sampler.at(t0 + k * wall / 4) / 2**20, 1)
-                           for k in range(5)])
+                           for k in range(5)],
+        # Busy against busy: the peak of each quarter, the warm-up's own peak (the
+        # workers scoring, as after it), and the second half's peak over the
+        # first half's (a leak grows it; the working set of a scoring does not).
+        rss_peak_by_quarter_mb=[
+            round(sampler.peak(t0 + k * wall / 4, t0 + (k + 1) * wall / 4) / 2**20, 1)
+            for k in range(4)],
+        rss_peak_warmup_mb=round(sampler.peak(warm_start, warm) / 2**20, 1),
+        rss_growth_second_half=round(
+            sampler.peak(t0 + wall / 2, t0 + wall)
+            / max(sampler.peak(t0, t0 + wall / 2), 1) - 1, 4))
   finally:
     sampler.stop.set()
     server.terminate()

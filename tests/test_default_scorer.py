@@ -20,6 +20,7 @@ from asa_jax.assess import html_report as report
 from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import histogram as histogram_lib
 from asa_jax.baselines import pair_terms
+from asa_jax.baselines import cache as cache_lib
 from asa_jax.baselines import term_table
 from asa_jax.features import pitch_student
 from tests import assess_audio
@@ -207,13 +208,21 @@ def test_the_manifest_names_the_contour_tracker():
 
 def test_student_tables_are_named_by_the_weights(monkeypatch):
   """A retrained student never reads the term table of the old weights."""
-  assert term_table.table_name("ssvd", "crepe") == "ssvd_terms.csv"
+  assert term_table.table_name("ssvd", "crepe") == "ssvd_c1_terms.csv"
   assert term_table.table_name("mast", "student") == "mast_terms.csv"
   shipped = term_table.table_name("ssvd", "student")
   assert shipped.startswith("ssvd_student-") and shipped.endswith("_terms.csv")
   monkeypatch.setattr(pitch_student, "settings", lambda: {"student_weights": "0" * 16,
                                                           "student_voicing_threshold": 0.35})
   assert term_table.table_name("ssvd", "student") != shipped
+
+
+def test_ssvd_tables_are_named_by_the_contours_version(monkeypatch):
+  """Terms of other contours (a bumped CONTOURS_VERSION) are never read."""
+  now = term_table.table_name("ssvd", "crepe")
+  monkeypatch.setattr(cache_lib, "CONTOURS_VERSION", cache_lib.CONTOURS_VERSION + 1)
+  assert term_table.table_name("ssvd", "crepe") != now
+  assert term_table.table_name("mast", "crepe") == "mast_terms.csv"
 
 
 @pytest.mark.timeout(600)

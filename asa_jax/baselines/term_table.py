@@ -65,11 +65,15 @@ def _majority(grades) -> float:
 
 
 def table_name(corpus: str, tracker: str) -> str:
-  """A corpus's term-table file name: MAST's f0 curves need no tracker; SSVD's is
-  per tracker (`contours.tracker_tag`; CREPE's keeps the plain name)."""
-  if corpus == "mast" or tracker == "crepe":
-    return f"{corpus}_terms.csv"
-  return f"{corpus}_{contours_lib.tracker_tag(tracker)}_terms.csv"
+  """A corpus's term-table file name: MAST's f0 curves need no tracker; SSVD's
+  terms come from audio, so its name carries the tracker (`contours.tracker_tag`,
+  left out for CREPE) and the contours' version (`cache.CONTOURS_VERSION`): a
+  table of older contours is never read."""
+  if corpus == "mast":
+    return "mast_terms.csv"
+  from asa_jax.baselines import cache as cache_lib  # pylint: disable=g-import-not-at-top
+  tag = "" if tracker == "crepe" else f"_{contours_lib.tracker_tag(tracker)}"
+  return f"{corpus}{tag}_c{cache_lib.CONTOURS_VERSION}_terms.csv"
 
 
 def mast_table(mast_dir: str, *, log: Callable[[str], None] = print

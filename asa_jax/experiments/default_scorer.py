@@ -18,7 +18,7 @@ Training data: REAL human labels only, both corpora pooled:
     `Assessor.default()` reads; with --tracker, that tracker's: the manifest
     says which).
 Rows come from `asa_jax.baselines.term_table` (cached under --tables_dir as
-<corpus>_terms.csv; built from the data when missing: MAST about 9 min, SSVD about
+`term_table.table_name`; built from the data when missing: MAST about 9 min, SSVD about
 20 min of CREPE and Praat here).
 
 Features: every term of `baselines.pair_terms.TERMS` (dtw_melody, the pitch-histogram
@@ -80,7 +80,7 @@ _MAST_DIR = flags.DEFINE_string("mast_dir", "../shared/data/mast", "MAST folder.
 _SSVD_DIR = flags.DEFINE_string("ssvd_dir", "../shared/data/ssvd", "SSVD v1 folder.")
 _OUT = flags.DEFINE_string("out", fused.DEFAULT_DIR, "Output folder.")
 _TABLES = flags.DEFINE_string("tables_dir", "runs/real_labels",
-                              "Term-table cache (<corpus>_terms.csv).")
+                              "Term-table cache (term_table.table_name).")
 _CACHE = flags.DEFINE_string("cache_dir", "runs/contours_cache",
                              "CREPE contour cache of the SSVD audio.")
 _CORPORA = flags.DEFINE_list("corpora", ["mast", "ssvd"], "Corpora to pool.")
@@ -171,8 +171,9 @@ def learned_scores(directory: str, *, mast_dir: str, ssvd_dir: str, cache_dir: s
                    tables_dir: str, tracker: str = "crepe", log=print) -> str:
   """A folder of the comparator's scores as `evaluation.contour_scores` writes them
   (mast_scores.csv, ssvd_crepe_scores.csv: SSVD from `tracker` on the audio),
-  computed once per comparator and tracker (TABLES_DIR/contour_<fingerprint>/, with
-  _<tracker_tag> where it is not CREPE; atomic writes); returns the folder.
+  computed once per comparator, tracker and contours version (TABLES_DIR/
+  contour_<fingerprint>[_<tracker_tag> where it is not CREPE]_c<CONTOURS_VERSION>/;
+  atomic writes); returns the folder.
 
   Raises:
     ValueError: --mast_dir and --ssvd_dir are not <data>/mast and <data>/ssvd
@@ -180,9 +181,11 @@ def learned_scores(directory: str, *, mast_dir: str, ssvd_dir: str, cache_dir: s
   """
   from asa_jax.assess import contour_comparator  # pylint: disable=g-import-not-at-top
   from asa_jax.evaluation import contour_scores  # pylint: disable=g-import-not-at-top
+  from asa_jax.baselines import cache as cache_lib  # pylint: disable=g-import-not-at-top
   key = contour_comparator.fingerprint(directory)
   out = os.path.join(tables_dir, f"contour_{key}"
-                     + ("" if tracker == "crepe" else f"_{contours_lib.tracker_tag(tracker)}"))
+                     + ("" if tracker == "crepe" else f"_{contours_lib.tracker_tag(tracker)}")
+                     + f"_c{cache_lib.CONTOURS_VERSION}")
   files = {"mast": os.path.join(out, "mast_scores.csv"),
            "ssvd": os.path.join(out, "ssvd_crepe_scores.csv")}
   if all(os.path.isfile(f) for f in files.values()):

@@ -5,7 +5,7 @@ r"""The fusion levers of issue 18 and their diagnostics (BUILD_NOTES "Fusion lev
   python -m asa_jax.experiments.fusion_levers --diagnostics \
       [--learned_scores=A.csv,B.csv]
 
-Reads the cached term tables (`--tables_dir`/<corpus>_terms.csv, built by
+Reads the cached term tables (`--tables_dir`/`term_table.table_name`, built by
 `baselines.term_table` from the data when missing), pools them
 (`evaluation.pooled_terms`, the shipped default scorer's rows and 17 features) and
 runs each recipe of `evaluation.fusion_recipes.RECIPES` (protocol there), writing
@@ -30,7 +30,7 @@ from asa_jax.evaluation import pooled_terms
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/fusion_levers", "Output folder.")
 _TABLES = flags.DEFINE_string("tables_dir", "runs/real_labels",
-                              "Term-table cache (<corpus>_terms.csv).")
+                              "Term-table cache (term_table.table_name).")
 _MAST_DIR = flags.DEFINE_string("mast_dir", "../shared/data/mast", "MAST folder.")
 _SSVD_DIR = flags.DEFINE_string("ssvd_dir", "../shared/data/ssvd", "SSVD v1 folder.")
 _CACHE = flags.DEFINE_string("cache_dir", "runs/contours_cache",
@@ -56,7 +56,8 @@ _STANDARDISE = flags.DEFINE_bool(
 def main(argv):
   del argv
   tables = {c: term_table.cached_table(
-      c, os.path.join(_TABLES.value, f"{c}_terms.csv"), mast_dir=_MAST_DIR.value,
+      c, os.path.join(_TABLES.value, term_table.table_name(c, "crepe")),
+      mast_dir=_MAST_DIR.value,
       ssvd_dir=_SSVD_DIR.value, cache_dir=_CACHE.value) for c in ("mast", "ssvd")}
   rows = pooled_terms.pooled_rows(tables)
   features = pooled_terms.choose_features(rows)

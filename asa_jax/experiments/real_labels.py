@@ -5,7 +5,7 @@ r"""Measured terms and their fusion against real labels, leave-melodies-out (iss
   python -m asa_jax.experiments.real_labels --corpus=ssvd \
       --output_dir=runs/real_labels/ssvd
 
-Builds (or reads, runs/real_labels/<corpus>_terms.csv) the per-performance table of
+Builds (or reads, runs/real_labels/`term_table.table_name`) the per-performance table of
 asa_jax.baselines.term_table, deals the melodies into --folds folds
 (asa_jax.evaluation.melody_cv.melody_folds, --seed) and writes the ablation table
 (OUTPUT_DIR/ablation.md and .json, atomic; printed too):
@@ -47,7 +47,7 @@ from asa_jax.evaluation import melody_cv
 _CORPUS = flags.DEFINE_enum("corpus", "mast", ["mast", "ssvd"], "Real-label corpus.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Output folder.")
 _TABLE = flags.DEFINE_string("table", None, "Term table CSV (default "
-                             "runs/real_labels/<corpus>_terms.csv).")
+                             "runs/real_labels/`term_table.table_name`).")
 _MAST_DIR = flags.DEFINE_string("mast_dir", "../shared/data/mast", "MAST folder.")
 _SSVD_DIR = flags.DEFINE_string("ssvd_dir", "../shared/data/ssvd", "SSVD v1 folder.")
 _CACHE_DIR = flags.DEFINE_string("cache_dir", "runs/contours_cache",
@@ -201,7 +201,8 @@ def main(argv):
   if not _OUTPUT_DIR.value:
     raise app.UsageError("--output_dir is required")
   corpus = _CORPUS.value
-  table = _TABLE.value or f"runs/real_labels/{corpus}_terms.csv"
+  table = _TABLE.value or os.path.join("runs/real_labels",
+                                       term_table.table_name(corpus, "crepe"))
   rows = term_table.cached_table(corpus, table, mast_dir=_MAST_DIR.value,
                                  ssvd_dir=_SSVD_DIR.value, cache_dir=_CACHE_DIR.value)
   learned = read_learned(_LEARNED.value) if _LEARNED.value else None
