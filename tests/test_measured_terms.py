@@ -64,6 +64,18 @@ def test_intonation_interval_and_wrong_notes_known_answers():
   assert t["wrong_notes"] == pytest.approx(4 / 16, abs=1 / 16)
 
 
+def test_a_note_error_counts_at_most_the_cap():
+  """A note 5 semitones off weighs as a note NOTE_CAP_CENTS off: the jury hears a
+  wrong note, not how far wrong (the cap was chosen on MAST's grades)."""
+  far, near = np.zeros(16), np.zeros(16)
+  far[[2, 10]] = 500.0
+  near[[2, 10]] = mt.NOTE_CAP_CENTS
+  t_far, t_near = terms(f0(detune=far, seed=1)), terms(f0(detune=near, seed=1))
+  assert t_far["intonation_cents"] == pytest.approx(2 * mt.NOTE_CAP_CENTS / 16, abs=4.0)
+  assert t_far["intonation_cents"] == pytest.approx(t_near["intonation_cents"], abs=2.0)
+  assert t_far["interval_cents"] == pytest.approx(t_near["interval_cents"], abs=4.0)
+
+
 def test_key_drift_is_the_cents_moved_over_the_performance():
   t = terms(f0(drift_cents=200.0, seed=1))
   assert t["key_drift_cents"] == pytest.approx(200.0, rel=0.2)

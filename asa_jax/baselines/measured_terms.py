@@ -52,7 +52,10 @@ import scipy.stats
 from asa_jax.features import aligned_contour as ac_lib
 from asa_jax.features import note_segments
 
-NOTE_CAP_CENTS = 600.0  # a wrong note counts at most a tritone (as dtw_melody).
+# A note's error counts at most a semitone: chosen among 100, 200, 300 and 600 cents
+# on MAST's jury grades alone (intonation r -0.706 / -0.661 / -0.618 / -0.522; BUILD_NOTES,
+# "The note-error cap"). Juries judge a note wrong, not how far wrong it is.
+NOTE_CAP_CENTS = 100.0
 WRONG_NOTE_CENTS = 50.0
 MIN_NOTES = 2
 JITTER_WINDOW_S = 0.09  # smoothing window of the within-note jitter (~11 Hz).

@@ -35,7 +35,7 @@ from asa_jax.baselines import measured_terms
 from asa_jax.baselines import voice_quality
 from asa_jax.features import aligned_contour as ac_lib
 
-TABLE_VERSION = 1
+TABLE_VERSION = 2  # 2: the note-error cap of intonation and interval terms, 100 cents.
 SSVD_PASS_SCORE = 80.0
 ID_COLUMNS = ("performance_id", "melody", "target", "passed", "majority")
 FEATURES = (("dtw_melody",) + tuple(baseline_names.HISTOGRAM)
