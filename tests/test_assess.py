@@ -179,7 +179,7 @@ def test_late_phrase_and_transposition(baseline_assessor, reference_audio):
 
 
 @pytest.mark.timeout(600)
-def test_stereo_other_rate_and_warnings(baseline_assessor, reference_audio):
+def test_stereo_other_rate_and_warnings(baseline_assessor, reference_audio, tmp_path):
   import soxr  # pylint: disable=g-import-not-at-top
   # The same melody sung 1.35 times slower (a half reference would now be refused
   # as not the same melody, issue 19).
@@ -191,6 +191,10 @@ def test_stereo_other_rate_and_warnings(baseline_assessor, reference_audio):
   assert r.duration_s == pytest.approx(len(slow) / SR, abs=0.01)
   assert r.tempo_ratio == pytest.approx(1 / 1.35, abs=0.03)
   assert any("longer than the reference" in w for w in r.warnings)
+  # The header names the direction: the term tempo_ratio is the inverse.
+  page = tmp_path / "slow.html"
+  html_report.write_html(r, page)
+  assert f"tempo {r.tempo_ratio:.3f}x the reference's" in page.read_text()
   d = r.to_dict()
   json.dumps(d)  # JSON-ready.
   assert set(d) >= {"score", "raw", "key_offset_semitones", "tempo_ratio",

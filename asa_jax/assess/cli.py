@@ -166,8 +166,10 @@ def _one(assessor, args) -> int:
   print(f"score {result.score:.1f} / 100  (raw {result.raw:.4g}, {result.system}, "
         f"calibration {result.calibration})")
   if result.key_offset_cents is not None:
-    print(f"key offset {result.key_offset_cents:+.0f} cents, tempo ratio "
-          f"{result.tempo_ratio:.3f}, latency {result.latency_s:+.3f} s")
+    # "x the reference's": the measured term tempo_ratio is the inverse
+    # (performance s per reference s), so the header names its direction.
+    print(f"key offset {result.key_offset_cents:+.0f} cents, tempo "
+          f"{result.tempo_ratio:.3f}x the reference's, latency {result.latency_s:+.3f} s")
   if result.alignment is not None:
     print(f"follows the reference: {result.alignment.describe()}")
   for w in result.warnings:

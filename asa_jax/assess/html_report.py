@@ -212,7 +212,8 @@ def html_report(assessment: Assessment, *, performance_audio: np.ndarray | None 
            f"duration {a.duration_s:.1f} s"]
   if a.key_offset_cents is not None:
     facts += [f"key offset {a.key_offset_cents:+.0f} cents",
-              f"tempo ratio {a.tempo_ratio:.3f}", f"latency {a.latency_s:+.3f} s"]
+              f"tempo {a.tempo_ratio:.3f}x the reference's",
+              f"latency {a.latency_s:+.3f} s"]
   if a.alignment is not None:
     facts.append(f"melody confidence {a.alignment.confidence:.2f} "
                  f"({a.alignment.band_share:.0%} on the band, cost "
