@@ -17,10 +17,10 @@ import soundfile as sf
 from asa_jax.assess import (Assessment, Assessor, DefaultScorerError, NotSameMelodyError,
                             cli, fused)
 from asa_jax.assess import html_report as report
+from asa_jax.baselines import cache as cache_lib
 from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import histogram as histogram_lib
 from asa_jax.baselines import pair_terms
-from asa_jax.baselines import cache as cache_lib
 from asa_jax.baselines import term_table
 from asa_jax.features import pitch_student
 from tests import assess_audio
