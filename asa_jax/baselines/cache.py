@@ -41,6 +41,18 @@ def cache_path(audio_path: str, cache_dir: str, capacity: str,
   return os.path.join(cache_dir, f"{stem}-{digest}.npz")
 
 
+def derived_suffix(tracker: str) -> str:
+  """The name suffix of anything computed from these contours (term tables, score
+  folders): "_<contours.tracker_tag>" where the tracker is not CREPE, then
+  "_c<CONTOURS_VERSION>", so a new tracker or contour version never reads them.
+
+  Raises:
+    OSError: the student's weights cannot be read.
+  """
+  tag = "" if tracker == "crepe" else f"_{contours_lib.tracker_tag(tracker)}"
+  return f"{tag}_c{CONTOURS_VERSION}"
+
+
 def _save(path: str, c: contours_lib.Contours) -> None:
   with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
     np.savez(f, f0_hz=c.f0_hz, hop_s=np.float64(c.hop_s),

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from asa_jax import atomic
-from asa_jax.baselines import contours as contours_lib
+from asa_jax.baselines import cache as cache_lib
 from asa_jax.baselines import histogram as histogram_lib
 from asa_jax.baselines import names as baseline_names
 from input_pipeline.corpora import mast_data
@@ -66,14 +66,11 @@ def _majority(grades) -> float:
 
 def table_name(corpus: str, tracker: str) -> str:
   """A corpus's term-table file name: MAST's f0 curves need no tracker; SSVD's
-  terms come from audio, so its name carries the tracker (`contours.tracker_tag`,
-  left out for CREPE) and the contours' version (`cache.CONTOURS_VERSION`): a
-  table of older contours is never read."""
+  terms come from audio, so its name carries `cache.derived_suffix` (the tracker
+  and the contours' version): a table of other contours is never read."""
   if corpus == "mast":
     return "mast_terms.csv"
-  from asa_jax.baselines import cache as cache_lib  # pylint: disable=g-import-not-at-top
-  tag = "" if tracker == "crepe" else f"_{contours_lib.tracker_tag(tracker)}"
-  return f"{corpus}{tag}_c{cache_lib.CONTOURS_VERSION}_terms.csv"
+  return f"{corpus}{cache_lib.derived_suffix(tracker)}_terms.csv"
 
 
 def mast_table(mast_dir: str, *, log: Callable[[str], None] = print
@@ -118,7 +115,6 @@ def ssvd_table(ssvd_dir: str, cache_dir: str, *, capacity: str = "tiny",
                ) -> list[dict]:
   """Rows of every SSVD v1 performance of input_pipeline.corpora.ssvd's manifest,
   the f0 from `tracker` (baselines.contours.TRACKERS) on the audio."""
-  from asa_jax.baselines import cache as cache_lib  # pylint: disable=g-import-not-at-top
   from asa_jax.features import audio as audio_lib  # pylint: disable=g-import-not-at-top
   from input_pipeline.corpora import ssvd  # pylint: disable=g-import-not-at-top
   result = ssvd.build_manifest(ssvd_dir)

@@ -68,6 +68,7 @@ import numpy as np
 
 from asa_jax import atomic
 from asa_jax.assess import fused
+from asa_jax.baselines import cache as cache_lib
 from asa_jax.baselines import contours as contours_lib
 from asa_jax.baselines import pair_terms
 from asa_jax.baselines import term_table
@@ -172,8 +173,7 @@ def learned_scores(directory: str, *, mast_dir: str, ssvd_dir: str, cache_dir: s
   """A folder of the comparator's scores as `evaluation.contour_scores` writes them
   (mast_scores.csv, ssvd_crepe_scores.csv: SSVD from `tracker` on the audio),
   computed once per comparator, tracker and contours version (TABLES_DIR/
-  contour_<fingerprint>[_<tracker_tag> where it is not CREPE]_c<CONTOURS_VERSION>/;
-  atomic writes); returns the folder.
+  contour_<fingerprint><cache.derived_suffix>/; atomic writes); returns the folder.
 
   Raises:
     ValueError: --mast_dir and --ssvd_dir are not <data>/mast and <data>/ssvd
@@ -181,11 +181,8 @@ def learned_scores(directory: str, *, mast_dir: str, ssvd_dir: str, cache_dir: s
   """
   from asa_jax.assess import contour_comparator  # pylint: disable=g-import-not-at-top
   from asa_jax.evaluation import contour_scores  # pylint: disable=g-import-not-at-top
-  from asa_jax.baselines import cache as cache_lib  # pylint: disable=g-import-not-at-top
   key = contour_comparator.fingerprint(directory)
-  out = os.path.join(tables_dir, f"contour_{key}"
-                     + ("" if tracker == "crepe" else f"_{contours_lib.tracker_tag(tracker)}")
-                     + f"_c{cache_lib.CONTOURS_VERSION}")
+  out = os.path.join(tables_dir, f"contour_{key}{cache_lib.derived_suffix(tracker)}")
   files = {"mast": os.path.join(out, "mast_scores.csv"),
            "ssvd": os.path.join(out, "ssvd_crepe_scores.csv")}
   if all(os.path.isfile(f) for f in files.values()):
