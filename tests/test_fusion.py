@@ -65,6 +65,44 @@ def test_fusion_contributions_save_and_load(tmp_path):
   assert np.corrcoef(c[:, 0], x[:20, 0])[0, 1] > 0.8
 
 
+def test_centred_isotonic_passes_through_block_centres_and_steps_less():
+  rng = np.random.default_rng(3)
+  raw = rng.uniform(-2, 2, 300)
+  target = np.clip(50 + 20 * raw + 15 * rng.standard_normal(300), 0, 100)
+  from sklearn.isotonic import IsotonicRegression
+  iso = IsotonicRegression(y_min=0, y_max=100, out_of_bounds="clip").fit(raw, target)
+  cir = fusion_lib.CentredIsotonic(0.0, 100.0).fit(raw, target)
+  # Each block of the step fit: the centred map takes its level at the block's
+  # mean raw score.
+  level = iso.predict(raw)
+  for v in np.unique(level):
+    block = raw[level == v]
+    assert cir.predict([block.mean()])[0] == pytest.approx(v, abs=1e-9)
+  grid = np.linspace(-3, 3, 2001)
+  out = cir.predict(grid)
+  assert np.all(np.diff(out) >= 0) and out.min() >= 0 and out.max() <= 100
+  inside = (grid > cir.X_thresholds_[1]) & (grid < cir.X_thresholds_[-2])
+  assert np.all(np.diff(out[inside]) > 0)  # no flat step between the centres.
+  assert len(np.unique(cir.predict(raw))) > 3 * len(np.unique(level))
+  assert np.abs(np.diff(out)).max() < np.abs(np.diff(iso.predict(grid))).max()
+  # np.interp of the knots is the map (how `assess.fused.calibration_of` reads it).
+  assert np.array_equal(np.interp(grid, cir.X_thresholds_, cir.y_thresholds_), out)
+
+
+def test_the_fusion_calibrates_by_the_chosen_map():
+  x, y, melodies, _ = data()
+  fits = {c: fusion_lib.fit_fusion(x, y, melodies, ["a", "b", "c"], [1, 1, 0],
+                                   target_range=(1.0, 4.0), families=("linear",),
+                                   calibration=c)
+          for c in fusion_lib.CALIBRATIONS}
+  assert np.array_equal(fits["isotonic"].predict_raw(x), fits["centred"].predict_raw(x))
+  assert (len(np.unique(fits["centred"].predict(x)))
+          > 3 * len(np.unique(fits["isotonic"].predict(x))))
+  with pytest.raises(ValueError, match="calibration"):
+    fusion_lib.fit_fusion(x, y, melodies, ["a", "b", "c"], [1, 1, 0],
+                          target_range=(1.0, 4.0), calibration="spline")
+
+
 def test_fusion_selection_is_recorded_and_bad_input_raises():
   x, y, melodies, _ = data()
   fit = fusion_lib.fit_fusion(x, y, melodies, ["a", "b", "c"], [1, 1, 0],

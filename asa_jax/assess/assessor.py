@@ -425,7 +425,7 @@ class Assessor:
               reference_cache: ReferenceCacheArg = None) -> "Assessor":
     """The default scorer shipped with the package (`asa_jax.assess.fused`): the
     monotone fusion of the learned contour comparator's score and the measured
-    terms, fitted on real human labels, with its isotonic calibration to 0-100.
+    terms, fitted on real human labels, with its centred isotonic calibration to 0-100.
     Needs no workdir and no training.
 
     Args:

@@ -20,7 +20,7 @@ capacity and the 10 ms hop of the fitting tables), computes `baselines.pair_term
 and the comparator's score, orients each term as its rating and feeds the
 manifest's features to the fusion.
 The raw score is on the 0-100 target scale; the calibration is the fusion's own
-isotonic map to 0-100. Each term's contribution ("why this score",
+(centred) isotonic map to 0-100. Each term's contribution ("why this score",
 `Fusion.contributions`: the raw score minus the raw score with that term set to
 the training median, in points) comes back as `TermContribution`s.
 """
@@ -145,8 +145,9 @@ def load_comparator(directory: str, manifest: dict):
 
 
 def calibration_of(fusion, manifest: dict) -> calibration_lib.Calibration:
-  """The fusion's isotonic map as an `evaluation.calibration.Calibration` ('isotonic'
-  knots; np.interp of them equals IsotonicRegression.predict with clipping)."""
+  """The fusion's 0-100 map as an `evaluation.calibration.Calibration` ('isotonic'
+  knots: np.interp of them equals the calibrator's predict with clipping, for the
+  stepped and the centred isotonic map alike; the source names which)."""
   iso = fusion.calibrator
   x = np.asarray(iso.X_thresholds_, np.float64)
   y = np.asarray(iso.y_thresholds_, np.float64)
@@ -156,7 +157,9 @@ def calibration_of(fusion, manifest: dict) -> calibration_lib.Calibration:
       method="isotonic", params={"x": x.tolist(), "y": y.tolist()}, human=True,
       n=int(manifest.get("rows", 0)), raw_range=(float(lo), float(hi)),
       fit_metrics={"pearson_calibrated": cv.get("pearson", math.nan)},
-      source=f"default scorer fitted on {manifest.get('training_data', '?')}")
+      source=(f"default scorer fitted on {manifest.get('training_data', '?')}; "
+              + ("centred " if manifest.get("calibration") == "centred" else "")
+              + "isotonic map"))
 
 
 class FusedScorer:

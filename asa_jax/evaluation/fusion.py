@@ -29,8 +29,12 @@ only, so the choice never sees a test melody. The default candidates are the
 'linear' and 'hgb' ones below (DEFAULT_CANDIDATES), chosen by the pooled inner
 Pearson's r; `candidates` and `criterion="strata_r_auc"` (the mean over strata of
 (inner r + inner pass/fail AUC) / 2) are the levers of BUILD_NOTES "Fusion levers". The chosen model is refitted on all
-given rows, then calibrated to 0-100 by IsotonicRegression (increasing, clipped)
-on its inner out-of-fold predictions against the target rescaled to 0-100.
+given rows, then calibrated to 0-100 on its inner out-of-fold predictions against
+the target rescaled to 0-100, by `calibration`:
+  'isotonic'  IsotonicRegression (increasing, clipped): a step function.
+  'centred'   centred isotonic regression (Oron & Flournoy 2017, `CentredIsotonic`):
+              the same fit, read between the centres of its constant blocks, so a
+              small change of the raw score moves the score a little, not a step.
 
 A prediction's per-feature contributions (`Fusion.contributions`): for 'linear'
 and 'lasso' the exact additive terms; for the others the change of the raw score when the feature
@@ -56,6 +60,10 @@ HGB_PARAMS = ({"max_depth": 2, "learning_rate": 0.05, "max_iter": 150,
               {"max_depth": 3, "learning_rate": 0.05, "max_iter": 300,
                "min_samples_leaf": 20, "l2_regularization": 1.0})
 FORMAT_VERSION = 1
+CALIBRATIONS = ("isotonic", "centred")
+# Centred: a stepped map moved single singers 15-25 points for small term changes,
+# and cost agreement (BUILD_NOTES, "The fusion's 0-100 map").
+DEFAULT_CALIBRATION = "centred"
 DEFAULT_CANDIDATES = tuple([("linear", {"alpha": a}) for a in LINEAR_ALPHAS]
                            + [("hgb", p) for p in HGB_PARAMS])
 # Levers of BUILD_NOTES "Fusion levers" (issue 18, 6): regularised trees (stumps:
@@ -271,7 +279,8 @@ class Fusion:
     selection: {candidate label: inner-CV criterion (Pearson's r by default)}
       that chose it.
     target_range: (low, high) of the target scale mapped to 0 and 100.
-    model: the fitted model; calibrator: sklearn IsotonicRegression raw -> 0-100.
+    model: the fitted model; calibrator: raw -> 0-100, a CentredIsotonic or
+      an sklearn IsotonicRegression (`fit_fusion`'s calibration).
     reference: float (d,) training medians (the 'typical' performance of the
       contributions).
   """
@@ -297,7 +306,7 @@ class Fusion:
     return _one_thread(self.model.predict, self._matrix(x))
 
   def predict(self, x) -> np.ndarray:
-    """float64 (n,) calibrated score in [0, 100] (isotonic; higher = better)."""
+    """float64 (n,) calibrated score in [0, 100] (`calibrator`; higher = better)."""
     return self.calibrator.predict(self.predict_raw(x))
 
   def contributions(self, x) -> np.ndarray:
@@ -319,6 +328,48 @@ class Fusion:
     with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
       pickle.dump({"format_version": FORMAT_VERSION, "fusion": self}, f,
                   protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class CentredIsotonic:
+  """Centred isotonic regression (Oron & Flournoy 2017, Statistics in
+  Biopharmaceutical Research 9(3)): an increasing map raw -> [y_min, y_max].
+
+  scikit-learn's IsotonicRegression is fitted first; each of its constant blocks
+  (a run of training points with one fitted level) becomes one knot at the block's
+  mean raw score, and the map interpolates linearly between knots: strictly
+  increasing between the first and last centres (where the levels differ), flat
+  beyond them (clipped). Same attributes as IsotonicRegression's that readers use:
+  `X_thresholds_`, `y_thresholds_` (the knots; np.interp of them is `predict`).
+  """
+
+  def __init__(self, y_min: float = 0.0, y_max: float = 100.0):
+    self.y_min, self.y_max = y_min, y_max
+
+  def fit(self, x, y) -> "CentredIsotonic":
+    """Fits on float (n,) raw scores x and targets y; returns self.
+
+    Raises:
+      ValueError: fewer than 2 rows, or shapes differ (scikit-learn's message).
+    """
+    from sklearn.isotonic import IsotonicRegression  # pylint: disable=g-import-not-at-top
+    x = np.asarray(x, np.float64)
+    iso = IsotonicRegression(y_min=self.y_min, y_max=self.y_max, increasing=True,
+                             out_of_bounds="clip").fit(x, y)
+    order = np.argsort(x, kind="stable")
+    xs, level = x[order], iso.predict(x[order])
+    # Tied raw scores share one fitted level, so blocks never split a tie.
+    starts = np.r_[0, np.flatnonzero(np.diff(level) != 0) + 1]
+    centres = np.add.reduceat(xs, starts) / np.diff(np.r_[starts, len(xs)])
+    knots_x = np.r_[xs[0], centres, xs[-1]]
+    knots_y = np.r_[level[0], level[starts], level[-1]]
+    self.X_thresholds_, keep = np.unique(knots_x, return_index=True)
+    self.y_thresholds_ = knots_y[keep]
+    return self
+
+  def predict(self, x) -> np.ndarray:
+    """float64 (n,) calibrated values of raw scores x (clipped beyond the knots)."""
+    return np.interp(np.asarray(x, np.float64), self.X_thresholds_,
+                     self.y_thresholds_)
 
 
 def load(path: str) -> Fusion:
@@ -378,7 +429,8 @@ def fit_fusion(x, y, groups, features: Sequence[str], directions: Sequence[int],
                target_range: tuple[float, float], seed: int = 0,
                families: Sequence[str] | None = None,
                candidates: Sequence[tuple[str, dict]] = DEFAULT_CANDIDATES,
-               criterion: str = "pearson", passed=None, strata=None) -> Fusion:
+               criterion: str = "pearson", passed=None, strata=None,
+               calibration: str = DEFAULT_CALIBRATION) -> Fusion:
   """Fits the fusion on training rows only (module doc).
 
   Args:
@@ -394,24 +446,27 @@ def fit_fusion(x, y, groups, features: Sequence[str], directions: Sequence[int],
     criterion: 'pearson' or 'strata_r_auc' (`selection_score`).
     passed: bool (n,) pass/fail (for 'pass_blend' and 'strata_r_auc').
     strata: (n,) e.g. the corpus of each row (z targets, 'strata_r_auc').
+    calibration: the 0-100 map, one of CALIBRATIONS (module doc).
 
   Returns:
     The fitted Fusion.
 
   Raises:
     ValueError: shapes disagree, a direction not in {0, 1}, fewer melodies
-      than INNER_FOLDS, an unknown family or criterion, or no candidate left.
+      than INNER_FOLDS, an unknown family, criterion or calibration, or no
+      candidate left.
   """
   # One OpenMP thread: the trees are small, and on a crowded machine the boosted
   # trees' OpenMP threads spin-wait (a 1,000-row fit took minutes instead of 1.5 s).
   return _one_thread(_fit_fusion, x, y, groups, features, directions,
                      target_range=target_range, seed=seed, families=families,
                      candidates=candidates, criterion=criterion, passed=passed,
-                     strata=strata)
+                     strata=strata, calibration=calibration)
 
 
 def _fit_fusion(x, y, groups, features, directions, *, target_range, seed,
-                families, candidates, criterion, passed, strata) -> Fusion:
+                families, candidates, criterion, passed, strata,
+                calibration) -> Fusion:
   from sklearn.isotonic import IsotonicRegression  # pylint: disable=g-import-not-at-top
   from sklearn.model_selection import GroupKFold  # pylint: disable=g-import-not-at-top
   x = np.asarray(x, np.float64)
@@ -425,6 +480,9 @@ def _fit_fusion(x, y, groups, features, directions, *, target_range, seed,
     raise ValueError("directions must be +1 (monotone increasing) or 0")
   if len(set(groups.tolist())) < INNER_FOLDS:
     raise ValueError(f"need >= {INNER_FOLDS} melodies for the inner folds")
+  if calibration not in CALIBRATIONS:
+    raise ValueError(f"unknown calibration {calibration!r}; use one of "
+                     f"{CALIBRATIONS}")
   folds = list(GroupKFold(INNER_FOLDS, shuffle=True, random_state=seed).split(
       x, y, groups))
   passed = None if passed is None else np.asarray(passed, bool)
@@ -445,9 +503,10 @@ def _fit_fusion(x, y, groups, features, directions, *, target_range, seed,
   family, params, make, oof = oofs[best]
   model = _fit(make(), x, y, passed, strata)
   lo, hi = target_range
-  calibrator = IsotonicRegression(y_min=0.0, y_max=100.0, increasing=True,
-                                  out_of_bounds="clip").fit(
-                                      oof, 100.0 * (y - lo) / (hi - lo))
+  calibrator = (CentredIsotonic(0.0, 100.0) if calibration == "centred" else
+                IsotonicRegression(y_min=0.0, y_max=100.0, increasing=True,
+                                   out_of_bounds="clip")).fit(
+                                       oof, 100.0 * (y - lo) / (hi - lo))
   reference = np.nanmedian(x, axis=0)
   return Fusion(features=tuple(features), directions=directions, family=family,
                 params=dict(params), selection=scores, target_range=(lo, hi),

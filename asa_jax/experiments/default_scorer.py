@@ -44,7 +44,8 @@ scores are cached under --tables_dir, keyed by the comparator files' SHA-256.
 Model: `asa_jax.evaluation.fusion.fit_fusion` with the candidates and criterion of
 --fusion_recipe (`evaluation.fusion_recipes.RECIPES`: R0 monotone linear or
 boosted on the pooled target; R1 the same on each corpus's z-scored target;
-chosen by an inner leave-melodies-out CV; isotonic calibration to 0-100) on all
+chosen by an inner leave-melodies-out CV; centred isotonic calibration to 0-100,
+--calibration) on all
 rows, melodies as groups (corpus-prefixed). Before it, a leave-melodies-out CV of the same recipe
 (--folds, --seed) gives the figures written into the manifest: Pearson's r and the
 pass/fail AUC of the out-of-fold scores per corpus and pooled, 95% bootstrap CIs;
@@ -93,6 +94,9 @@ _CONTOUR = flags.DEFINE_string("contour", "", "A contour comparator folder whose
                                "pair score joins the features ('' = terms only).")
 _RECIPE = flags.DEFINE_enum("fusion_recipe", "R0", ["R0", "R1"],
                             "Candidates of evaluation.fusion_recipes.RECIPES.")
+_CALIBRATION = flags.DEFINE_enum(
+    "calibration", fusion_lib.DEFAULT_CALIBRATION, list(fusion_lib.CALIBRATIONS),
+    "The fusion's 0-100 map (`evaluation.fusion` module doc).")
 _TRACKER = flags.DEFINE_enum("tracker", "crepe", list(contours_lib.TRACKERS),
                              "f0 tracker of the SSVD audio's contours (and so of "
                              "the product's: the manifest names it).")
@@ -114,15 +118,19 @@ DATA = {
 }
 
 
-def fit_kwargs(recipe: str, rows) -> dict:
-  """`fusion.fit_fusion` arguments of a fusion recipe (R0 / R1) for these rows."""
+def fit_kwargs(recipe: str, rows,
+               calibration: str = fusion_lib.DEFAULT_CALIBRATION) -> dict:
+  """`fusion.fit_fusion` arguments of a fusion recipe (R0 / R1) for these rows, with
+  the 0-100 map `calibration` (`fusion.CALIBRATIONS`)."""
   _, candidates, criterion = fusion_recipes.RECIPES[recipe][:3]
   return {"candidates": candidates, "criterion": criterion,
+          "calibration": calibration,
           "passed": np.array([r["passed"] for r in rows]) > 0.5,
           "strata": np.array([r["corpus"] for r in rows])}
 
 
-def cross_validate(rows, features, *, n_folds, seed, n_boot, recipe="R0") -> dict:
+def cross_validate(rows, features, *, n_folds, seed, n_boot, recipe="R0",
+                   calibration=fusion_lib.DEFAULT_CALIBRATION) -> dict:
   """Leave-melodies-out CV of the recipe: {corpus | 'pooled': agreement}."""
   x = matrix(rows, features)
   y = np.array([r["target"] for r in rows])
@@ -132,7 +140,8 @@ def cross_validate(rows, features, *, n_folds, seed, n_boot, recipe="R0") -> dic
   folds = melody_cv.melody_folds(melodies, n_folds, seed)
   cal, _, chosen = melody_cv.out_of_fold(
       x, y, melodies, folds, features, [pair_terms.direction(n) for n in features],
-      target_range=(0.0, 100.0), seed=seed, **fit_kwargs(recipe, rows))
+      target_range=(0.0, 100.0), seed=seed,
+      **fit_kwargs(recipe, rows, calibration))
   out = {"folds": n_folds, "seed": seed, "chosen": chosen}
   for name, keep in [("pooled", np.ones(len(y), bool))] + [
       (c, corpus == c) for c in sorted(set(corpus))]:
@@ -143,7 +152,8 @@ def cross_validate(rows, features, *, n_folds, seed, n_boot, recipe="R0") -> dic
   return out
 
 
-def cross_corpus(rows, features, *, seed, n_boot, recipe="R0") -> dict:
+def cross_corpus(rows, features, *, seed, n_boot, recipe="R0",
+                 calibration=fusion_lib.DEFAULT_CALIBRATION) -> dict:
   """{corpus: agreement of a fusion fitted on the OTHER corpora only}: how the
   recipe transfers to a corpus it never saw (other recordings, other labels)."""
   x = matrix(rows, features)
@@ -151,7 +161,7 @@ def cross_corpus(rows, features, *, seed, n_boot, recipe="R0") -> dict:
   melodies = np.array([r["melody"] for r in rows])
   passed = np.array([r["passed"] for r in rows]) > 0.5
   corpus = np.array([r["corpus"] for r in rows])
-  kwargs = fit_kwargs(recipe, rows)
+  kwargs = fit_kwargs(recipe, rows, calibration)
   out = {}
   for c in sorted(set(corpus)):
     test = corpus == c
@@ -222,7 +232,8 @@ PRODUCT_SOURCE = "ssvd"
 def build(tables: dict[str, list[dict]], *, n_folds: int, seed: int, n_boot: int,
           recipe: str, fusion_recipe: str = "R0", scores_dir: str = "",
           contour: dict | None = None, tracker: str = "crepe",
-          log=print) -> tuple[fusion_lib.Fusion, dict]:
+          calibration: str = fusion_lib.DEFAULT_CALIBRATION, log=print
+          ) -> tuple[fusion_lib.Fusion, dict]:
   """(the fitted Fusion, its manifest) from term-table rows per corpus.
 
   scores_dir: a folder of learned scores (`learned_scores`) whose score joins the
@@ -245,12 +256,12 @@ def build(tables: dict[str, list[dict]], *, n_folds: int, seed: int, n_boot: int
   log(f"{len(rows)} rows ({counts}); "
       f"{len(features)} features: {features}; fusion recipe {fusion_recipe}")
   cv = cross_validate(rows, features, n_folds=n_folds, seed=seed, n_boot=n_boot,
-                      recipe=fusion_recipe)
+                      recipe=fusion_recipe, calibration=calibration)
   for k in ["pooled"] + sorted(tables):
     log(f"CV {k}: r={cv[k]['pearson']:.3f} {cv[k]['pearson_ci95']} "
         f"AUC={cv[k]['auc']:.3f} {cv[k]['auc_ci95']} n={cv[k]['n']}")
   cv["cross_corpus"] = cross_corpus(rows, features, seed=seed, n_boot=n_boot,
-                                    recipe=fusion_recipe)
+                                    recipe=fusion_recipe, calibration=calibration)
   for k, v in cv["cross_corpus"].items():
     log(f"fitted without {k}, tested on it: r={v['pearson']:.3f} {v['pearson_ci95']} "
         f"AUC={v['auc']:.3f} {v['auc_ci95']} n={v['n']}")
@@ -259,7 +270,7 @@ def build(tables: dict[str, list[dict]], *, n_folds: int, seed: int, n_boot: int
   melodies = np.array([r["melody"] for r in rows])
   fusion = fusion_lib.fit_fusion(x, y, melodies, features, directions,
                                  target_range=(0.0, 100.0), seed=seed,
-                                 **fit_kwargs(fusion_recipe, rows))
+                                 **fit_kwargs(fusion_recipe, rows, calibration))
   raw = fusion.predict_raw(x)
   iso_x = fusion.calibrator.X_thresholds_
   manifest = {
@@ -276,7 +287,7 @@ def build(tables: dict[str, list[dict]], *, n_folds: int, seed: int, n_boot: int
       "features": features, "directions": directions, "units": units,
       "fusion_recipe": fusion_recipe,
       **({"contour": contour} if contour else {}),
-      "family": fusion.family, "params": fusion.params,
+      "family": fusion.family, "params": fusion.params, "calibration": calibration,
       "selection": fusion.selection,
       "contours": {"source": "asa_jax.baselines.contours.extract_contours ("
                              + {"crepe": "CREPE port, features/crepe.py",
@@ -316,7 +327,9 @@ def main(argv):
             + (f" --contour=asa_jax/assess/default_scorer/{CONTOUR_FOLDER}"
                if _CONTOUR.value else "")
             + ("" if _RECIPE.value == "R0" else f" --fusion_recipe={_RECIPE.value}")
-            + ("" if _TRACKER.value == "crepe" else f" --tracker={_TRACKER.value}"))
+            + ("" if _TRACKER.value == "crepe" else f" --tracker={_TRACKER.value}")
+            + ("" if _CALIBRATION.value == _CALIBRATION.default
+               else f" --calibration={_CALIBRATION.value}"))
   scores_dir, contour = "", None
   if _CONTOUR.value:
     folder = os.path.abspath(_CONTOUR.value)
@@ -340,7 +353,8 @@ def main(argv):
   fusion, manifest = build(tables, n_folds=_FOLDS.value, seed=_SEED.value,
                            n_boot=_BOOT.value, recipe=recipe,
                            fusion_recipe=_RECIPE.value, scores_dir=scores_dir,
-                           contour=contour, tracker=_TRACKER.value)
+                           contour=contour, tracker=_TRACKER.value,
+                           calibration=_CALIBRATION.value)
   os.makedirs(out, exist_ok=True)
   fusion.save(os.path.join(out, fused.FUSION_FILE))
   atomic.write_text(os.path.join(out, fused.MANIFEST_FILE),
