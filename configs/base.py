@@ -75,6 +75,11 @@ def get_config() -> ml_collections.ConfigDict:
   # gradient on the CPU backend only (its loops serialise an accelerator), XLA's own
   # convolution elsewhere; 'xla' | 'im2col' force one (same parameters).
   c.model.conv_impl = "auto"
+  # BatchNorm of the residual blocks recomputed in the backward pass from its input
+  # (kept anyway) instead of holding its centred values for the whole step: the paper
+  # tower's step at batch 32 needs 0.47 GiB less (BUILD_NOTES, issue 20 part 4).
+  # Same parameters, same gradients.
+  c.model.remat_norm = True
   # Back-end over time: 'bert' (paper 3.2: [CLS] + self-attention layers) | 'attention'
   # (feed-forward attention, Raffel & Ellis; the singer-embedding study) | 'mean' |
   # 'max' (pooled projected frames, no BERT layers). Every system can use any.

@@ -32,6 +32,11 @@ _LN_EPSILON = 1e-12
 _BERT_INIT = nn.initializers.normal(stddev=0.02)
 
 
+# nn.BatchNorm recomputed in the backward pass (`ResBlock.remat_norm`); the same
+# parameters and batch_stats collection under the same names.
+_RematBatchNorm = nn.remat(nn.BatchNorm)
+
+
 def _dtype(name: str) -> Any:
   """Maps a config dtype name ('float32' | 'bfloat16' | 'float16') to a jnp dtype."""
   try:
@@ -63,6 +68,11 @@ class ResBlock(nn.Module):
   padding 1 on each side (PyTorch `padding=1`) and no bias (each is followed by BN).
   `folded=True` is the inference graph: each BN is folded into its convolution
   (`asa_jax.models.fold_bn`), which then has a bias, and there is no BN.
+  `remat_norm=True` recomputes each BN in the backward pass from its input, the
+  convolution's output, which the backward pass keeps anyway (`nn.remat`): its
+  centred and normalised values are not held from the forward pass to the backward.
+  The values and gradients are those of plain BN; the training step's temporaries
+  fall by a quarter (BUILD_NOTES, issue 20 part 4).
 
   Attributes:
     features: output channels.
@@ -70,12 +80,14 @@ class ResBlock(nn.Module):
     dtype: computation dtype (parameters stay float32).
     conv: the convolution module (`conv.conv_module`; nn.Conv = XLA's own).
     folded: BatchNorm folded into the convolutions (inference only).
+    remat_norm: BatchNorm recomputed in the backward pass (memory, not values).
   """
   features: int
   strides: tuple[int, int]
   dtype: Any = jnp.float32
   conv: conv_lib.ModuleDef = nn.Conv
   folded: bool = False
+  remat_norm: bool = True
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
@@ -92,7 +104,7 @@ class ResBlock(nn.Module):
         raise ValueError("a folded ResBlock is for inference only (train=False)")
       y = conv((1, 1), "conv_2")(nn.relu(conv(self.strides, "conv_1")(x)))
       return nn.relu(y + conv(self.strides, "conv_3")(x))
-    norm = lambda name: nn.BatchNorm(
+    norm = lambda name: (_RematBatchNorm if self.remat_norm else nn.BatchNorm)(
         use_running_average=not train, momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON,
         dtype=self.dtype, param_dtype=jnp.float32, name=name)
     y = nn.relu(norm("bn_1")(conv(self.strides, "conv_1")(x)))
@@ -192,6 +204,7 @@ class CNNSATower(nn.Module):
   the projected frames, without the BERT layers. `folded=True` is the BN-free
   inference graph whose parameters `asa_jax.models.fold_bn.fold_tower` makes from the
   trained ones (same embeddings within float32 rounding; train=False only).
+  `remat_norm` (config.model.remat_norm) is `ResBlock.remat_norm`.
   """
   conv_channels: tuple[int, ...] = (128, 128, 256, 256, 256, 256, 256)
   conv_strides: tuple[tuple[int, int], ...] = (
@@ -206,6 +219,7 @@ class CNNSATower(nn.Module):
   conv: conv_lib.ModuleDef = nn.Conv
   pooling: str = "bert"
   folded: bool = False
+  remat_norm: bool = True
 
   @classmethod
   def from_config(cls, model_config: ml_collections.ConfigDict, **kwargs) -> "CNNSATower":
@@ -228,6 +242,7 @@ class CNNSATower(nn.Module):
         embedding_dim=int(m.embedding_dim),
         dtype=_dtype(m.dtype),
         conv=conv_lib.conv_module(m.conv_impl),
+        remat_norm=bool(m.get("remat_norm", True)),
         pooling=str(m.pooling))
     fields.update(kwargs)
     return cls(**fields)
@@ -268,6 +283,7 @@ class CNNSATower(nn.Module):
                        name="input_bn")(x)
     for i, (features, strides) in enumerate(zip(self.conv_channels, self.conv_strides)):
       x = ResBlock(features, tuple(strides), dtype=self.dtype, conv=self.conv,
+                   remat_norm=self.remat_norm,
                    folded=self.folded, name=f"block_{i + 1}")(x, train=train)
     assert x.shape[1:3] == (1, frames), x.shape
     x = x[:, 0]  # (B, frames, channels): squeeze the frequency axis.
