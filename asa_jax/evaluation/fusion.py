@@ -61,8 +61,9 @@ HGB_PARAMS = ({"max_depth": 2, "learning_rate": 0.05, "max_iter": 150,
                "min_samples_leaf": 20, "l2_regularization": 1.0})
 FORMAT_VERSION = 1
 CALIBRATIONS = ("isotonic", "centred")
-# Centred: a stepped map moved single singers 15-25 points for small term changes,
-# and cost agreement (BUILD_NOTES, "The fusion's 0-100 map").
+# Centred: the stepped map moved single singers 15-25 points for small term
+# changes; the centred one agrees with the labels as well (BUILD_NOTES, "The
+# fusion's 0-100 map").
 DEFAULT_CALIBRATION = "centred"
 DEFAULT_CANDIDATES = tuple([("linear", {"alpha": a}) for a in LINEAR_ALPHAS]
                            + [("hgb", p) for p in HGB_PARAMS])
