@@ -77,8 +77,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.conv_impl = "auto"
   # BatchNorm of the residual blocks recomputed in the backward pass from its input
   # (kept anyway) instead of holding its centred values for the whole step: the paper
-  # tower's step at batch 32 needs 0.47 GiB less (BUILD_NOTES, issue 20 part 4).
-  # Same parameters, same gradients.
+  # tower's step at batch 32 holds 0.47 GiB less (BUILD_NOTES, issue 20 part 4).
+  # Same parameters; the same gradients up to floating-point order.
   c.model.remat_norm = True
   # Back-end over time: 'bert' (paper 3.2: [CLS] + self-attention layers) | 'attention'
   # (feed-forward attention, Raffel & Ellis; the singer-embedding study) | 'mean' |

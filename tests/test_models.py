@@ -147,9 +147,9 @@ def test_time_pooling_options():
 
 def test_recomputed_batchnorm_gives_the_same_step_in_less_memory():
   """model.remat_norm (issue 20, part 4): BatchNorm recomputed in the backward pass.
-  Same parameter tree, same loss, gradients and batch statistics as plain BatchNorm
-  on a small tower (bit-identical here); XLA's temporaries of the gradient are
-  smaller (0.78x here)."""
+  Same parameter tree, gradients and batch statistics as plain BatchNorm on a small
+  tower (bit-identical here); XLA's temporaries of the gradient are smaller (0.78x
+  here)."""
   c = rori.get_config("small")
   x = jnp.asarray(np.random.default_rng(1).standard_normal((8, 5, 96, 94)), jnp.float32)
   out = {}

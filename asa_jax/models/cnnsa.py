@@ -71,8 +71,8 @@ class ResBlock(nn.Module):
   `remat_norm=True` recomputes each BN in the backward pass from its input, the
   convolution's output, which the backward pass keeps anyway (`nn.remat`): its
   centred and normalised values are not held from the forward pass to the backward.
-  The values and gradients are those of plain BN; the training step's temporaries
-  fall by a quarter (BUILD_NOTES, issue 20 part 4).
+  The values and gradients are those of plain BN up to floating-point order; the
+  training step's temporaries fall by a quarter (BUILD_NOTES, issue 20 part 4).
 
   Attributes:
     features: output channels.
