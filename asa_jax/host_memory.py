@@ -1,7 +1,8 @@
 """Give freed heap back to the operating system (glibc's malloc_trim).
 
-Two users: the training loop, once after the step compiles, and each scoring-service
-worker after every request (asa_jax.assess.serve.worker: the alignment's large
+Two users: the training loop, after the initialiser and the step compile and before
+the step's first call, and after each validation; and each scoring-service worker
+after every request (asa_jax.assess.serve.worker: the alignment's large
 temporary matrices, freed, otherwise stay in malloc's arenas between requests).
 
 Compiling the paper-config train step on the CPU backend takes the process from

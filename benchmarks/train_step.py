@@ -9,7 +9,10 @@ lax.map loops whose bodies XLA's cost analysis counts once), achieved
 FLOP/s (and MFU with --peak_tflops), XLA memory analysis (arguments + temporaries),
 process peak RSS
 (resource.getrusage; cumulative over the variants run in this process: run one variant
-per process for a clean figure), then tower inference clips/s at --infer_batch.
+per process for a clean figure), then tower inference clips/s at --infer_batch. Like the
+training loop, it drops the initialisers' executables, compiles the step ahead and
+returns the compiler's freed heap before the first step, so the peak RSS is the
+training process's.
 
 With --profile, one more steady-state step is traced with `jax.profiler`, the trace is
 read back (`jax.profiler.ProfileData`), the XLA ops executed on the CPU backend's
@@ -57,6 +60,10 @@ flags.DEFINE_float("peak_tflops", 0.0, "The device's peak TFLOP/s for this dtype
 flags.DEFINE_enum("remat_norm", "config", ["config", "on", "off"],
                   "config.model.remat_norm: BatchNorm recomputed in the backward pass "
                   "(on, the default config) or held from the forward pass (off).")
+flags.DEFINE_enum("xla_scheduler", "config", ["config", "concurrency"],
+                  "config: the train step's own compiler options (on CPU, XLA's "
+                  "memory-minimising scheduler, asa_jax.train.step); concurrency: XLA "
+                  "CPU's default scheduler, for comparison.")
 flags.DEFINE_bool("profile", False, "Trace one step and print where its time goes.")
 flags.DEFINE_integer("profile_top", 12, "How many single ops --profile lists.")
 flags.DEFINE_enum("conv", "auto", ["auto", "im2col", "xla"],
@@ -163,10 +170,12 @@ def bench_step(variant: str, config, state, xla_state, mesh, rng, shape):
   # Model FLOPs from the unoptimised lowering with plain lax convs (see docstring).
   flops = _flops(jax.jit(functools.partial(train_step, system=systems.get(
       config))).lower(xla_state, batch))
+  options = ({"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_CONCURRENCY_OPTIMIZED"}
+             if FLAGS.xla_scheduler == "concurrency" else None)
   t = time.perf_counter()
-  compiled = step.lower(state, batch).compile()
+  compiled = step.lower(state, batch).compile(options)
   compile_s = time.perf_counter() - t
-  host_memory.release()  # As the training loop does after its first step.
+  host_memory.release()  # As the training loop does before its first step.
   for _ in range(FLAGS.warmup):
     state, _ = compiled(state, batch)
   jax.block_until_ready(state)  # (--warmup=0: nothing to wait for)
@@ -177,6 +186,7 @@ def bench_step(variant: str, config, state, xla_state, mesh, rng, shape):
   dt = (time.perf_counter() - t) / FLAGS.steps
   print(f"[{variant}] devices={jax.device_count()} dtype={config.model.dtype} "
         f"conv={conv_lib.resolve_impl(FLAGS.conv)} remat_norm={config.model.remat_norm} "
+        f"xla_scheduler={FLAGS.xla_scheduler} "
         f"batch={FLAGS.batch}: compile {compile_s:.1f} s, step {dt * 1e3:.0f} ms, "
         f"{FLAGS.batch / dt:.2f} triplets/s, {flops / FLAGS.batch / 1e9:.2f} GFLOP/triplet "
         f"(train), {flops / dt / 1e9:.1f} GFLOP/s achieved; XLA memory: {_mem(compiled)}; "
@@ -200,11 +210,11 @@ def bench(variant: str) -> None:
   if FLAGS.remat_norm != "config":
     config.model.remat_norm = FLAGS.remat_norm == "on"
   mesh = mesh_lib.make_mesh()
-  model, state = loop.init_state(config, mesh)
+  model, state = loop.init_state(config, mesh, keep_executable=False)
   # Model FLOPs are counted on the same model with XLA's own convolutions.
   xla_config = config.copy_and_resolve_references()
   xla_config.model.conv_impl = "xla"
-  xla_model, xla_state = loop.init_state(xla_config, mesh)
+  xla_model, xla_state = loop.init_state(xla_config, mesh, keep_executable=False)
   # Only its shapes are lowered (FLOPs): a second resident copy of the parameters and
   # the Adam moments (0.24 GiB for the paper tower) would count in the peak RSS.
   xla_state = jax.tree.map(

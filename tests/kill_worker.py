@@ -73,19 +73,15 @@ def install(target: str, save_log: str | None) -> None:
 
     setattr(checkpoint_lib.Checkpoints, f"save_{kind}", hooked_save)
 
-  make_steps = loop.make_steps
+  call = loop._CompiledAhead.__call__  # The loop's train step.
 
-  @functools.wraps(make_steps)
-  def hooked_make_steps(*args, **kwargs):
-    train_fn, eval_fn = make_steps(*args, **kwargs)
+  @functools.wraps(call)
+  def hooked_call(self, state, batch):
+    out = call(self, state, batch)  # Dispatched; the step may still be running.
+    _event("step", None, target)
+    return out
 
-    def train_step(state, batch):
-      out = train_fn(state, batch)  # Dispatched; the step may still be running.
-      _event("step", None, target)
-      return out
-    return train_step, eval_fn
-
-  loop.make_steps = hooked_make_steps
+  loop._CompiledAhead.__call__ = hooked_call
 
 
 if __name__ == "__main__":

@@ -45,6 +45,67 @@ def test_one_step_smoke():
   assert all(jax.tree.leaves(changed))
 
 
+def test_the_cpu_train_step_uses_the_memory_scheduler_for_the_same_step():
+  """Issue 20, part 4: on CPU the train step compiles with XLA's memory-minimising
+  scheduler. It only reorders the ops: the step's state and metrics are bit-identical
+  to XLA's default (concurrency) scheduler's, and its temporaries are no larger."""
+  from asa_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
+  c = fake_loader.tiny_config()
+  mesh = mesh_lib.make_mesh()
+  repl = mesh_lib.replicated(mesh)
+  assert step_lib.train_compiler_options(repl) == {
+      "xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+  fn = make_train_step(systems.get(c), repl, mesh_lib.batch_sharding(mesh), repl)
+  batch = mesh_lib.to_global(next(fake_loader.FakeTripletLoader("train", c).epoch(0)),
+                             mesh)
+  out, temp = {}, {}
+  for name, options in (("memory", None), ("concurrency", {
+      "xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_CONCURRENCY_OPTIMIZED"})):
+    _, state = loop.init_state(c, mesh)
+    compiled = fn.lower(state, batch).compile(options)
+    temp[name] = compiled.memory_analysis().temp_size_in_bytes
+    out[name] = jax.device_get(compiled(state, batch))
+  assert temp["memory"] <= temp["concurrency"], temp
+  for a, b in zip(jax.tree.leaves(out["memory"]), jax.tree.leaves(out["concurrency"])):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_the_loop_compiles_its_step_before_the_first_call_and_releases_the_heap(
+    monkeypatch):
+  """The compiler's freed heap goes back to the OS between the compilation and the
+  first call (else both add up in the peak RSS: 3.0 -> 2.45 GiB for the paper tower);
+  each new batch shape compiles once."""
+  events = []
+  monkeypatch.setattr(loop.host_memory, "release", lambda: events.append("release"))
+
+  class Fn:
+    def lower(self, state, batch):
+      events.append(("lower", batch["x"].shape))
+      return self
+
+    def compile(self):
+      return lambda state, batch: events.append(("call", batch["x"].shape)) or state
+
+  step = loop._CompiledAhead(Fn())
+  for shape in ((2, 3), (2, 3), (4, 3)):
+    step(None, {"x": np.zeros(shape, np.float32)})
+  assert events == [("lower", (2, 3)), "release", ("call", (2, 3)), ("call", (2, 3)),
+                    ("lower", (4, 3)), "release", ("call", (4, 3))]
+
+
+def test_init_state_can_drop_the_initialisers_executable():
+  c = fake_loader.tiny_config()
+  mesh = mesh_lib.make_mesh()
+  _, kept = loop.init_state(c, mesh)
+  fn, = [f for k, f in loop._INIT_CACHE.items() if k[-1] == mesh and k[0] ==
+         systems.build_model(c)]
+  assert fn._cache_size() == 1
+  _, dropped = loop.init_state(c, mesh, keep_executable=False)
+  assert fn._cache_size() == 0
+  for a, b in zip(jax.tree.leaves(kept), jax.tree.leaves(dropped)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_resume_continues_and_matches_straight_run(tmp_path):
   """max_steps=2 then 4 in one workdir == max_steps=4 at once (3 batches/epoch, so the
   first run stops mid-epoch and the second crosses the epoch end + validation)."""
