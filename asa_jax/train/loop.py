@@ -37,7 +37,7 @@ from asa_jax.evaluation import validation_calibration
 from asa_jax.train import mesh as mesh_lib
 from asa_jax.train.checkpoint import Checkpoints, restore_for_inference
 from asa_jax.train.metrics import MetricWriter
-from asa_jax.train.state import TrainState, create_train_state
+from asa_jax.train.state import TrainState, create_train_state, make_optimizer
 from asa_jax.train.step import make_steps
 
 
@@ -201,8 +201,14 @@ def init_state(config: ml_collections.ConfigDict, mesh, *,
   key = (model, systems.get(config), config.train.optimizer,
          float(config.train.learning_rate), len(config.features.channels), mesh)
   if key not in _INIT_CACHE:
-    _INIT_CACHE[key] = jax.jit(functools.partial(create_train_state, model, config),
-                               out_shardings=mesh_lib.replicated(mesh))
+    # One optimizer per key: `clear_cache()` below also empties jax's tracing cache,
+    # and a retraced initialiser that built a new one would return a state of
+    # another pytree structure, so the train step would be traced and compiled
+    # again in the next run in this process (BUILD_NOTES, "Resume tests").
+    _INIT_CACHE[key] = jax.jit(
+        functools.partial(create_train_state, model, config,
+                          tx=make_optimizer(config)),
+        out_shardings=mesh_lib.replicated(mesh))
   state = _INIT_CACHE[key](np.int32(config.seed))
   if not keep_executable:
     _INIT_CACHE[key].clear_cache()

@@ -62,7 +62,8 @@ def input_shape(config: ml_collections.ConfigDict, batch: int = 1) -> tuple[int,
 
 
 def create_train_state(model: flax.linen.Module, config: ml_collections.ConfigDict,
-                       seed: int | jax.Array) -> TrainState:
+                       seed: int | jax.Array, *,
+                       tx: optax.GradientTransformation | None = None) -> TrainState:
   """Initialises parameters (float32) and optimizer state for `model`.
 
   Parameters are drawn with an 'rbg' key (XLA RngBitGenerator): on CPU, compiling
@@ -75,12 +76,15 @@ def create_train_state(model: flax.linen.Module, config: ml_collections.ConfigDi
     model: the model of config.system (asa_jax.systems.build_model).
     config: the run config.
     seed: integer seed (config.seed).
+    tx: the optimizer; None = `make_optimizer(config)`. A caller that traces this
+      more than once passes the same one: the state's static fields (apply_fn, tx)
+      are then equal, so a jitted step taking the state is not traced again.
   """
   init_key = jax.random.key(seed, impl="rbg")
   x = jnp.zeros(input_shape(config), jnp.float32)
   variables = model.init(init_key, *systems.get(config).init_inputs(x), train=False)
   return TrainState.create(apply_fn=model.apply, params=variables["params"],
-                           tx=make_optimizer(config),
+                           tx=make_optimizer(config) if tx is None else tx,
                            batch_stats=variables.get("batch_stats", {}),
                            rng=jax.random.fold_in(jax.random.PRNGKey(seed), 1)
                            ).replace(step=jnp.zeros((), jnp.int32))
