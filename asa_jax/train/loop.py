@@ -193,9 +193,10 @@ def init_state(config: ml_collections.ConfigDict, mesh, *,
 
   The jitted initialiser is cached per (model, optimizer settings, input shape, mesh)
   so repeated runs in one process (resume, tests) compile it once. With
-  keep_executable=False its compiled executable is dropped after the call: the
-  paper tower's holds about 0.1 GiB of RSS that a training process, which
-  initialises once, would otherwise keep under every step.
+  keep_executable=False its compiled executable is dropped after the call, since a
+  training process initialises once (the RSS this saves was 0.1 GiB in one
+  measurement and nothing in another: BUILD_NOTES, "Resume tests"); the next call
+  compiles the initialiser again, but not the train step.
   """
   model = build_model(config)
   key = (model, systems.get(config), config.train.optimizer,
