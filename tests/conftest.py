@@ -5,9 +5,23 @@ message, when it is absent. With ASA_REQUIRE_DATA=1 (.ci/run sets it) a missing 
 folder is a failure instead, so CI cannot pass by silently skipping them (issue 22).
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
+
+# One XLA compilation cache for the whole test run, in a fresh temporary folder: many
+# tests (and the workers they start, which inherit the environment) compile the same
+# small train and eval steps, and each compile of those costs 15-30 s on 2 CPU cores.
+# A loaded executable is the compiled code itself, so results do not change. The
+# folder starts empty, so a run never reads an earlier run's executables.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _XLA_CACHE = tempfile.mkdtemp(prefix="asa_jax_tests_xla_cache_")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+  atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.path.join(ROOT, "..", "shared", "data")
