@@ -353,6 +353,32 @@ def test_console_script_prints_one_line_without_traceback(tmp_path):
   assert proc.stderr.strip().count("\n") == 0 and "no such workdir" in proc.stderr
 
 
+@pytest.mark.timeout(300)
+def test_a_reader_that_closes_the_pipe_loses_no_file(wav_pair, tmp_path):
+  """`asa-score ... | head -1`: the real process with stdout a pipe whose reader has
+  gone. The JSON asked for is still written, the exit code is the scoring's and
+  stderr holds no traceback (before, BrokenPipeError ended it with exit 1, the
+  bad-input code, and no file)."""
+  perf, ref = wav_pair
+  cal = tmp_path / "cal.json"
+  calibration.save(calibration.fit([-300.0, -100.0, -20.0, 0.0], [10, 40, 80, 95]),
+                   cal)
+  read_end, write_end = os.pipe()
+  os.close(read_end)  # The reader is gone before the first line.
+  try:
+    proc = subprocess.run(
+        [sys.executable, "-m", "asa_jax.assess.cli", "--baseline=dtw_melody",
+         f"--calibration={cal}", f"--performance={perf}", f"--reference={ref}",
+         f"--json={tmp_path / 'out.json'}"],
+        stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=280, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": REPO})
+  finally:
+    os.close(write_end)
+  assert proc.returncode == cli.EXIT_OK, proc.stderr
+  assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+  assert 0 <= json.loads((tmp_path / "out.json").read_text())["score"] <= 100
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -151,6 +151,22 @@ def contribution_table(assessment) -> str:
   return "\n".join(lines)
 
 
+def _say(text: str) -> None:
+  """Prints one line of the report to stdout.
+
+  A reader that closes the pipe early (`asa-score ... | head`) ends the text, not the
+  work: stdout is pointed at /dev/null, so the files asked for are still written and
+  the exit code is still the scoring's, with no traceback. (Python's advice for
+  SIGPIPE, in the `signal` module's documentation.)
+  """
+  try:
+    print(text, flush=True)
+  except BrokenPipeError:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def _one(assessor, args) -> int:
   from asa_jax import atomic  # pylint: disable=g-import-not-at-top
   from asa_jax.assess import load_input  # pylint: disable=g-import-not-at-top
@@ -163,37 +179,37 @@ def _one(assessor, args) -> int:
          load_input(args.accompaniment, role="accompaniment")[0])
   result = assessor.assess_audio(perf, ref, acc, performance_name=perf_name,
                                  reference_name=ref_name)
-  print(f"score {result.score:.1f} / 100  (raw {result.raw:.4g}, {result.system}, "
-        f"calibration {result.calibration})")
+  _say(f"score {result.score:.1f} / 100  (raw {result.raw:.4g}, {result.system}, "
+       f"calibration {result.calibration})")
   if result.key_offset_cents is not None:
     # "x the reference's": the measured term tempo_ratio is the inverse
     # (performance s per reference s), so the header names its direction.
-    print(f"key offset {result.key_offset_cents:+.0f} cents, tempo "
-          f"{result.tempo_ratio:.3f}x the reference's, latency {result.latency_s:+.3f} s")
+    _say(f"key offset {result.key_offset_cents:+.0f} cents, tempo "
+         f"{result.tempo_ratio:.3f}x the reference's, latency {result.latency_s:+.3f} s")
   if result.alignment is not None:
-    print(f"follows the reference: {result.alignment.describe()}")
+    _say(f"follows the reference: {result.alignment.describe()}")
   for w in result.warnings:
-    print(f"warning: {w}")
+    _say(f"warning: {w}")
   if result.contributions:
-    print("why this score (points against a typical performance):")
-    print(contribution_table(result))
-  print(segment_table(result))
+    _say("why this score (points against a typical performance):")
+    _say(contribution_table(result))
+  _say(segment_table(result))
   if result.notes:
     flagged = sum(bool(n.flags) for n in result.notes)
-    print(f"{len(result.notes)} notes, {flagged} flagged")
-    print(note_table(result))
+    _say(f"{len(result.notes)} notes, {flagged} flagged")
+    _say(note_table(result))
   if args.json:
     atomic.write_text(args.json, json.dumps(result.to_dict(), indent=1))
-    print(f"wrote {args.json}")
+    _say(f"wrote {args.json}")
   if args.plot:
     html_report.write_png(result, args.plot)
-    print(f"wrote {args.plot}")
+    _say(f"wrote {args.plot}")
   if args.html:
     html_report.write_html(result, args.html, performance_audio=perf,
                            reference_audio=ref,
                            titles=(os.path.basename(args.performance),
                                    os.path.basename(args.reference or "")))
-    print(f"wrote {args.html}")
+    _say(f"wrote {args.html}")
   return EXIT_OK
 
 
@@ -240,7 +256,7 @@ def _batch(assessor, args) -> int:
   writer.writerows(out)
   atomic.write_text(args.output, buf.getvalue())
   scored = sum(not rec.get("error") for rec in out)
-  print(f"scored {scored} of {len(out) + len(problems)} row(s); wrote {args.output}")
+  _say(f"scored {scored} of {len(out) + len(problems)} row(s); wrote {args.output}")
   return EXIT_PARTIAL if failed else EXIT_OK
 
 
