@@ -1,4 +1,4 @@
-"""Shared test helpers: the real-data gate.
+"""Shared test helpers: the real-data gate, and one XLA compilation cache per run.
 
 Tests that read real recordings from ../shared/data skip, with the path in the
 message, when it is absent. With ASA_REQUIRE_DATA=1 (.ci/run sets it) a missing data
@@ -66,7 +66,8 @@ def _release_compiled_code():
   CPU code of every function compiled so far until the process ends. With the
   third session's tests that process crashed (SIGSEGV inside an XLA compile) at
   the same test twice, though that test passes alone (BUILD_NOTES, "Fresh-clone
-  runs"). Later modules recompile what they use.
+  runs"). Later modules load what they use again from this run's compilation
+  cache (above), or compile it.
   """
   yield
   import gc  # pylint: disable=g-import-not-at-top
