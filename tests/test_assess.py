@@ -18,6 +18,7 @@ from asa_jax import config_specs
 from asa_jax.assess import Assessor, AudioError, cli, html_report
 from asa_jax.evaluation import calibration
 from tests import assess_audio
+from tests import serve_helpers
 
 SR = assess_audio.SAMPLE_RATE
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -360,9 +361,7 @@ def test_a_reader_that_closes_the_pipe_loses_no_file(wav_pair, tmp_path):
   stderr holds no traceback (before, BrokenPipeError ended it with exit 1, the
   bad-input code, and no file)."""
   perf, ref = wav_pair
-  cal = tmp_path / "cal.json"
-  calibration.save(calibration.fit([-300.0, -100.0, -20.0, 0.0], [10, 40, 80, 95]),
-                   cal)
+  cal = serve_helpers.calibration_file(tmp_path / "cal.json")
   read_end, write_end = os.pipe()
   os.close(read_end)  # The reader is gone before the first line.
   try:
